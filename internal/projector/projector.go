@@ -1,0 +1,451 @@
+// Package projector turns JetStream messages into table rows by upstream's
+// rules (spec section 4). It is the only code that writes results: stream
+// replay, its --follow mode and the demo all go through it.
+//
+// A batch is projected in one transaction with a few set-based statements.
+// The rules are applied in Go, in stream order, against the rows' state
+// read at the start of the transaction, so the batch leaves exactly the
+// tables upstream's one-message-at-a-time projector would.
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Message is one JetStream message.
+type Message struct {
+	Stream    string
+	Seq       uint64
+	Subject   string
+	Published time.Time // becomes recorded_at
+	Data      []byte
+}
+
+// ErrNotFound is what an OutputSource returns for a missing object.
+var ErrNotFound = errors.New("not found")
+
+// OutputSource reads overflowed stdout/stderr (object store result_output).
+type OutputSource interface {
+	Output(ctx context.Context, key string) ([]byte, error)
+}
+
+// ManifestSource looks manifests up by id (KV bucket jobs); nil, nil when
+// there is no such manifest.
+type ManifestSource interface {
+	Manifest(ctx context.Context, id string) (*wire.Manifest, error)
+}
+
+// Projector prepares and applies batches. It is not safe for concurrent
+// Prepare calls (it caches manifests), but Prepare of one batch may run
+// while Apply of the previous one does.
+type Projector struct {
+	store     store.Store
+	outputs   OutputSource
+	manifests ManifestSource
+	cache     map[string]*wire.Manifest
+	now       func() time.Time
+}
+
+// New returns a projector writing to st. outputs and manifests may be nil
+// when the stream has no overflow and no inventory jobs (a payload that
+// needs them is then quarantined, never silently dropped).
+func New(st store.Store, outputs OutputSource, manifests ManifestSource) *Projector {
+	return &Projector{store: st, outputs: outputs, manifests: manifests, cache: map[string]*wire.Manifest{}, now: time.Now}
+}
+
+type itemKind int
+
+const (
+	kindResult itemKind = iota
+	kindStarted
+)
+
+type item struct {
+	kind     itemKind
+	msg      *Message
+	id       string
+	result   *wire.ExecResult
+	started  *wire.EventStarted
+	manifest *wire.Manifest // with an inventory hint, for exit-0 results
+}
+
+// Batch is a prepared run of messages: decoded, overflow fetched,
+// manifests resolved. Nothing has touched the database yet.
+type Batch struct {
+	items      []item
+	quarantine []store.QuarantineEntry
+	ignored    int64
+	Stream     string
+	LastSeq    uint64
+	Messages   int64
+	Bytes      int64
+}
+
+// Prepare decodes msgs (in stream order). A message that cannot be
+// decoded or completed goes to the batch's quarantine list with the
+// reason; only a context or connection failure is an error.
+func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error) {
+	b := &Batch{items: make([]item, 0, len(msgs))}
+	for i := range msgs {
+		m := &msgs[i]
+		b.Messages++
+		b.Stream = m.Stream
+		b.Bytes += int64(len(m.Data))
+		if m.Seq > b.LastSeq {
+			b.LastSeq = m.Seq
+		}
+		it, reason, err := p.prepareOne(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case reason != "":
+			b.quarantine = append(b.quarantine, store.QuarantineEntry{Stream: m.Stream, Seq: m.Seq, Subject: m.Subject,
+				PublishedAt: m.Published, Error: reason, Payload: m.Data, QuarantinedAt: p.now().UTC()})
+		case it == nil:
+			b.ignored++
+		default:
+			b.items = append(b.items, *it)
+		}
+	}
+	return b, nil
+}
+
+// prepareOne returns the item, or a quarantine reason, or (nil, "") for a
+// message the projector does not handle (other events.* subjects).
+func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, error) {
+	switch {
+	case strings.HasPrefix(m.Subject, "results."):
+		r, err := wire.DecodeExecResult(m.Data)
+		if err != nil {
+			return nil, err.Error(), nil
+		}
+		if reason, err := p.fetchOverflow(ctx, r); err != nil || reason != "" {
+			return nil, reason, err
+		}
+		it := &item{kind: kindResult, msg: m, id: r.StableID(), result: r}
+		if r.ExitCode == 0 && r.ManifestID != nil {
+			man, err := p.manifest(ctx, *r.ManifestID)
+			if err != nil {
+				return nil, "", err
+			}
+			if man != nil && man.Inventory != nil {
+				it.manifest = man
+			}
+		}
+		return it, "", nil
+	case strings.HasPrefix(m.Subject, "events.started."):
+		e, err := wire.DecodeEventStarted(m.Data)
+		if err != nil {
+			return nil, err.Error(), nil
+		}
+		return &item{kind: kindStarted, msg: m, id: e.ResultID, started: e}, "", nil
+	default:
+		return nil, "", nil
+	}
+}
+
+func (p *Projector) fetchOverflow(ctx context.Context, r *wire.ExecResult) (string, error) {
+	for _, f := range []struct {
+		key *string
+		dst *string
+	}{{r.StdoutObject, &r.Stdout}, {r.StderrObject, &r.Stderr}} {
+		if f.key == nil {
+			continue
+		}
+		if p.outputs == nil {
+			return fmt.Sprintf("overflow object %q: no object store to read it from", *f.key), nil
+		}
+		data, err := p.outputs.Output(ctx, *f.key)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Sprintf("overflow object %q is missing from bucket result_output", *f.key), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read overflow object %q: %w", *f.key, err)
+		}
+		*f.dst = LossyUTF8(data)
+	}
+	return "", nil
+}
+
+func (p *Projector) manifest(ctx context.Context, id string) (*wire.Manifest, error) {
+	if m, ok := p.cache[id]; ok {
+		return m, nil
+	}
+	if p.manifests == nil {
+		return nil, nil
+	}
+	m, err := p.manifests.Manifest(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("look up manifest %q: %w", id, err)
+	}
+	p.cache[id] = m
+	return m, nil
+}
+
+// Stats counts what batches did.
+type Stats struct {
+	Messages         int64 `json:"messages"`
+	Bytes            int64 `json:"bytes"`
+	Inserted         int64 `json:"rows_inserted"`
+	Completed        int64 `json:"in_flight_completed"`
+	ReapedReplaced   int64 `json:"reaped_replaced"`
+	InFlightCreated  int64 `json:"in_flight_created"`
+	Unchanged        int64 `json:"unchanged_duplicates"`
+	CountersMoved    int64 `json:"counters_moved"`
+	InventoryUpserts int64 `json:"inventory_upserts"`
+	InventorySkipped int64 `json:"inventory_skipped"`
+	Quarantined      int64 `json:"quarantined"`
+	Ignored          int64 `json:"ignored"`
+}
+
+// Add accumulates o into s.
+func (s *Stats) Add(o Stats) {
+	s.Messages += o.Messages
+	s.Bytes += o.Bytes
+	s.Inserted += o.Inserted
+	s.Completed += o.Completed
+	s.ReapedReplaced += o.ReapedReplaced
+	s.InFlightCreated += o.InFlightCreated
+	s.Unchanged += o.Unchanged
+	s.CountersMoved += o.CountersMoved
+	s.InventoryUpserts += o.InventoryUpserts
+	s.InventorySkipped += o.InventorySkipped
+	s.Quarantined += o.Quarantined
+	s.Ignored += o.Ignored
+}
+
+// ErrRace means another writer changed rows between this batch's read and
+// its write; the transaction was rolled back and the batch can be retried.
+var ErrRace = errors.New("rows changed under the batch by a concurrent writer")
+
+// ApplyOptions control one Apply.
+type ApplyOptions struct {
+	DryRun     bool              // roll back instead of committing
+	Checkpoint *store.Checkpoint // saved in the same transaction
+	// ClearQuarantine lists quarantined sequences this batch re-projected;
+	// they are removed in the same transaction.
+	ClearQuarantine []uint64
+}
+
+type vstate int
+
+const (
+	stNone vstate = iota
+	stInFlight
+	stReaped
+	stFinished
+)
+
+// Apply projects b in one transaction of its own.
+func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Stats, error) {
+	var st Stats
+	err := p.store.Project(ctx, opts.DryRun, func(tx store.ProjectionTx) error {
+		var err error
+		st, err = p.ApplyTx(ctx, tx, b, opts)
+		return err
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	return st, nil
+}
+
+// ApplyTx projects b inside tx, so a caller can put several batches in one
+// transaction (a dry run that must see its own earlier batches).
+func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch, opts ApplyOptions) (Stats, error) {
+	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
+	plan, err := p.plan(ctx, tx, b)
+	if err != nil {
+		return st, err
+	}
+	st.Inserted, st.Completed, st.ReapedReplaced = plan.inserted, plan.completed, plan.reapedReplaced
+	st.InFlightCreated, st.Unchanged, st.InventorySkipped = plan.inFlightCreated, plan.unchanged, plan.inventorySkipped
+	if n, err := tx.InsertInFlight(ctx, plan.inFlight); err != nil {
+		return st, err
+	} else if n != int64(len(plan.inFlight)) {
+		return st, ErrRace
+	}
+	if n, err := tx.UpsertResults(ctx, plan.upserts); err != nil {
+		return st, err
+	} else if n != int64(len(plan.upserts)) {
+		return st, ErrRace
+	}
+	moved, err := tx.BumpExecutions(ctx, plan.deltas)
+	if err != nil {
+		return st, err
+	}
+	for _, id := range moved {
+		d := plan.deltaOf[id]
+		st.CountersMoved += d.Success + d.Failure
+	}
+	if st.InventoryUpserts, err = tx.UpsertInventory(ctx, plan.facts); err != nil {
+		return st, err
+	}
+	if err := tx.AddQuarantine(ctx, b.quarantine); err != nil {
+		return st, err
+	}
+	if err := tx.DeleteQuarantine(ctx, b.Stream, opts.ClearQuarantine); err != nil {
+		return st, err
+	}
+	if opts.Checkpoint != nil {
+		if err := tx.SaveCheckpoint(ctx, *opts.Checkpoint); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// Quarantined lists the batch's quarantined sequences.
+func (b *Batch) Quarantined() []store.QuarantineEntry { return b.quarantine }
+
+type plan struct {
+	inFlight, upserts []store.ResultRow
+	deltas            []store.CounterDelta
+	deltaOf           map[string]store.CounterDelta
+	facts             []store.InventoryFact
+
+	inserted, completed, reapedReplaced, inFlightCreated, unchanged, inventorySkipped int64
+}
+
+// plan replays upstream's per-message rules over the batch in order.
+func (p *Projector) plan(ctx context.Context, tx store.ProjectionTx, b *Batch) (*plan, error) {
+	ids := make([]string, 0, len(b.items))
+	seen := make(map[string]bool, len(b.items))
+	for _, it := range b.items {
+		if !seen[it.id] {
+			seen[it.id] = true
+			ids = append(ids, it.id)
+		}
+	}
+	existing, err := tx.LoadResultStates(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	state := make(map[string]vstate, len(ids))
+	for id, s := range existing {
+		switch {
+		case s.Reaped:
+			state[id] = stReaped
+		case s.Finished:
+			state[id] = stFinished
+		default:
+			state[id] = stInFlight
+		}
+	}
+	// images holds the row each touched id will be written as. A row a
+	// started event creates and a later result completes in the same
+	// batch is written once, as the result upsert.
+	type image struct {
+		row      store.ResultRow
+		isResult bool
+	}
+	images := map[string]*image{}
+	var order []string
+	pl := &plan{deltaOf: map[string]store.CounterDelta{}}
+	var deltaOrder []string
+	factIdx := map[[2]string]int{}
+
+	for _, it := range b.items {
+		switch it.kind {
+		case kindStarted:
+			if state[it.id] != stNone {
+				continue // ON CONFLICT DO NOTHING
+			}
+			e := it.started
+			img := &image{row: store.ResultRow{ResultID: e.ResultID, RequestID: e.RequestID, ExecID: wire.Str(e.ExecID), PCID: e.PCID,
+				StartedAt: e.StartedAt, RecordedAt: it.msg.Published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: e.ExpiresAt}}
+			images[it.id] = img
+			order = append(order, it.id)
+			state[it.id] = stInFlight
+			pl.inFlightCreated++
+		case kindResult:
+			r := it.result
+			prior := state[it.id]
+			if prior == stFinished {
+				pl.unchanged++
+			} else {
+				exit := r.ExitCode
+				fin := r.FinishedAt
+				if img, ok := images[it.id]; ok {
+					// Created earlier in this batch by a started event:
+					// the upsert's DO UPDATE branch, applied to that image.
+					img.row.ExitCode, img.row.Stdout, img.row.Stderr, img.row.FinishedAt = &exit, r.Stdout, r.Stderr, &fin
+					img.row.Reaped, img.row.Skipped, img.row.RequestID = false, r.Skipped, r.RequestID
+					if r.ManifestID != nil {
+						img.row.JobID = r.ManifestID
+					}
+					img.isResult = true
+				} else {
+					images[it.id] = &image{isResult: true, row: store.ResultRow{ResultID: it.id, RequestID: r.RequestID, ExecID: r.ExecID,
+						PCID: r.PCID, ExitCode: &exit, Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin,
+						RecordedAt: it.msg.Published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.Skipped}}
+					order = append(order, it.id)
+				}
+				switch prior {
+				case stNone:
+					pl.inserted++
+				case stInFlight:
+					pl.completed++
+				case stReaped:
+					pl.reapedReplaced++
+				}
+				state[it.id] = stFinished
+				// A reaped placeholder was already counted by the reaper.
+				if prior != stReaped && r.ExecID != nil {
+					d, ok := pl.deltaOf[*r.ExecID]
+					if !ok {
+						deltaOrder = append(deltaOrder, *r.ExecID)
+						d.ExecID = *r.ExecID
+					}
+					if r.ExitCode == 0 {
+						d.Success++
+					} else {
+						d.Failure++
+					}
+					pl.deltaOf[*r.ExecID] = d
+				}
+			}
+			// Upstream projects inventory for every exit-0 result, fresh or
+			// not; the recorded_at guard keeps the newest.
+			if it.manifest != nil {
+				if !json.Valid([]byte(r.Stdout)) {
+					pl.inventorySkipped++
+					continue
+				}
+				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: r.Stdout,
+					DisplayJSON: wire.Str(it.manifest.Inventory.DisplayJSON()), SummaryJSON: it.manifest.Inventory.SummaryJSON(),
+					CollectedAt: &r.FinishedAt, RecordedAt: it.msg.Published}
+				key := [2]string{f.PCID, f.JobID}
+				if i, ok := factIdx[key]; ok {
+					if !f.RecordedAt.Before(pl.facts[i].RecordedAt) {
+						pl.facts[i] = f
+					}
+				} else {
+					factIdx[key] = len(pl.facts)
+					pl.facts = append(pl.facts, f)
+				}
+			}
+		}
+	}
+	for _, id := range order {
+		img := images[id]
+		if img.isResult {
+			pl.upserts = append(pl.upserts, img.row)
+		} else {
+			pl.inFlight = append(pl.inFlight, img.row)
+		}
+	}
+	for _, id := range deltaOrder {
+		pl.deltas = append(pl.deltas, pl.deltaOf[id])
+	}
+	return pl, nil
+}

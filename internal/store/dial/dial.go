@@ -1,0 +1,98 @@
+// Package dial turns a --db value into an open store: postgres:// and
+// postgresql:// URLs (and key=value DSNs) go to PostgreSQL, sqlite:// URLs
+// and plain paths to SQLite.
+package dial
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+)
+
+// Target is a parsed --db value.
+type Target struct {
+	Kind store.Kind
+	DSN  string // for PostgreSQL the DSN, for SQLite the file path
+}
+
+// Parse classifies dsn without connecting. An empty dsn is an error: the
+// caller resolves the default first.
+func Parse(dsn string) (Target, error) {
+	switch {
+	case dsn == "":
+		return Target{}, fmt.Errorf("--db is empty: give a postgres:// URL or an SQLite file path")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return Target{}, fmt.Errorf("--db %s is not a valid URL: %v", Redact(dsn), redactErr(err, dsn))
+		}
+		return Target{Kind: store.Postgres, DSN: dsn}, nil
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return Target{}, fmt.Errorf("--db sqlite:// needs a path, e.g. sqlite:///var/lib/kanade/backend.db")
+		}
+		return Target{Kind: store.SQLite, DSN: path}, nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return Target{Kind: store.SQLite, DSN: strings.TrimPrefix(dsn, "sqlite:")}, nil
+	case strings.Contains(dsn, "://"):
+		scheme := dsn[:strings.Index(dsn, "://")]
+		return Target{}, fmt.Errorf("--db scheme %q is not supported: use postgres://, postgresql://, sqlite:// or a file path", scheme)
+	case strings.Contains(dsn, "=") && (strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname=") || strings.Contains(dsn, "user=")):
+		return Target{Kind: store.Postgres, DSN: dsn}, nil
+	default:
+		return Target{Kind: store.SQLite, DSN: dsn}, nil
+	}
+}
+
+// Open connects to the database dsn names.
+func Open(ctx context.Context, dsn string) (store.Store, error) {
+	t, err := Parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	switch t.Kind {
+	case store.Postgres:
+		return pgstore.Open(ctx, t.DSN)
+	default:
+		if dir := filepath.Dir(t.DSN); dir != "" {
+			if _, err := os.Stat(dir); err != nil {
+				return nil, fmt.Errorf("open SQLite database %s: directory %s does not exist", t.DSN, dir)
+			}
+		}
+		return sqlitestore.Open(ctx, t.DSN)
+	}
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+
+// Redact removes a password from a DSN so it can be printed.
+func Redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// redactErr keeps url.Parse's reason without echoing the raw DSN.
+func redactErr(err error, dsn string) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), dsn, Redact(dsn))
+}

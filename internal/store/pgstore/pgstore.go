@@ -1,0 +1,301 @@
+// Package pgstore is the PostgreSQL store (pgx/v5): upstream's tables with
+// native types, written set-based with unnest() so a batch of thousands of
+// results costs a handful of statements.
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is a PostgreSQL database.
+type Store struct {
+	pool     *pgxpool.Pool
+	location string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects and checks the server answers. The standard PG* variables
+// fill in whatever the DSN leaves out (pgx reads them).
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse PostgreSQL DSN %s: %s", redact(dsn), scrub(err.Error(), cfg))
+	}
+	if cfg.MaxConns < 4 {
+		cfg.MaxConns = 4
+	}
+	loc := fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	if sp, ok := cfg.ConnConfig.RuntimeParams["search_path"]; ok {
+		loc += "?search_path=" + sp
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", loc, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %s (is PostgreSQL running, and are the host, user and database right?)", loc, scrub(err.Error(), cfg))
+	}
+	return &Store{pool: pool, location: loc}, nil
+}
+
+// scrub removes the password from a pgx error, which can echo parts of
+// the connection string.
+func scrub(msg string, cfg *pgxpool.Config) string {
+	if cfg != nil && cfg.ConnConfig.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.ConnConfig.Password, "xxxxx")
+	}
+	return msg
+}
+
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "@"); i > 0 {
+		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
+			if k := strings.LastIndex(dsn[:i], ":"); k > j+2 {
+				return dsn[:k+1] + "xxxxx" + dsn[i:]
+			}
+		}
+	}
+	return dsn
+}
+
+func (s *Store) Kind() store.Kind   { return store.Postgres }
+func (s *Store) Location() string   { return s.location }
+func (s *Store) Upstream() bool     { return false }
+func (s *Store) Close()             { s.pool.Close() }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Migrate applies the embedded migrations not yet recorded, each in its
+// own transaction, under an advisory lock so two processes cannot race.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	migs, err := store.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	key, err := s.lockKey(ctx, "migrate")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS kanade_schema_migrations (
+		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("migrate: create kanade_schema_migrations: %w", err)
+	}
+	current, err := s.schemaVersion(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	for _, m := range migs {
+		if m.Version <= current {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO kanade_schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		applied = append(applied, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+	}
+	return applied, nil
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
+	var v int
+	err := q.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM kanade_schema_migrations").Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// lockKey scopes advisory locks to the current schema, so databases that
+// hold several schemas (tests, staging copies) do not block each other.
+func (s *Store) lockKey(ctx context.Context, name string) (int64, error) {
+	var schema string
+	if err := s.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return 0, fmt.Errorf("read current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("kanade:" + name + ":" + schema))
+	return int64(h.Sum64()), nil
+}
+
+// Status reports the schema version, tables and row counts.
+func (s *Store) Status(ctx context.Context) (*store.Status, error) {
+	migs, err := store.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	st := &store.Status{Kind: store.Postgres, Location: s.location, LatestVersion: len(migs)}
+	if st.SchemaVersion, err = s.schemaVersion(ctx, s.pool); err != nil {
+		return nil, err
+	}
+	for _, name := range append(append([]string{}, store.ProjectedTables...), store.BookkeepingTables...) {
+		ts := store.TableStatus{Name: name}
+		var reg *string
+		if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1)::text", name).Scan(&reg); err != nil {
+			return nil, fmt.Errorf("status of %s: %w", name, err)
+		}
+		if reg != nil {
+			ts.Exists = true
+			if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{name}.Sanitize()).Scan(&ts.Rows); err != nil {
+				return nil, fmt.Errorf("count %s: %w", name, err)
+			}
+		}
+		st.Tables = append(st.Tables, ts)
+	}
+	return st, nil
+}
+
+// Lock takes a session advisory lock on a dedicated connection (released
+// by PostgreSQL if the process dies) and records the holder in
+// kanade_locks so a second writer can say who is in the way.
+func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
+	if err := s.requireSchema(ctx); err != nil {
+		return nil, err
+	}
+	key, err := s.lockKey(ctx, "writer")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take writer lock: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("take writer lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		var li store.LockInfo
+		err := s.pool.QueryRow(ctx, "SELECT holder, pid, host, acquired_at FROM kanade_locks WHERE name = 'writer'").
+			Scan(&li.Holder, &li.PID, &li.Host, &li.AcquiredAt)
+		if err != nil {
+			return nil, fmt.Errorf("%w (holder unknown)", store.ErrLocked)
+		}
+		return nil, fmt.Errorf("%w: %q, pid %d on %s, since %s", store.ErrLocked, li.Holder, li.PID, li.Host, li.AcquiredAt.UTC().Format(time.RFC3339))
+	}
+	host, _ := os.Hostname()
+	_, err = conn.Exec(ctx, `INSERT INTO kanade_locks (name, holder, pid, host, acquired_at) VALUES ('writer', $1, $2, $3, now())
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at`,
+		holder, os.Getpid(), host)
+	if err != nil {
+		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck
+		conn.Release()
+		return nil, fmt.Errorf("record writer lock holder: %w", err)
+	}
+	return func() {
+		bg := context.WithoutCancel(ctx)
+		conn.Exec(bg, "DELETE FROM kanade_locks WHERE name = 'writer' AND pid = $1", os.Getpid()) //nolint:errcheck
+		conn.Exec(bg, "SELECT pg_advisory_unlock($1)", key)                                      //nolint:errcheck
+		conn.Release()
+	}, nil
+}
+
+func (s *Store) requireSchema(ctx context.Context) error {
+	v, err := s.schemaVersion(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("%w at %s: run `kanade db migrate` first", store.ErrNotMigrated, s.location)
+	}
+	return nil
+}
+
+// Project runs fn in a READ COMMITTED transaction; the row locks taken by
+// LoadResultStates and the conditional upserts keep it correct beside
+// upstream's own projector.
+func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin projection transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if err := fn(&projTx{tx: tx}); err != nil {
+		return err
+	}
+	if rollback {
+		return tx.Rollback(ctx)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit projection transaction: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpoint, error) {
+	cp := store.Checkpoint{Name: name}
+	var seq int64
+	err := s.pool.QueryRow(ctx, "SELECT stream, stream_created, last_seq, updated_at FROM kanade_checkpoints WHERE name = $1", name).
+		Scan(&cp.Stream, &cp.StreamCreated, &seq, &cp.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoint %s: %w", name, err)
+	}
+	cp.LastSeq = uint64(seq)
+	return &cp, nil
+}
+
+func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	rows, err := s.pool.Query(ctx, `SELECT stream, seq, subject, published_at, error, payload, quarantined_at
+		FROM kanade_quarantine WHERE stream = $1 ORDER BY seq LIMIT $2`, stream, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.QuarantineEntry, error) {
+		var q store.QuarantineEntry
+		var seq int64
+		err := r.Scan(&q.Stream, &seq, &q.Subject, &q.PublishedAt, &q.Error, &q.Payload, &q.QuarantinedAt)
+		q.Seq = uint64(seq)
+		return q, err
+	})
+}

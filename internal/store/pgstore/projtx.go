@@ -1,0 +1,222 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+type projTx struct{ tx pgx.Tx }
+
+// pgText makes text storable: PostgreSQL rejects U+0000 in text columns,
+// so each NUL becomes U+FFFD, the smallest change that keeps every other
+// byte (documented in docs/concepts.md).
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+func pgTextPtr(p *string) *string {
+	if p == nil || strings.IndexByte(*p, 0) < 0 {
+		return p
+	}
+	v := pgText(*p)
+	return &v
+}
+
+func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
+	out := make(map[string]store.RowState, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	clean := make([]string, len(ids))
+	for i, id := range ids {
+		clean[i] = pgText(id)
+	}
+	// ORDER BY gives every writer the same lock order, so two batches that
+	// share rows wait for each other instead of deadlocking.
+	rows, err := t.tx.Query(ctx, `SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results
+		WHERE result_id = ANY($1) ORDER BY result_id FOR UPDATE`, clean)
+	if err != nil {
+		return nil, fmt.Errorf("load row states: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var st store.RowState
+		if err := rows.Scan(&id, &st.Finished, &st.Reaped); err != nil {
+			return nil, err
+		}
+		out[id] = st
+	}
+	return out, rows.Err()
+}
+
+// resultColumns holds a batch column-wise for unnest().
+type resultColumns struct {
+	resultID, requestID, pcID, stdout, stderr []string
+	execID, jobID, version, parent             []*string
+	exitCode                                   []*int32
+	startedAt, recordedAt                      []time.Time
+	finishedAt, expiresAt                      []*time.Time
+	reaped, skipped                            []bool
+}
+
+func columnsOf(rows []store.ResultRow) *resultColumns {
+	n := len(rows)
+	c := &resultColumns{
+		resultID: make([]string, n), requestID: make([]string, n), pcID: make([]string, n), stdout: make([]string, n), stderr: make([]string, n),
+		execID: make([]*string, n), jobID: make([]*string, n), version: make([]*string, n), parent: make([]*string, n),
+		exitCode: make([]*int32, n), startedAt: make([]time.Time, n), recordedAt: make([]time.Time, n),
+		finishedAt: make([]*time.Time, n), expiresAt: make([]*time.Time, n), reaped: make([]bool, n), skipped: make([]bool, n),
+	}
+	for i, r := range rows {
+		c.resultID[i], c.requestID[i], c.pcID[i] = pgText(r.ResultID), pgText(r.RequestID), pgText(r.PCID)
+		c.stdout[i], c.stderr[i] = pgText(r.Stdout), pgText(r.Stderr)
+		c.execID[i], c.jobID[i], c.version[i], c.parent[i] = pgTextPtr(r.ExecID), pgTextPtr(r.JobID), pgTextPtr(r.Version), pgTextPtr(r.ParentResultID)
+		c.exitCode[i], c.startedAt[i], c.recordedAt[i] = r.ExitCode, r.StartedAt, r.RecordedAt
+		c.finishedAt[i], c.expiresAt[i], c.reaped[i], c.skipped[i] = r.FinishedAt, r.ExpiresAt, r.Reaped, r.Skipped
+	}
+	return c
+}
+
+func (c *resultColumns) args() []any {
+	return []any{c.resultID, c.requestID, c.execID, c.pcID, c.exitCode, c.stdout, c.stderr, c.startedAt, c.finishedAt,
+		c.jobID, c.parent, c.recordedAt, c.version, c.expiresAt, c.skipped, c.reaped}
+}
+
+const insertSelect = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code, stdout, stderr,
+	started_at, finished_at, job_id, parent_result_id, recorded_at, version, expires_at, skipped, reaped)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[],
+	$8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[],
+	$15::boolean[], $16::boolean[])`
+
+func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	tag, err := t.tx.Exec(ctx, insertSelect+` ON CONFLICT (result_id) DO NOTHING`, columnsOf(rows).args()...)
+	if err != nil {
+		return 0, fmt.Errorf("insert in-flight rows: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// UpsertResults is upstream's statement (spec section 4.5) fed by unnest.
+func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	tag, err := t.tx.Exec(ctx, insertSelect+`
+ON CONFLICT (result_id) DO UPDATE SET
+	exit_code   = excluded.exit_code,
+	stdout      = excluded.stdout,
+	stderr      = excluded.stderr,
+	finished_at = excluded.finished_at,
+	reaped      = false,
+	skipped     = excluded.skipped,
+	job_id      = COALESCE(excluded.job_id, execution_results.job_id),
+	request_id  = excluded.request_id
+WHERE execution_results.finished_at IS NULL OR execution_results.reaped`, columnsOf(rows).args()...)
+	if err != nil {
+		return 0, fmt.Errorf("upsert results: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
+	if len(deltas) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(deltas))
+	succ := make([]int64, len(deltas))
+	fail := make([]int64, len(deltas))
+	for i, d := range deltas {
+		ids[i], succ[i], fail[i] = pgText(d.ExecID), d.Success, d.Failure
+	}
+	rows, err := t.tx.Query(ctx, `UPDATE executions e SET
+		success_count = e.success_count + d.s,
+		failure_count = e.failure_count + d.f,
+		status = CASE WHEN e.success_count + d.s + e.failure_count + d.f >= e.target_count THEN 'completed' ELSE 'running' END
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(exec_id, s, f)
+	WHERE e.exec_id = d.exec_id
+	RETURNING e.exec_id`, ids, succ, fail)
+	if err != nil {
+		return nil, fmt.Errorf("bump execution counters: %w", err)
+	}
+	moved, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("bump execution counters: %w", err)
+	}
+	return moved, nil
+}
+
+func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFact) (int64, error) {
+	if len(facts) == 0 {
+		return 0, nil
+	}
+	n := len(facts)
+	pc, job, fj := make([]string, n), make([]string, n), make([]string, n)
+	disp, summ := make([]*string, n), make([]*string, n)
+	coll, rec := make([]*time.Time, n), make([]time.Time, n)
+	for i, f := range facts {
+		pc[i], job[i], fj[i] = pgText(f.PCID), pgText(f.JobID), pgText(f.FactsJSON)
+		disp[i], summ[i], coll[i], rec[i] = pgTextPtr(f.DisplayJSON), pgTextPtr(f.SummaryJSON), f.CollectedAt, f.RecordedAt
+	}
+	tag, err := t.tx.Exec(ctx, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+	ON CONFLICT (pc_id, job_id) DO UPDATE SET
+		facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
+		collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
+	WHERE excluded.recorded_at >= inventory_facts.recorded_at`, pc, job, fj, disp, summ, coll, rec)
+	if err != nil {
+		return 0, fmt.Errorf("upsert inventory facts: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO kanade_checkpoints (name, stream, stream_created, last_seq, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET stream = excluded.stream, stream_created = excluded.stream_created,
+			last_seq = excluded.last_seq, updated_at = excluded.updated_at`,
+		cp.Name, cp.Stream, cp.StreamCreated, int64(cp.LastSeq), cp.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", cp.Name, err)
+	}
+	return nil
+}
+
+func (t *projTx) AddQuarantine(ctx context.Context, entries []store.QuarantineEntry) error {
+	for _, q := range entries {
+		_, err := t.tx.Exec(ctx, `INSERT INTO kanade_quarantine (stream, seq, subject, published_at, error, payload, quarantined_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at`,
+			q.Stream, int64(q.Seq), pgText(q.Subject), q.PublishedAt, pgText(q.Error), q.Payload, q.QuarantinedAt)
+		if err != nil {
+			return fmt.Errorf("quarantine %s seq %d: %w", q.Stream, q.Seq, err)
+		}
+	}
+	return nil
+}
+
+func (t *projTx) DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	s := make([]int64, len(seqs))
+	for i, v := range seqs {
+		s[i] = int64(v)
+	}
+	if _, err := t.tx.Exec(ctx, "DELETE FROM kanade_quarantine WHERE stream = $1 AND seq = ANY($2)", stream, s); err != nil {
+		return fmt.Errorf("clear quarantine: %w", err)
+	}
+	return nil
+}

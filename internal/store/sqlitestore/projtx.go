@@ -1,0 +1,277 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// maxParams keeps one statement under SQLite's default limit of 32766
+// bound parameters.
+const maxParams = 30000
+
+type projTx struct {
+	tx *sql.Tx
+	s  *Store
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func ts(t time.Time) string { return wire.FormatSQLiteTimestamp(t) }
+
+func tsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return ts(*t)
+}
+
+func strPtr(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// writeCols is execution_results' column list in write order, limited to
+// the columns this file has.
+func (s *Store) writeCols() []string {
+	var cols []string
+	for _, c := range []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at",
+		"finished_at", "job_id", "parent_result_id", "recorded_at", "version", "expires_at", "skipped", "reaped"} {
+		if s.cols[c] {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+func rowValue(r *store.ResultRow, col string) any {
+	switch col {
+	case "result_id":
+		return r.ResultID
+	case "request_id":
+		return r.RequestID
+	case "exec_id":
+		return strPtr(r.ExecID)
+	case "pc_id":
+		return r.PCID
+	case "exit_code":
+		if r.ExitCode == nil {
+			return nil
+		}
+		return int64(*r.ExitCode)
+	case "stdout":
+		return r.Stdout
+	case "stderr":
+		return r.Stderr
+	case "started_at":
+		return ts(r.StartedAt)
+	case "finished_at":
+		return tsPtr(r.FinishedAt)
+	case "job_id":
+		return strPtr(r.JobID)
+	case "parent_result_id":
+		return strPtr(r.ParentResultID)
+	case "recorded_at":
+		return ts(r.RecordedAt)
+	case "version":
+		return strPtr(r.Version)
+	case "expires_at":
+		return tsPtr(r.ExpiresAt)
+	case "skipped":
+		return b2i(r.Skipped)
+	case "reaped":
+		return b2i(r.Reaped)
+	}
+	panic("unknown column " + col)
+}
+
+// insertRows writes rows with multi-row VALUES statements, suffix being
+// the conflict clause, and returns the rows changed.
+func (s *Store) insertRows(ctx context.Context, ex execer, rows []store.ResultRow, suffix string) (int64, error) {
+	cols := s.writeCols()
+	per := maxParams / len(cols)
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	var total int64
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		args := make([]any, 0, len(chunk)*len(cols))
+		for i := range chunk {
+			for _, c := range cols {
+				args = append(args, rowValue(&chunk[i], c))
+			}
+		}
+		q := "INSERT INTO execution_results (" + strings.Join(cols, ", ") + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat(tuple+",", len(chunk)), ",") + " " + suffix
+		res, err := ex.ExecContext(ctx, q, args...)
+		if err != nil {
+			return total, err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
+	out := make(map[string]store.RowState, len(ids))
+	for start := 0; start < len(ids); start += maxParams {
+		chunk := ids[start:min(start+maxParams, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := t.tx.QueryContext(ctx, "SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results WHERE result_id IN ("+
+			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("load row states: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var fin, reaped int
+			if err := rows.Scan(&id, &fin, &reaped); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = store.RowState{Finished: fin != 0, Reaped: reaped != 0}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
+	n, err := t.s.insertRows(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING")
+	if err != nil {
+		return n, fmt.Errorf("insert in-flight rows: %w", err)
+	}
+	return n, nil
+}
+
+// UpsertResults is upstream's own statement (spec section 4.5), batched.
+func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int64, error) {
+	set := `exit_code = excluded.exit_code, stdout = excluded.stdout, stderr = excluded.stderr, finished_at = excluded.finished_at,
+		reaped = 0, job_id = COALESCE(excluded.job_id, execution_results.job_id), request_id = excluded.request_id`
+	if t.s.cols["skipped"] {
+		set += ", skipped = excluded.skipped"
+	}
+	n, err := t.s.insertRows(ctx, t.tx, rows, "ON CONFLICT(result_id) DO UPDATE SET "+set+
+		" WHERE execution_results.finished_at IS NULL OR execution_results.reaped = 1")
+	if err != nil {
+		return n, fmt.Errorf("upsert results: %w", err)
+	}
+	return n, nil
+}
+
+func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
+	var moved []string
+	per := maxParams / 3
+	for start := 0; start < len(deltas); start += per {
+		chunk := deltas[start:min(start+per, len(deltas))]
+		args := make([]any, 0, 3*len(chunk))
+		for _, d := range chunk {
+			args = append(args, d.ExecID, d.Success, d.Failure)
+		}
+		rows, err := t.tx.QueryContext(ctx, `WITH d(exec_id, s, f) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?),", len(chunk)), ",")+`)
+			UPDATE executions SET
+				success_count = success_count + d.s,
+				failure_count = failure_count + d.f,
+				status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
+			FROM d WHERE executions.exec_id = d.exec_id
+			RETURNING executions.exec_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("bump execution counters: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			moved = append(moved, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("bump execution counters: %w", err)
+		}
+	}
+	return moved, nil
+}
+
+func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFact) (int64, error) {
+	var total int64
+	per := maxParams / 7
+	for start := 0; start < len(facts); start += per {
+		chunk := facts[start:min(start+per, len(facts))]
+		args := make([]any, 0, 7*len(chunk))
+		for _, f := range chunk {
+			args = append(args, f.PCID, f.JobID, f.FactsJSON, strPtr(f.DisplayJSON), strPtr(f.SummaryJSON), tsPtr(f.CollectedAt), ts(f.RecordedAt))
+		}
+		// recorded_at is compared as text, as upstream does: chrono's shape
+		// sorts chronologically, which is why every writer must keep it.
+		res, err := t.tx.ExecContext(ctx, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
+			VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", len(chunk)), ",")+`
+			ON CONFLICT(pc_id, job_id) DO UPDATE SET
+				facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
+				collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
+			WHERE excluded.recorded_at >= inventory_facts.recorded_at`, args...)
+		if err != nil {
+			return total, fmt.Errorf("upsert inventory facts: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_checkpoints (name, stream, stream_created, last_seq, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET stream = excluded.stream, stream_created = excluded.stream_created,
+			last_seq = excluded.last_seq, updated_at = excluded.updated_at`,
+		cp.Name, cp.Stream, ts(cp.StreamCreated), int64(cp.LastSeq), ts(cp.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", cp.Name, err)
+	}
+	return nil
+}
+
+func (t *projTx) AddQuarantine(ctx context.Context, entries []store.QuarantineEntry) error {
+	for _, q := range entries {
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_quarantine (stream, seq, subject, published_at, error, payload, quarantined_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at`,
+			q.Stream, int64(q.Seq), q.Subject, ts(q.PublishedAt), q.Error, q.Payload, ts(q.QuarantinedAt))
+		if err != nil {
+			return fmt.Errorf("quarantine %s seq %d: %w", q.Stream, q.Seq, err)
+		}
+	}
+	return nil
+}
+
+func (t *projTx) DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error {
+	for _, seq := range seqs {
+		if _, err := t.tx.ExecContext(ctx, "DELETE FROM kanade_quarantine WHERE stream = ? AND seq = ?", stream, int64(seq)); err != nil {
+			return fmt.Errorf("clear quarantine: %w", err)
+		}
+	}
+	return nil
+}

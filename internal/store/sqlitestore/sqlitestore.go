@@ -1,0 +1,326 @@
+// Package sqlitestore is the embedded SQLite store (modernc.org/sqlite, no
+// cgo) in upstream's own layout: TEXT timestamps in chrono's "+00:00" form
+// and INTEGER flags, so it reads and writes a real upstream backend.db.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is an SQLite database file.
+type Store struct {
+	db       *sql.DB
+	path     string
+	upstream bool
+	// cols is the set of execution_results columns present: old upstream
+	// files lack the later optional ones, and this store adapts rather
+	// than alter upstream's tables.
+	cols map[string]bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	_, statErr := os.Stat(path)
+	isNew := errors.Is(statErr, os.ErrNotExist)
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(0)")
+	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &Store{db: db, path: path}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open SQLite database %s: not a readable SQLite file: %w", path, err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").Scan(&n); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.upstream = n > 0
+	if isNew || n == 0 {
+		// Only a database this tool owns gets WAL switched on: the journal
+		// mode is stored in the file, and upstream's is upstream's choice.
+		if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("enable WAL on %s: %w", path, err)
+		}
+	}
+	if err := s.loadColumns(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) loadColumns(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT name FROM pragma_table_info('execution_results')")
+	if err != nil {
+		return fmt.Errorf("read execution_results columns: %w", err)
+	}
+	defer rows.Close()
+	s.cols = map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		s.cols[name] = true
+	}
+	return rows.Err()
+}
+
+func (s *Store) Kind() store.Kind { return store.SQLite }
+func (s *Store) Location() string { return s.path }
+func (s *Store) Upstream() bool   { return s.upstream }
+func (s *Store) Close()           { s.db.Close() }
+
+// DB exposes the handle for tests that must lay out a file by hand.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Migrate applies the embedded migrations. In an upstream database the
+// table migration is recorded but not run: its tables are upstream's.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	migs, err := store.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS kanade_schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("migrate: create kanade_schema_migrations: %w", err)
+	}
+	current, err := s.schemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	for _, m := range migs {
+		if m.Version <= current {
+			continue
+		}
+		name := m.Name
+		skip := s.upstream && m.Version == 1
+		if skip {
+			if missing := s.missingTables(ctx); len(missing) > 0 {
+				return applied, fmt.Errorf("upstream database %s lacks table(s) %s: it is too old or damaged; let upstream's backend migrate it first", s.path, strings.Join(missing, ", "))
+			}
+			name += " (upstream's own, left as it is)"
+		}
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if !skip {
+				if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO kanade_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				m.Version, name, wire.FormatSQLiteTimestamp(time.Now()))
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		applied = append(applied, fmt.Sprintf("%04d_%s", m.Version, name))
+	}
+	return applied, s.loadColumns(ctx)
+}
+
+func (s *Store) missingTables(ctx context.Context) []string {
+	var missing []string
+	for _, t := range store.ProjectedTables {
+		if !s.tableExists(ctx, t) {
+			missing = append(missing, t)
+		}
+	}
+	return missing
+}
+
+func (s *Store) tableExists(ctx context.Context, name string) bool {
+	var n int
+	_ = s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n)
+	return n > 0
+}
+
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	if !s.tableExists(ctx, "kanade_schema_migrations") {
+		return 0, nil
+	}
+	var v int
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM kanade_schema_migrations").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) Status(ctx context.Context) (*store.Status, error) {
+	migs, err := store.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	st := &store.Status{Kind: store.SQLite, Location: s.path, Upstream: s.upstream, LatestVersion: len(migs)}
+	if st.SchemaVersion, err = s.schemaVersion(ctx); err != nil {
+		return nil, err
+	}
+	for _, name := range append(append([]string{}, store.ProjectedTables...), store.BookkeepingTables...) {
+		ts := store.TableStatus{Name: name, Exists: s.tableExists(ctx, name)}
+		if ts.Exists {
+			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+name+`"`).Scan(&ts.Rows); err != nil {
+				return nil, fmt.Errorf("count %s: %w", name, err)
+			}
+		}
+		st.Tables = append(st.Tables, ts)
+	}
+	return st, nil
+}
+
+func (s *Store) requireSchema(ctx context.Context) error {
+	v, err := s.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("%w in %s: run `kanade db migrate` first", store.ErrNotMigrated, s.path)
+	}
+	return nil
+}
+
+// Lock records the holder in kanade_locks. SQLite has no session locks,
+// so a row left by a crashed process on this host is taken over once its
+// pid is gone; one from another host must be cleared by hand.
+func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
+	if err := s.requireSchema(ctx); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var li store.LockInfo
+		var at string
+		err := tx.QueryRowContext(ctx, "SELECT holder, pid, host, acquired_at FROM kanade_locks WHERE name = 'writer'").Scan(&li.Holder, &li.PID, &li.Host, &at)
+		if err == nil {
+			if li.Host != host || processAlive(li.PID) {
+				return fmt.Errorf("%w: %q, pid %d on %s, since %s (if that process is gone, delete the row: DELETE FROM kanade_locks WHERE name = 'writer')",
+					store.ErrLocked, li.Holder, li.PID, li.Host, at)
+			}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO kanade_locks (name, holder, pid, host, acquired_at) VALUES ('writer', ?, ?, ?, ?)
+			ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at`,
+			holder, pid, host, wire.FormatSQLiteTimestamp(time.Now()))
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("take writer lock: %w", err)
+	}
+	return func() {
+		s.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM kanade_locks WHERE name = 'writer' AND pid = ? AND host = ?", pid, host) //nolint:errcheck
+	}, nil
+}
+
+func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin projection transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if err := fn(&projTx{tx: tx, s: s}); err != nil {
+		return err
+	}
+	if rollback {
+		return tx.Rollback()
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit projection transaction: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpoint, error) {
+	if !s.tableExists(ctx, "kanade_checkpoints") {
+		return nil, nil
+	}
+	cp := store.Checkpoint{Name: name}
+	var created, updated string
+	var seq int64
+	err := s.db.QueryRowContext(ctx, "SELECT stream, stream_created, last_seq, updated_at FROM kanade_checkpoints WHERE name = ?", name).
+		Scan(&cp.Stream, &created, &seq, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoint %s: %w", name, err)
+	}
+	cp.LastSeq = uint64(seq)
+	if cp.StreamCreated, err = wire.ParseTimestamp(created); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: stream_created: %w", name, err)
+	}
+	cp.UpdatedAt, _ = wire.ParseTimestamp(updated)
+	return &cp, nil
+}
+
+func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT stream, seq, subject, published_at, error, payload, quarantined_at
+		FROM kanade_quarantine WHERE stream = ? ORDER BY seq LIMIT ?`, stream, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	defer rows.Close()
+	var out []store.QuarantineEntry
+	for rows.Next() {
+		var q store.QuarantineEntry
+		var seq int64
+		var pub, at string
+		if err := rows.Scan(&q.Stream, &seq, &q.Subject, &pub, &q.Error, &q.Payload, &at); err != nil {
+			return nil, err
+		}
+		q.Seq = uint64(seq)
+		q.PublishedAt, _ = wire.ParseTimestamp(pub)
+		q.QuarantinedAt, _ = wire.ParseTimestamp(at)
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}

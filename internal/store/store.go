@@ -1,0 +1,188 @@
+// Package store holds the tables upstream's projector writes and the tool's
+// own bookkeeping (checkpoints, quarantine, locks), behind one interface with
+// a PostgreSQL and an SQLite implementation. Every SQL dialect difference
+// lives below this package; callers see Go values only.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Kind names a store implementation.
+type Kind string
+
+const (
+	Postgres Kind = "postgres"
+	SQLite   Kind = "sqlite"
+)
+
+// ResultRow is one execution_results row. Nil pointers are SQL NULLs.
+type ResultRow struct {
+	ResultID       string
+	RequestID      string
+	ExecID         *string
+	PCID           string
+	ExitCode       *int32 // nil while in flight
+	Stdout         string
+	Stderr         string
+	StartedAt      time.Time
+	FinishedAt     *time.Time // nil while in flight
+	RecordedAt     time.Time
+	JobID          *string // the manifest id, despite the name
+	Version        *string
+	Reaped         bool
+	ExpiresAt      *time.Time
+	ParentResultID *string
+	Skipped        bool
+}
+
+// RowState is what the projector must know of an existing row.
+type RowState struct {
+	Finished bool // finished_at IS NOT NULL
+	Reaped   bool
+}
+
+// CounterDelta is how much one batch moves an execution's counters.
+type CounterDelta struct {
+	ExecID           string
+	Success, Failure int64
+}
+
+// InventoryFact is one inventory_facts row.
+type InventoryFact struct {
+	PCID        string
+	JobID       string
+	FactsJSON   string
+	DisplayJSON *string
+	SummaryJSON *string
+	CollectedAt *time.Time
+	RecordedAt  time.Time
+}
+
+// Execution is one executions row (a deployment).
+type Execution struct {
+	ExecID       string
+	JobID        string
+	Version      string
+	InitiatedBy  string
+	InitiatedAt  time.Time
+	TargetCount  int64
+	SuccessCount int64
+	FailureCount int64
+	Status       string
+}
+
+// Checkpoint records how far a replay of a stream has been applied. The
+// stream's creation time tells a recreated stream from the one checkpointed.
+type Checkpoint struct {
+	Name          string // checkpoint name: the stream, or stream+filter
+	Stream        string
+	StreamCreated time.Time
+	LastSeq       uint64
+	UpdatedAt     time.Time
+}
+
+// QuarantineEntry is a message that could not be projected, kept whole.
+type QuarantineEntry struct {
+	Stream        string
+	Seq           uint64
+	Subject       string
+	PublishedAt   time.Time
+	Error         string
+	Payload       []byte
+	QuarantinedAt time.Time
+}
+
+// ProjectionTx is one projector batch's transaction.
+type ProjectionTx interface {
+	// LoadResultStates returns the state of those ids that exist, locking
+	// them against concurrent writers where the database can.
+	LoadResultStates(ctx context.Context, ids []string) (map[string]RowState, error)
+	// InsertInFlight inserts rows, leaving any existing row untouched
+	// (upstream's events.started insert). It returns how many were inserted.
+	InsertInFlight(ctx context.Context, rows []ResultRow) (int64, error)
+	// UpsertResults is upstream's result upsert: insert, or complete a row
+	// that is in flight or reaped; a finished row is never touched. It
+	// returns how many rows were written. ids must be unique in one call.
+	UpsertResults(ctx context.Context, rows []ResultRow) (int64, error)
+	// BumpExecutions adds the deltas and recomputes status as upstream
+	// does; it returns the exec ids that exist (and so moved).
+	BumpExecutions(ctx context.Context, deltas []CounterDelta) ([]string, error)
+	// UpsertInventory writes facts unless the stored row is newer.
+	UpsertInventory(ctx context.Context, facts []InventoryFact) (int64, error)
+	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
+	AddQuarantine(ctx context.Context, entries []QuarantineEntry) error
+	DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error
+}
+
+// Status describes a database for `kanade db status`.
+type Status struct {
+	Kind          Kind          `json:"kind"`
+	Location      string        `json:"location"`
+	Upstream      bool          `json:"upstream"`
+	SchemaVersion int           `json:"schema_version"`
+	LatestVersion int           `json:"latest_version"`
+	Tables        []TableStatus `json:"tables"`
+}
+
+// TableStatus is one table's presence and size.
+type TableStatus struct {
+	Name   string `json:"name"`
+	Exists bool   `json:"exists"`
+	Rows   int64  `json:"rows"`
+}
+
+// LockInfo names who holds the writer lock.
+type LockInfo struct {
+	Holder     string    `json:"holder"` // the command, e.g. "stream replay"
+	PID        int       `json:"pid"`
+	Host       string    `json:"host"`
+	AcquiredAt time.Time `json:"acquired_at"`
+}
+
+// ErrLocked is returned (wrapped, with the holder) when another writer
+// holds the lock.
+var ErrLocked = errors.New("database is locked by another kanade writer")
+
+// ErrNotMigrated means the tables are missing: run `kanade db migrate`.
+var ErrNotMigrated = errors.New("database has no kanade tables")
+
+// Store is a database holding upstream's tables.
+type Store interface {
+	Kind() Kind
+	// Location is the DSN or path with any password removed.
+	Location() string
+	// Upstream reports whether the database was created by upstream's
+	// backend (SQLite's _sqlx_migrations); such a database's own tables
+	// are never altered.
+	Upstream() bool
+	Close()
+	Migrate(ctx context.Context) (applied []string, err error)
+	Status(ctx context.Context) (*Status, error)
+	// Lock takes the writer lock that keeps two replays, or a replay and a
+	// backfill, from writing at once. release must be called.
+	Lock(ctx context.Context, holder string) (release func(), err error)
+	// Project runs fn in one transaction; with rollback set the transaction
+	// is rolled back even when fn succeeds (dry runs).
+	Project(ctx context.Context, rollback bool, fn func(ProjectionTx) error) error
+	LoadCheckpoint(ctx context.Context, name string) (*Checkpoint, error)
+	ListQuarantine(ctx context.Context, stream string, limit int) ([]QuarantineEntry, error)
+
+	// Dump returns every row of the three projected tables in primary-key
+	// order, for equivalence tests and verification.
+	Dump(ctx context.Context) (*Tables, error)
+	// Seed writes rows as they are (tests, the demo and the simulator use
+	// it to lay out a database the way upstream's history left it).
+	Seed(ctx context.Context, execs []Execution, rows []ResultRow) error
+
+	ResultQueries
+}
+
+// Tables is the whole projected state.
+type Tables struct {
+	Results    []ResultRow
+	Executions []Execution
+	Inventory  []InventoryFact
+}

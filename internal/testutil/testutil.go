@@ -1,0 +1,122 @@
+// Package testutil gives tests real services: a fresh PostgreSQL schema per
+// test, a temporary SQLite file, and an embedded NATS server with JetStream.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+)
+
+// DefaultPostgresURL is the local server .ci/run starts.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// PostgresURL is the server tests use: KANADE_TEST_DATABASE_URL or the
+// local default.
+func PostgresURL() string {
+	if u := os.Getenv("KANADE_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+// PostgresDSN creates a fresh schema, dropped when the test ends, and
+// returns a DSN whose search_path points at it.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	base := PostgresURL()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s is required for this test (set KANADE_TEST_DATABASE_URL): %v", base, err)
+	}
+	schema := fmt.Sprintf("kt_%d_%08x", time.Now().UnixNano()%1e9, rand.Uint32())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// PostgresStore opens a migrated store in a fresh schema.
+func PostgresStore(t testing.TB) *pgstore.Store {
+	t.Helper()
+	st, err := pgstore.Open(context.Background(), PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// SQLitePath is a fresh database path in the test's temp dir.
+func SQLitePath(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "kanade.db")
+}
+
+// SQLiteStore opens a migrated store in a temporary file.
+func SQLiteStore(t testing.TB) *sqlitestore.Store {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), SQLitePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// EachStore runs fn once per store kind, as subtests.
+func EachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("postgres", func(t *testing.T) { fn(t, PostgresStore(t)) })
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLiteStore(t)) })
+}
+
+// NATSServer starts an in-process NATS server with JetStream on a random
+// loopback port, storing in a temp dir, and returns its URL.
+func NATSServer(t testing.TB) string {
+	t.Helper()
+	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	srv, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatalf("embedded NATS: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.ClientURL()
+}
