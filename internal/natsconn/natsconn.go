@@ -1,0 +1,148 @@
+// Package natsconn connects to NATS the ways operators already do: a URL,
+// credentials, an nkey, user/password, a token, TLS files, or a natscli
+// context (~/.config/nats/context/NAME.json).
+package natsconn
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Options are the connection settings; empty fields are unset.
+type Options struct {
+	URL      string
+	Creds    string
+	NKey     string
+	User     string
+	Password string
+	Token    string
+	TLSCA    string
+	TLSCert  string
+	TLSKey   string
+	Context  string
+}
+
+// natsContext is the part of a natscli context file we use.
+type natsContext struct {
+	URL      string `json:"url"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Creds    string `json:"creds"`
+	NKey     string `json:"nkey"`
+	Token    string `json:"token"`
+	Cert     string `json:"cert"`
+	Key      string `json:"key"`
+	CA       string `json:"ca"`
+}
+
+// ApplyContext fills unset fields from the named natscli context.
+func (o *Options) ApplyContext() error {
+	if o.Context == "" {
+		return nil
+	}
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("nats context %q: %w", o.Context, err)
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	path := filepath.Join(dir, "nats", "context", o.Context+".json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("nats context %q: %w (natscli keeps contexts in %s)", o.Context, err, filepath.Dir(path))
+	}
+	var c natsContext
+	if err := json.Unmarshal(data, &c); err != nil {
+		return fmt.Errorf("nats context %s: not valid JSON: %w", path, err)
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&o.URL, c.URL)
+	fill(&o.User, c.User)
+	fill(&o.Password, c.Password)
+	fill(&o.Creds, c.Creds)
+	fill(&o.NKey, c.NKey)
+	fill(&o.Token, c.Token)
+	fill(&o.TLSCert, c.Cert)
+	fill(&o.TLSKey, c.Key)
+	fill(&o.TLSCA, c.CA)
+	return nil
+}
+
+// Redacted is the URL with any password or token removed, for messages.
+func (o Options) Redacted() string {
+	var parts []string
+	for _, s := range strings.Split(o.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.User == nil {
+			parts = append(parts, s)
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+		parts = append(parts, u.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// Connect dials NATS. name identifies the connection in server monitoring.
+func Connect(o Options, name string) (*nats.Conn, error) {
+	if err := o.ApplyContext(); err != nil {
+		return nil, err
+	}
+	if o.URL == "" {
+		o.URL = nats.DefaultURL
+	}
+	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.MaxReconnects(10)}
+	if o.Creds != "" {
+		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("--nkey %s: %w", o.NKey, err)
+		}
+		opts = append(opts, opt)
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.TLSCert != "" || o.TLSKey != "" {
+		if o.TLSCert == "" || o.TLSKey == "" {
+			return nil, fmt.Errorf("--tls-cert and --tls-key go together")
+		}
+		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		msg := err.Error()
+		for _, secret := range []string{o.Password, o.Token} {
+			if secret != "" {
+				msg = strings.ReplaceAll(msg, secret, "xxxxx")
+			}
+		}
+		return nil, fmt.Errorf("connect to NATS at %s: %s", o.Redacted(), msg)
+	}
+	return nc, nil
+}

@@ -1,0 +1,245 @@
+// Package replay reads a JetStream stream window and feeds it through the
+// projector: an ordered consumer (no server-side state) reads, a second
+// goroutine decodes the next batch while the current one is written, and
+// each batch commits together with its checkpoint.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+)
+
+// Options select the window and how to apply it.
+type Options struct {
+	Stream          string
+	Subjects        []string
+	FromSeq, ToSeq  uint64     // 0 = unset
+	Since, Until    *time.Time // alternatives to the sequences
+	Batch           int
+	DryRun          bool
+	Resume          bool
+	MaxErrors       int // stop once this many messages were quarantined; 0 = no limit
+	OnlyQuarantined bool
+	// Progress, when set, is called after every batch.
+	Progress func(Progress)
+	// Retry controls database retries; zero means the defaults.
+	RetryAttempts int
+	RetryBase     time.Duration
+}
+
+// Progress is the state after a batch.
+type Progress struct {
+	Done, Total uint64
+	LastSeq     uint64
+	Elapsed     time.Duration
+	Quarantined int64
+}
+
+// Plan is a resolved window.
+type Plan struct {
+	Stream        string    `json:"stream"`
+	Subjects      []string  `json:"subjects,omitempty"`
+	StreamCreated time.Time `json:"stream_created"`
+	FromSeq       uint64    `json:"from_seq"`
+	ToSeq         uint64    `json:"to_seq"`
+	Messages      uint64    `json:"messages"`
+	BytesEstimate uint64    `json:"bytes_estimate"`
+	FirstTime     time.Time `json:"first_time,omitzero"`
+	LastTime      time.Time `json:"last_time,omitzero"`
+	Resumed       bool      `json:"resumed"`
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Plan            *Plan           `json:"plan"`
+	Stats           projector.Stats `json:"stats"`
+	DryRun          bool            `json:"dry_run"`
+	Elapsed         time.Duration   `json:"-"`
+	ElapsedSeconds  float64         `json:"elapsed_seconds"`
+	RatePerSecond   float64         `json:"rate_per_second"`
+	StoppedEarly    string          `json:"stopped_early,omitempty"`
+	CheckpointSeq   uint64          `json:"checkpoint_seq"`
+	QuarantineTotal int             `json:"-"`
+}
+
+// ErrTooManyErrors is returned when --max-errors is reached.
+var ErrTooManyErrors = errors.New("too many undecodable messages")
+
+// CheckpointName identifies a replay's checkpoint: the stream, plus the
+// subject filter when there is one (different filters progress apart).
+func CheckpointName(stream string, subjects []string) string {
+	if len(subjects) == 0 {
+		return stream
+	}
+	return stream + "|" + strings.Join(subjects, ",")
+}
+
+// Resolve turns the options into a concrete window, checking a resume
+// checkpoint against the stream as it is now.
+func Resolve(ctx context.Context, js jetstream.JetStream, st store.Store, o Options) (*Plan, error) {
+	s, err := js.Stream(ctx, o.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("stream %s does not exist on this server (upstream's streams are %s, %s, %s)", o.Stream, streams.Results, streams.Events, streams.Exec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", o.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s info: %w", o.Stream, err)
+	}
+	p := &Plan{Stream: o.Stream, Subjects: o.Subjects, StreamCreated: info.Created.UTC()}
+	state := info.State
+	from := max(state.FirstSeq, 1)
+	to := state.LastSeq // fixed now, so a replay of a live stream ends
+	if o.Resume {
+		cp, err := st.LoadCheckpoint(ctx, CheckpointName(o.Stream, o.Subjects))
+		if err != nil {
+			return nil, err
+		}
+		if cp == nil {
+			return nil, fmt.Errorf("--resume: no checkpoint for %s in this database; run without --resume", CheckpointName(o.Stream, o.Subjects))
+		}
+		if !sameInstant(cp.StreamCreated, info.Created) {
+			return nil, fmt.Errorf("--resume refused: stream %s was created %s, but the checkpoint belongs to a stream created %s; it was deleted and recreated, so its sequences mean something else now. Replay without --resume",
+				o.Stream, info.Created.UTC().Format(time.RFC3339), cp.StreamCreated.UTC().Format(time.RFC3339))
+		}
+		if state.FirstSeq > cp.LastSeq+1 {
+			return nil, fmt.Errorf("--resume refused: the checkpoint is at sequence %d but stream %s now starts at %d; messages %d..%d were purged or aged out and cannot be replayed. Replay without --resume to rebuild from what is left",
+				cp.LastSeq, o.Stream, state.FirstSeq, cp.LastSeq+1, state.FirstSeq-1)
+		}
+		from = cp.LastSeq + 1
+		p.Resumed = true
+	} else {
+		if o.FromSeq > 0 {
+			from = max(o.FromSeq, from)
+		} else if o.Since != nil {
+			seq, err := seqAtOrAfter(ctx, s, *o.Since, o.Subjects)
+			if err != nil {
+				return nil, err
+			}
+			if seq == 0 {
+				from = to + 1 // nothing at or after --since
+			} else {
+				from = seq
+			}
+		}
+	}
+	if o.ToSeq > 0 {
+		to = min(o.ToSeq, to)
+	} else if o.Until != nil {
+		seq, err := seqAtOrAfter(ctx, s, *o.Until, o.Subjects)
+		if err != nil {
+			return nil, err
+		}
+		if seq > 0 {
+			to = min(to, seq-1)
+		}
+	}
+	p.FromSeq, p.ToSeq = from, to
+	if from > to {
+		return p, nil
+	}
+	if p.Messages, err = countRange(ctx, s, from, to, o.Subjects); err != nil {
+		return nil, err
+	}
+	if state.Msgs > 0 {
+		p.BytesEstimate = state.Bytes / state.Msgs * p.Messages
+	}
+	if p.Messages > 0 {
+		if m, err := firstFrom(ctx, s, from, o.Subjects); err == nil && m != nil {
+			p.FirstTime = m.Timestamp.UTC()
+		}
+		if m, err := s.GetMsg(ctx, to); err == nil {
+			p.LastTime = m.Time.UTC()
+		}
+	}
+	return p, nil
+}
+
+// sameInstant compares at microseconds: PostgreSQL keeps no more.
+func sameInstant(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+}
+
+func orderedFrom(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig, subjects []string) (jetstream.Consumer, error) {
+	cfg.FilterSubjects = subjects
+	c, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create ordered consumer: %w", err)
+	}
+	return c, nil
+}
+
+// pendingFrom counts the messages matching subjects from seq to the end.
+func pendingFrom(ctx context.Context, s jetstream.Stream, seq uint64, subjects []string) (uint64, error) {
+	c, err := orderedFrom(ctx, s, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq}, subjects)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer info: %w", err)
+	}
+	return info.NumPending, nil
+}
+
+func countRange(ctx context.Context, s jetstream.Stream, from, to uint64, subjects []string) (uint64, error) {
+	a, err := pendingFrom(ctx, s, from, subjects)
+	if err != nil {
+		return 0, err
+	}
+	b, err := pendingFrom(ctx, s, to+1, subjects)
+	if err != nil {
+		return 0, err
+	}
+	if b > a {
+		return 0, nil
+	}
+	return a - b, nil
+}
+
+func firstFrom(ctx context.Context, s jetstream.Stream, seq uint64, subjects []string) (*jetstream.MsgMetadata, error) {
+	c, err := orderedFrom(ctx, s, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq}, subjects)
+	if err != nil {
+		return nil, err
+	}
+	return fetchOneMeta(ctx, c)
+}
+
+func fetchOneMeta(ctx context.Context, c jetstream.Consumer) (*jetstream.MsgMetadata, error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.NumPending == 0 {
+		return nil, nil
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("read one message: %w", err)
+	}
+	return m.Metadata()
+}
+
+// seqAtOrAfter is the first sequence published at or after t (0: none).
+func seqAtOrAfter(ctx context.Context, s jetstream.Stream, t time.Time, subjects []string) (uint64, error) {
+	c, err := orderedFrom(ctx, s, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t}, subjects)
+	if err != nil {
+		return 0, err
+	}
+	meta, err := fetchOneMeta(ctx, c)
+	if err != nil || meta == nil {
+		return 0, err
+	}
+	return meta.Sequence.Stream, nil
+}

@@ -1,0 +1,200 @@
+package replay_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+func fleetServer(t *testing.T, cfg sim.Config) (jetstream.JetStream, *sim.Fleet) {
+	t.Helper()
+	nc, err := nats.Connect(testutil.NATSServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sim.Generate(cfg)
+	if err := f.Publish(context.Background(), js); err != nil {
+		t.Fatal(err)
+	}
+	return js, f
+}
+
+func replayAll(t *testing.T, st store.Store, js jetstream.JetStream, o replay.Options) *replay.Summary {
+	t.Helper()
+	sum, err := replay.Run(context.Background(), st, js, o)
+	if err != nil {
+		t.Fatalf("replay %s: %v", o.Stream, err)
+	}
+	return sum
+}
+
+func TestReplayFleet(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 60
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		replayAll(t, st, js, replay.Options{Stream: streams.Events, Batch: 64})
+		sum := replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: 137})
+		if sum.Stats.Messages != int64(len(f.Results)) {
+			t.Fatalf("read %d messages, published %d", sum.Stats.Messages, len(f.Results))
+		}
+		if sum.Stats.Quarantined != int64(cfg.Undecodable) {
+			t.Errorf("quarantined %d, want %d", sum.Stats.Quarantined, cfg.Undecodable)
+		}
+		if sum.Stats.Unchanged == 0 || sum.Stats.Completed == 0 || sum.Stats.InventoryUpserts == 0 || sum.Stats.CountersMoved == 0 {
+			t.Errorf("fleet should exercise duplicates, in-flight completion, inventory and counters: %+v", sum.Stats)
+		}
+		tables, err := st.Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every result has exactly one row under its stable id.
+		ids := map[string]bool{}
+		for _, m := range f.Results {
+			if r, err := wire.DecodeExecResult(m.Data); err == nil {
+				ids[r.StableID()] = true
+			}
+		}
+		finished := 0
+		for _, r := range tables.Results {
+			if r.FinishedAt != nil {
+				finished++
+				if !ids[r.ResultID] {
+					t.Errorf("finished row %s has no published result", r.ResultID)
+				}
+			}
+			if obj, ok := f.Objects[r.RequestID+"/stdout"]; ok && r.FinishedAt != nil && r.Stdout == "" {
+				t.Errorf("row %s: overflowed stdout (%d bytes) was not fetched", r.ResultID, len(obj))
+			}
+		}
+		if finished != len(ids) {
+			t.Errorf("%d finished rows, %d distinct results", finished, len(ids))
+		}
+		for _, e := range tables.Executions {
+			var s, fl int64
+			for _, r := range tables.Results {
+				if r.ExecID != nil && *r.ExecID == e.ExecID && r.FinishedAt != nil {
+					if *r.ExitCode == 0 {
+						s++
+					} else {
+						fl++
+					}
+				}
+			}
+			if e.SuccessCount != s || e.FailureCount != fl {
+				t.Errorf("execution %s counters %d/%d, rows say %d/%d", e.ExecID, e.SuccessCount, e.FailureCount, s, fl)
+			}
+		}
+		q, err := st.ListQuarantine(ctx, streams.Results, 0)
+		if err != nil || len(q) != cfg.Undecodable || !strings.Contains(q[0].Error, `"exit_code"`) {
+			t.Errorf("quarantine: %+v %v", q, err)
+		}
+
+		// A second replay changes nothing.
+		again := replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: 500})
+		if again.Stats.Inserted != 0 || again.Stats.Completed != 0 || again.Stats.CountersMoved != 0 {
+			t.Errorf("second replay wrote: %+v", again.Stats)
+		}
+		after, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(tables.Results, after.Results) || !reflect.DeepEqual(tables.Executions, after.Executions) {
+			t.Error("second replay changed the tables")
+		}
+	})
+}
+
+func TestReplayResumeEqualsUninterrupted(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 40
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		var whole store.Store = testutil.SQLiteStore(t)
+		if st.Kind() == store.Postgres {
+			whole = testutil.PostgresStore(t)
+		}
+		for _, s := range []store.Store{st, whole} {
+			if err := s.Seed(ctx, f.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+			replayAll(t, s, js, replay.Options{Stream: streams.Events})
+		}
+		replayAll(t, whole, js, replay.Options{Stream: streams.Results})
+		half := uint64(len(f.Results) / 2)
+		first := replayAll(t, st, js, replay.Options{Stream: streams.Results, ToSeq: half, Batch: 50})
+		if first.CheckpointSeq != half {
+			t.Fatalf("checkpoint at %d, want %d", first.CheckpointSeq, half)
+		}
+		rest := replayAll(t, st, js, replay.Options{Stream: streams.Results, Resume: true, Batch: 50})
+		if !rest.Plan.Resumed || rest.Plan.FromSeq != half+1 {
+			t.Fatalf("resume plan: %+v", rest.Plan)
+		}
+		a, _ := whole.Dump(ctx)
+		b, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(normalise(a), normalise(b)) {
+			t.Fatal("interrupted and resumed replay differs from an uninterrupted one")
+		}
+	})
+}
+
+// normalise drops sub-microsecond digits: PostgreSQL keeps microseconds.
+func normalise(t *store.Tables) *store.Tables {
+	for i := range t.Results {
+		r := &t.Results[i]
+		r.StartedAt, r.RecordedAt = r.StartedAt.Truncate(1000), r.RecordedAt.Truncate(1000)
+		if r.FinishedAt != nil {
+			x := r.FinishedAt.Truncate(1000)
+			r.FinishedAt = &x
+		}
+	}
+	for i := range t.Inventory {
+		f := &t.Inventory[i]
+		f.RecordedAt = f.RecordedAt.Truncate(1000)
+		if f.CollectedAt != nil {
+			x := f.CollectedAt.Truncate(1000)
+			f.CollectedAt = &x
+		}
+	}
+	for i := range t.Executions {
+		t.Executions[i].InitiatedAt = t.Executions[i].InitiatedAt.Truncate(1000)
+	}
+	return t
+}
+
+func TestResumeRefusesRecreatedStream(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 10
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	replayAll(t, st, js, replay.Options{Stream: streams.Results, ToSeq: 5})
+	if err := js.DeleteStream(ctx, streams.Results); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Publish(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	_, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "recreated") {
+		t.Fatalf("want a refusal naming the recreated stream, got %v", err)
+	}
+}

@@ -1,0 +1,268 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+)
+
+// Run replays the window o selects into st.
+func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options) (*Summary, error) {
+	if o.Batch <= 0 {
+		o.Batch = 5000
+	}
+	if o.RetryAttempts <= 0 {
+		o.RetryAttempts = 8
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 200 * time.Millisecond
+	}
+	if !o.DryRun {
+		release, err := st.Lock(ctx, "stream replay")
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
+	proj := projector.New(st, streams.NewOutputs(js), streams.NewManifests(js))
+	if o.OnlyQuarantined {
+		return retryQuarantined(ctx, st, proj, o)
+	}
+	plan, err := Resolve(ctx, js, st, o)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Plan: plan, DryRun: o.DryRun, CheckpointSeq: plan.FromSeq - 1}
+	start := time.Now()
+	defer func() {
+		sum.Elapsed = time.Since(start)
+		sum.ElapsedSeconds = sum.Elapsed.Seconds()
+		if s := sum.Elapsed.Seconds(); s > 0 {
+			sum.RatePerSecond = float64(sum.Stats.Messages) / s
+		}
+	}()
+	if plan.Messages == 0 {
+		return sum, nil
+	}
+	s, err := js.Stream(ctx, o.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", o.Stream, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	raw := make(chan []projector.Message, 2)
+	prepared := make(chan *projector.Batch, 1)
+	errc := make(chan error, 2)
+	go func() { errc <- read(ctx, s, plan, o, raw) }()
+	go func() {
+		defer close(prepared)
+		for msgs := range raw {
+			b, err := proj.Prepare(ctx, msgs)
+			if err != nil {
+				errc <- err
+				cancel()
+				return
+			}
+			select {
+			case prepared <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	apply := func(tx store.ProjectionTx, b *projector.Batch, cp *store.Checkpoint) (projector.Stats, error) {
+		if tx != nil {
+			return proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{Checkpoint: cp})
+		}
+		return applyWithRetry(ctx, proj, b, projector.ApplyOptions{Checkpoint: cp}, o)
+	}
+	loop := func(tx store.ProjectionTx) error {
+		for b := range prepared {
+			cp := &store.Checkpoint{Name: CheckpointName(o.Stream, o.Subjects), Stream: o.Stream, StreamCreated: plan.StreamCreated,
+				LastSeq: b.LastSeq, UpdatedAt: time.Now().UTC()}
+			stats, err := apply(tx, b, cp)
+			if err != nil {
+				return err
+			}
+			sum.Stats.Add(stats)
+			sum.CheckpointSeq = b.LastSeq
+			if o.Progress != nil {
+				o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
+			}
+			if o.MaxErrors > 0 && sum.Stats.Quarantined >= int64(o.MaxErrors) {
+				sum.StoppedEarly = fmt.Sprintf("--max-errors %d reached at sequence %d", o.MaxErrors, b.LastSeq)
+				return ErrTooManyErrors
+			}
+		}
+		return nil
+	}
+	if o.DryRun {
+		// One transaction for the whole window, rolled back: later batches
+		// must see what earlier ones would have written.
+		err = st.Project(ctx, true, loop)
+	} else {
+		err = loop(nil)
+	}
+	cancel()
+	if err != nil {
+		if errors.Is(err, ErrTooManyErrors) {
+			return sum, err
+		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A reader or preparer failure cancelled the pipeline: report
+			// that cause rather than the cancellation.
+			select {
+			case rerr := <-errc:
+				if rerr != nil && !errors.Is(rerr, context.Canceled) {
+					return sum, rerr
+				}
+			default:
+			}
+		}
+		return sum, err
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case rerr := <-errc:
+			if rerr != nil && !errors.Is(rerr, context.Canceled) {
+				return sum, rerr
+			}
+		default:
+		}
+	}
+	return sum, nil
+}
+
+// read sends the window in batches; it closes out when done.
+func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out chan<- []projector.Message) error {
+	defer close(out)
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: plan.FromSeq})
+	if err != nil {
+		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
+	}
+	it, err := c.Messages(jetstream.PullMaxMessages(min(2*o.Batch, 10000)))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", o.Stream, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	batch := make([]projector.Message, 0, o.Batch)
+	var seen uint64
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case out <- batch:
+			batch = make([]projector.Message, 0, o.Batch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for seen < plan.Messages {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read %s after %d messages: %w", o.Stream, seen, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		seq := meta.Sequence.Stream
+		if seq > plan.ToSeq {
+			break
+		}
+		seen++
+		batch = append(batch, projector.Message{Stream: o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
+		if len(batch) == o.Batch && !flush() {
+			return ctx.Err()
+		}
+		if seq == plan.ToSeq || meta.NumPending == 0 {
+			break
+		}
+	}
+	flush()
+	return nil
+}
+
+// applyWithRetry retries database failures with backoff. A batch is never
+// skipped: after the last attempt the run stops and the checkpoint stays
+// at the last committed batch.
+func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector.Batch, ao projector.ApplyOptions, o Options) (projector.Stats, error) {
+	delay := o.RetryBase
+	var last error
+	for attempt := 1; attempt <= o.RetryAttempts; attempt++ {
+		st, err := proj.Apply(ctx, b, ao)
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		last = err
+		if errors.Is(err, projector.ErrRace) {
+			continue // another writer moved rows; re-plan at once
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+	return projector.Stats{}, fmt.Errorf("batch ending at sequence %d failed %d times, last: %w; nothing after the previous batch was written, rerun with --resume", b.LastSeq, o.RetryAttempts, last)
+}
+
+// retryQuarantined re-projects quarantined messages and clears the ones
+// that now succeed.
+func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Projector, o Options) (*Summary, error) {
+	start := time.Now()
+	entries, err := st.ListQuarantine(ctx, o.Stream, 0)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Plan: &Plan{Stream: o.Stream, Messages: uint64(len(entries))}, DryRun: o.DryRun, QuarantineTotal: len(entries)}
+	for startIdx := 0; startIdx < len(entries); startIdx += o.Batch {
+		chunk := entries[startIdx:min(startIdx+o.Batch, len(entries))]
+		msgs := make([]projector.Message, len(chunk))
+		for i, q := range chunk {
+			msgs[i] = projector.Message{Stream: q.Stream, Seq: q.Seq, Subject: q.Subject, Published: q.PublishedAt, Data: q.Payload}
+		}
+		b, err := proj.Prepare(ctx, msgs)
+		if err != nil {
+			return sum, err
+		}
+		still := map[uint64]bool{}
+		for _, q := range b.Quarantined() {
+			still[q.Seq] = true
+		}
+		var clear []uint64
+		for _, q := range chunk {
+			if !still[q.Seq] {
+				clear = append(clear, q.Seq)
+			}
+		}
+		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{DryRun: o.DryRun, ClearQuarantine: clear}, o)
+		if err != nil {
+			return sum, err
+		}
+		sum.Stats.Add(stats)
+	}
+	sum.Elapsed = time.Since(start)
+	sum.ElapsedSeconds = sum.Elapsed.Seconds()
+	return sum, nil
+}

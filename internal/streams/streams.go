@@ -1,0 +1,119 @@
+// Package streams knows upstream's JetStream layout (spec section 3): the
+// streams, the jobs KV bucket and the result_output object store, and
+// adapts them to what the projector reads.
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Upstream's names.
+const (
+	Results      = "RESULTS"
+	Events       = "EVENTS"
+	Exec         = "EXEC"
+	JobsBucket   = "jobs"
+	OutputBucket = "result_output"
+	// UpstreamConsumer is upstream's durable; this tool never uses it.
+	UpstreamConsumer = "backend_results_projector"
+)
+
+const day = 24 * time.Hour
+
+// Layout is upstream's stream configuration.
+var Layout = []jetstream.StreamConfig{
+	{Name: Results, Subjects: []string{"results.>"}, MaxAge: 30 * day, MaxBytes: 2 << 30, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage},
+	{Name: Events, Subjects: []string{"events.>"}, MaxAge: 7 * day, MaxBytes: 256 << 20, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage},
+	{Name: Exec, Subjects: []string{"commands.>"}, MaxAge: 7 * day, MaxBytes: 64 << 20, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage},
+}
+
+// EnsureLayout creates the streams and buckets upstream's backend creates.
+func EnsureLayout(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range Layout {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: JobsBucket}); err != nil {
+		return fmt.Errorf("create KV bucket %s: %w", JobsBucket, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: OutputBucket}); err != nil {
+		return fmt.Errorf("create object store %s: %w", OutputBucket, err)
+	}
+	return nil
+}
+
+// Outputs reads overflowed output from the result_output object store.
+type Outputs struct {
+	js  jetstream.JetStream
+	obs jetstream.ObjectStore
+}
+
+// NewOutputs binds lazily: a stream without overflow never needs the bucket.
+func NewOutputs(js jetstream.JetStream) *Outputs { return &Outputs{js: js} }
+
+func (o *Outputs) Output(ctx context.Context, key string) ([]byte, error) {
+	if o.obs == nil {
+		obs, err := o.js.ObjectStore(ctx, OutputBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, projector.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open object store %s: %w", OutputBucket, err)
+		}
+		o.obs = obs
+	}
+	r, err := o.obs.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, projector.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// Manifests reads the manifest catalog from KV jobs.
+type Manifests struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+func NewManifests(js jetstream.JetStream) *Manifests { return &Manifests{js: js} }
+
+// Manifest returns nil for a missing or undecodable entry, as upstream
+// does (an undecodable catalog entry is "no such job" to its projector).
+func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, error) {
+	if m.kv == nil {
+		kv, err := m.js.KeyValue(ctx, JobsBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open KV bucket %s: %w", JobsBucket, err)
+		}
+		m.kv = kv
+	}
+	e, err := m.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	man, err := wire.DecodeManifest(e.Value())
+	if err != nil {
+		return nil, nil
+	}
+	return man, nil
+}
