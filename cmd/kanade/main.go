@@ -1,0 +1,25 @@
+// Command kanade is the operator's CLI for a kanade fleet's results.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"github.com/kanadehq/kanade-cli/internal/cli"
+	"github.com/kanadehq/kanade-cli/internal/output"
+)
+
+// Set by the release build (-ldflags -X main.version=...).
+var (
+	version string
+	commit  string
+	date    string
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,51 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+func helpTopic(name, short, long string) *cobra.Command {
+	return &cobra.Command{Use: name, Short: short, Long: long, Run: func(cmd *cobra.Command, _ []string) {
+		cmd.Println(long)
+	}, DisableFlagsInUseLine: true, Annotations: map[string]string{"topic": "true"}}
+}
+
+const environmentHelp = `Settings come from, in order of precedence:
+
+  1. command-line flags
+  2. environment variables
+  3. the config file ($XDG_CONFIG_HOME/kanade/config.toml, or --config / KANADE_CONFIG)
+
+  Setting      Flag          Environment                         config.toml
+  database     --db          KANADE_DB                           db
+  NATS URL     --nats-url    KANADE_NATS_URL, then NATS_URL      nats_url
+  credentials  --creds       KANADE_NATS_CREDS, NATS_CREDS       creds
+  nkey seed    --nkey        KANADE_NATS_NKEY, NATS_NKEY         nkey
+  user         --user        KANADE_NATS_USER, NATS_USER         user
+  password     --password    KANADE_NATS_PASSWORD, NATS_PASSWORD password
+  token        --token       KANADE_NATS_TOKEN                   token
+  TLS          --tls-ca/--tls-cert/--tls-key  KANADE_NATS_TLS_*  tls_ca, tls_cert, tls_key
+  nats context --context     KANADE_NATS_CONTEXT, NATS_CONTEXT   context
+  output       -o            KANADE_OUTPUT                       output
+  colour       --no-color    NO_COLOR (any value)                no_color = true
+
+--db takes postgres:// or postgresql:// URLs (the standard PG* variables fill
+in what the URL leaves out), sqlite:///path/backend.db, or a plain file path.
+Without it kanade uses the embedded SQLite file $XDG_DATA_HOME/kanade/kanade.db
+(~/.local/share/kanade/kanade.db), created on first use.
+
+Passwords and tokens are never printed; DSNs are shown with the password
+replaced by xxxxx.
+
+Example config.toml:
+
+  db = "postgres://kanade@db.internal/kanade"
+  nats_url = "nats://nats.internal:4222"
+  creds = "/etc/kanade/ops.creds"
+  output = "table"`
+
+const exitCodesHelp = `kanade exits with:
+
+  0    success
+  1    an error (connection, database, stream, bad data); the message says what and what to do
+  2    usage error: a bad flag, argument or --db value; the message names it and the usage line follows
+  3    findings: a --fail-on category was non-empty, or an audit found something
+  130  interrupted (Ctrl-C); work already committed stays, replays resume with --resume`

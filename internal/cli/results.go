@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/results"
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+func newResultsCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "results", Short: "Query execution results"}
+	cmd.AddCommand(newResultsShowCmd(g))
+	return cmd
+}
+
+type showFlags struct {
+	opts           results.ShowOptions
+	failOn         string
+	stdout, stderr bool
+}
+
+func newResultsShowCmd(g *Globals) *cobra.Command {
+	var f showFlags
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show every PC's result for a deployment, a broadcast or one run",
+		Example: `  kanade results show --exec-id 3f0e6a52-...
+  kanade results show --request-id 7d1c1a9e-... --sort status
+  kanade results show --exec-id 3f0e6a52-... --fail-on failed,missing -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n := 0
+			for _, s := range []string{f.opts.ExecID, f.opts.RequestID, f.opts.ResultID} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return usageErrorf(cmd, "give exactly one of --exec-id, --request-id or --result-id")
+			}
+			switch f.opts.Sort {
+			case "pc", "status", "duration", "finished":
+			default:
+				return usageErrorf(cmd, "--sort %q: use pc, status, duration or finished", f.opts.Sort)
+			}
+			failOn, err := results.ParseFailOn(f.failOn)
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			st, err := g.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return runShow(cmd.Context(), g.streams, st, f, failOn, g.format())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.ExecID, "exec-id", "", "a deployment's exec_id")
+	fl.StringVar(&f.opts.RequestID, "request-id", "", "a request_id (every PC of a broadcast shares one)")
+	fl.StringVar(&f.opts.ResultID, "result-id", "", "one run's result_id")
+	fl.StringSliceVar(&f.opts.PCs, "pc", nil, "only these PCs (repeatable)")
+	fl.StringVar(&f.opts.Sort, "sort", "pc", "order: pc, status, duration or finished")
+	fl.StringVar(&f.failOn, "fail-on", "", "exit 3 when any of these is non-empty: "+strings.Join(results.FailOnCategories, ","))
+	fl.BoolVar(&f.stdout, "stdout", false, "print each PC's full stdout")
+	fl.BoolVar(&f.stderr, "stderr", false, "print each PC's full stderr")
+	return cmd
+}
+
+func runShow(ctx context.Context, s *output.Streams, st store.ResultQueries, f showFlags, failOn []string, format output.Format) error {
+	v, err := results.Show(ctx, st, f.opts)
+	if err != nil {
+		if errors.Is(err, store.ErrNotMigrated) {
+			return fmt.Errorf("%w", err)
+		}
+		return err
+	}
+	if err := results.Render(s, v, results.RenderOptions{Format: format, Stdout: f.stdout, Stderr: f.stderr}); err != nil {
+		return err
+	}
+	if hit := v.FailOn(failOn); len(hit) > 0 {
+		return &ExitErr{Code: ExitFindings, Err: fmt.Errorf("--fail-on: %s", strings.Join(hit, ", "))}
+	}
+	return nil
+}

@@ -1,0 +1,309 @@
+// Package cli is the kanade command tree (cobra). Each command parses its
+// flags into an options struct and calls a plain function with its
+// dependencies, so tests call the logic directly.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
+)
+
+// Exit codes (kanade help exit-codes).
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2
+	ExitFindings    = 3
+	ExitInterrupted = 130
+)
+
+// ExitError carries a specific exit code up to main.
+type ExitErr struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitErr) Error() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+func (e *ExitErr) Unwrap() error { return e.Err }
+
+// usageError marks a mistake in how the command was called.
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), usage: cmd.UseLine()}
+}
+
+// BuildInfo is injected at release time.
+type BuildInfo struct{ Version, Commit, Date string }
+
+// Globals are the resolved global settings (flag > env > config file).
+type Globals struct {
+	DB      string
+	NATS    natsconn.Options
+	Output  string
+	NoColor bool
+	Config  string
+	// dbExplicit is set when --db, KANADE_DB or the config file chose the
+	// database (the demo then uses it instead of a temporary file).
+	dbExplicit bool
+
+	streams *output.Streams
+	build   BuildInfo
+}
+
+// fileConfig is config.toml.
+type fileConfig struct {
+	DB       string `toml:"db"`
+	NATSURL  string `toml:"nats_url"`
+	Creds    string `toml:"creds"`
+	NKey     string `toml:"nkey"`
+	User     string `toml:"user"`
+	Password string `toml:"password"`
+	Token    string `toml:"token"`
+	TLSCA    string `toml:"tls_ca"`
+	TLSCert  string `toml:"tls_cert"`
+	TLSKey   string `toml:"tls_key"`
+	Context  string `toml:"context"`
+	Output   string `toml:"output"`
+	NoColor  bool   `toml:"no_color"`
+}
+
+// DefaultDBPath is the embedded store's file: $XDG_DATA_HOME/kanade/kanade.db
+// or the OS equivalent.
+func DefaultDBPath() (string, error) {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		switch runtime.GOOS {
+		case "windows":
+			dir = os.Getenv("LOCALAPPDATA")
+		case "darwin":
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", err
+			}
+			dir = filepath.Join(home, "Library", "Application Support")
+		default:
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", err
+			}
+			dir = filepath.Join(home, ".local", "share")
+		}
+	}
+	return filepath.Join(dir, "kanade", "kanade.db"), nil
+}
+
+func defaultConfigPath() string {
+	dir, err := os.UserConfigDir()
+	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+		dir, err = x, nil
+	}
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "kanade", "config.toml")
+}
+
+// resolve applies env and config file to every setting not given as a flag.
+func (g *Globals) resolve(flags *pflag.FlagSet) error {
+	var fc fileConfig
+	path := g.Config
+	explicit := flags.Changed("config")
+	if !explicit {
+		if env := os.Getenv("KANADE_CONFIG"); env != "" {
+			path, explicit = env, true
+		} else {
+			path = defaultConfigPath()
+		}
+	}
+	if path != "" {
+		if _, err := os.Stat(path); err == nil {
+			if _, err := toml.DecodeFile(path, &fc); err != nil {
+				return fmt.Errorf("config file %s: %v", path, err)
+			}
+		} else if explicit {
+			return fmt.Errorf("config file %s: %v", path, err)
+		}
+	}
+	pick := func(dst *string, flag string, envs []string, file string) {
+		if flags.Changed(flag) {
+			return
+		}
+		for _, e := range envs {
+			if v := os.Getenv(e); v != "" {
+				*dst = v
+				return
+			}
+		}
+		if file != "" {
+			*dst = file
+		}
+	}
+	pick(&g.DB, "db", []string{"KANADE_DB"}, fc.DB)
+	pick(&g.NATS.URL, "nats-url", []string{"KANADE_NATS_URL", "NATS_URL"}, fc.NATSURL)
+	pick(&g.NATS.Creds, "creds", []string{"KANADE_NATS_CREDS", "NATS_CREDS"}, fc.Creds)
+	pick(&g.NATS.NKey, "nkey", []string{"KANADE_NATS_NKEY", "NATS_NKEY"}, fc.NKey)
+	pick(&g.NATS.User, "user", []string{"KANADE_NATS_USER", "NATS_USER"}, fc.User)
+	pick(&g.NATS.Password, "password", []string{"KANADE_NATS_PASSWORD", "NATS_PASSWORD"}, fc.Password)
+	pick(&g.NATS.Token, "token", []string{"KANADE_NATS_TOKEN"}, fc.Token)
+	pick(&g.NATS.TLSCA, "tls-ca", []string{"KANADE_NATS_TLS_CA"}, fc.TLSCA)
+	pick(&g.NATS.TLSCert, "tls-cert", []string{"KANADE_NATS_TLS_CERT"}, fc.TLSCert)
+	pick(&g.NATS.TLSKey, "tls-key", []string{"KANADE_NATS_TLS_KEY"}, fc.TLSKey)
+	pick(&g.NATS.Context, "context", []string{"KANADE_NATS_CONTEXT", "NATS_CONTEXT"}, fc.Context)
+	pick(&g.Output, "output", []string{"KANADE_OUTPUT"}, fc.Output)
+	if !flags.Changed("no-color") && (os.Getenv("NO_COLOR") != "" || fc.NoColor) {
+		g.NoColor = true
+	}
+	if g.NoColor {
+		g.streams.NoColor = true
+	}
+	if g.NATS.URL == "" && g.NATS.Context == "" {
+		g.NATS.URL = "nats://127.0.0.1:4222"
+	}
+	g.dbExplicit = g.DB != ""
+	if g.DB == "" {
+		p, err := DefaultDBPath()
+		if err != nil {
+			return fmt.Errorf("find the default database location: %v (give --db)", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("create %s: %v (give --db)", filepath.Dir(p), err)
+		}
+		g.DB = p
+	}
+	if g.Output != "" {
+		if _, err := output.ParseFormat(g.Output); err != nil {
+			return err
+		}
+	}
+	if _, err := dial.Parse(g.DB); err != nil {
+		return err
+	}
+	return nil
+}
+
+// format is -o, defaulting to a table.
+func (g *Globals) format() output.Format {
+	if g.Output == "" {
+		return output.Table
+	}
+	return output.Format(g.Output)
+}
+
+// openStore opens --db; migrate creates the tables when the database is
+// new, as "created on first use" promises.
+func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, error) {
+	st, err := dial.Open(ctx, g.DB)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if _, err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("prepare database %s: %w", st.Location(), err)
+		}
+	}
+	return st, nil
+}
+
+// NewRoot builds the command tree writing to s.
+func NewRoot(s *output.Streams, build BuildInfo) *cobra.Command {
+	g := &Globals{streams: s, build: build}
+	root := &cobra.Command{
+		Use:   "kanade",
+		Short: "Query, repair and rebuild kanade fleet results",
+		Long: `kanade is the operator's tool for a kanade fleet's results pipeline:
+show what every PC did for a deployment or broadcast, give legacy rows their
+stable result_id, and replay JetStream streams to rebuild the tables.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.resolve(cmd.Flags()); err != nil {
+				return &usageError{err: err, usage: cmd.UseLine()}
+			}
+			return nil
+		},
+	}
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.DB, "db", "", "database: postgres://... URL, sqlite:///path or a file path (env KANADE_DB; default the embedded SQLite file)")
+	pf.StringVar(&g.NATS.URL, "nats-url", "", "NATS server URL (env KANADE_NATS_URL, NATS_URL; default nats://127.0.0.1:4222)")
+	pf.StringVar(&g.NATS.URL, "server", "", "alias of --nats-url, as upstream's CLI")
+	pf.StringVar(&g.NATS.Creds, "creds", "", "NATS credentials file")
+	pf.StringVar(&g.NATS.NKey, "nkey", "", "NATS nkey seed file")
+	pf.StringVar(&g.NATS.User, "user", "", "NATS user")
+	pf.StringVar(&g.NATS.Password, "password", "", "NATS password")
+	pf.StringVar(&g.NATS.Token, "token", "", "NATS token (env KANADE_NATS_TOKEN)")
+	pf.StringVar(&g.NATS.TLSCA, "tls-ca", "", "CA certificate for NATS TLS")
+	pf.StringVar(&g.NATS.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
+	pf.StringVar(&g.NATS.TLSKey, "tls-key", "", "client key for NATS TLS")
+	pf.StringVar(&g.NATS.Context, "context", "", "natscli context name (~/.config/nats/context/NAME.json)")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format: "+strings.Join(output.Formats, "|"))
+	pf.BoolVar(&g.NoColor, "no-color", false, "no colours (also NO_COLOR)")
+	pf.StringVar(&g.Config, "config", "", "config file (env KANADE_CONFIG; default $XDG_CONFIG_HOME/kanade/config.toml)")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(output.Formats, cobra.ShellCompDirectiveNoFileComp))
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, usage: cmd.UseLine()}
+	})
+	root.AddCommand(newDBCmd(g), newStreamCmd(g), newResultsCmd(g), newVersionCmd(g), newDemoCmd(g))
+	root.AddCommand(helpTopic("environment", "Environment variables and the config file", environmentHelp),
+		helpTopic("exit-codes", "What kanade's exit codes mean", exitCodesHelp))
+	return root
+}
+
+// Execute runs the command line and returns the process exit code,
+// printing any error as one clear line.
+func Execute(ctx context.Context, s *output.Streams, build BuildInfo, args []string) int {
+	root := NewRoot(s, build)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ue *usageError
+	var ee *ExitErr
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(s.Err, "Error: %v\nUsage: %s\nRun '%s --help' for more.\n", ue.err, ue.usage, strings.TrimSuffix(ue.usage, " [flags]"))
+		return ExitUsage
+	case ctx.Err() != nil:
+		fmt.Fprintln(s.Err, "Interrupted.")
+		return ExitInterrupted
+	case errors.As(err, &ee):
+		if ee.Err != nil {
+			fmt.Fprintf(s.Err, "Error: %v\n", ee.Err)
+		}
+		return ee.Code
+	case strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag"):
+		fmt.Fprintf(s.Err, "Error: %v\nRun 'kanade --help' for usage.\n", err)
+		return ExitUsage
+	default:
+		fmt.Fprintf(s.Err, "Error: %v\n", err)
+		return ExitError
+	}
+}

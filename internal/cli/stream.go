@@ -1,0 +1,297 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+)
+
+type replayFlags struct {
+	stream, from, to, since, until, progress string
+	subjects                                 []string
+	batch, maxErrors                         int
+	dryRun, plan, resume, onlyQuarantined    bool
+}
+
+func newStreamCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "stream", Short: "Work with the JetStream streams the results come from"}
+	var f replayFlags
+	replayCmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Replay a stream through the projector to rebuild the tables",
+		Long: `Replay reads a window of a JetStream stream (RESULTS by default) with an
+ordered consumer and projects it by upstream's rules into --db. Each batch
+commits with a checkpoint; --resume continues after a crash or Ctrl-C.
+Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.`,
+		Example: `  kanade stream replay --plan
+  kanade stream replay --since 36h
+  kanade stream replay --stream EVENTS && kanade stream replay
+  kanade stream replay --resume
+  kanade stream replay --only-quarantined`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			return runReplay(cmd.Context(), g, o, f)
+		},
+	}
+	fl := replayCmd.Flags()
+	fl.StringVar(&f.stream, "stream", streams.Results, "stream to replay")
+	fl.StringSliceVar(&f.subjects, "subject", nil, "only these subjects (repeatable, wildcards allowed)")
+	fl.StringVar(&f.from, "from-seq", "", "first sequence")
+	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
+	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
+	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
+	fl.IntVar(&f.batch, "batch", 5000, "messages per transaction")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "project in a transaction that is rolled back, and report what would change")
+	fl.BoolVar(&f.plan, "plan", false, "print the resolved range and exit")
+	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")
+	fl.IntVar(&f.maxErrors, "max-errors", 0, "stop after this many quarantined messages (0: never)")
+	fl.BoolVar(&f.onlyQuarantined, "only-quarantined", false, "retry quarantined messages and clear those that now succeed")
+	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
+	cmd.AddCommand(replayCmd)
+	return cmd
+}
+
+// parseTime reads RFC 3339 or a duration back from now.
+func parseTime(flag, v string, now time.Time) (*time.Time, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return nil, fmt.Errorf("--%s %s: give a positive duration (how far back)", flag, v)
+		}
+		t := now.Add(-d)
+		return &t, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return nil, fmt.Errorf("--%s %q is neither RFC 3339 (2026-11-27T08:00:00Z) nor a duration (36h)", flag, v)
+	}
+	return &t, nil
+}
+
+func parseSeq(flag, v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("--%s %q: give a stream sequence number (1 or more)", flag, v)
+	}
+	return n, nil
+}
+
+func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
+	o := replay.Options{Stream: f.stream, Subjects: f.subjects, Batch: f.batch, DryRun: f.dryRun, Resume: f.resume,
+		MaxErrors: f.maxErrors, OnlyQuarantined: f.onlyQuarantined}
+	var err error
+	now := time.Now()
+	if o.FromSeq, err = parseSeq("from-seq", f.from); err != nil {
+		return o, usageErrorf(cmd, "%v", err)
+	}
+	if o.ToSeq, err = parseSeq("to-seq", f.to); err != nil {
+		return o, usageErrorf(cmd, "%v", err)
+	}
+	if o.Since, err = parseTime("since", f.since, now); err != nil {
+		return o, usageErrorf(cmd, "%v", err)
+	}
+	if o.Until, err = parseTime("until", f.until, now); err != nil {
+		return o, usageErrorf(cmd, "%v", err)
+	}
+	switch {
+	case o.FromSeq > 0 && o.Since != nil:
+		return o, usageErrorf(cmd, "--from-seq and --since both set the start: give one")
+	case o.ToSeq > 0 && o.Until != nil:
+		return o, usageErrorf(cmd, "--to-seq and --until both set the end: give one")
+	case f.resume && (o.FromSeq > 0 || o.Since != nil):
+		return o, usageErrorf(cmd, "--resume starts at the checkpoint: drop --from-seq/--since")
+	case f.batch < 1 || f.batch > 100000:
+		return o, usageErrorf(cmd, "--batch %d: give 1 to 100000", f.batch)
+	case f.maxErrors < 0:
+		return o, usageErrorf(cmd, "--max-errors must be 0 or more")
+	case f.progress != "auto" && f.progress != "json" && f.progress != "none":
+		return o, usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)
+	case o.FromSeq > 0 && o.ToSeq > 0 && o.FromSeq > o.ToSeq:
+		return o, usageErrorf(cmd, "--from-seq %d is after --to-seq %d", o.FromSeq, o.ToSeq)
+	}
+	return o, nil
+}
+
+func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
+	nc, err := natsconn.Connect(g.NATS, "kanade")
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("JetStream: %w", err)
+	}
+	return js, nc.Close, nil
+}
+
+func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags) error {
+	js, closeNATS, err := connectJS(g)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	st, err := g.openStore(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s := g.streams
+	if f.plan {
+		plan, err := replay.Resolve(ctx, js, st, o)
+		if err != nil {
+			return err
+		}
+		return printPlan(s, plan, g.format())
+	}
+	if st.Upstream() && !o.DryRun {
+		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
+	}
+	o.Progress = progressPrinter(s, f.progress)
+	sum, err := replay.Run(ctx, st, js, o)
+	if sum != nil && (err == nil || errors.Is(err, replay.ErrTooManyErrors) || ctx.Err() != nil) {
+		if perr := printSummary(s, sum, g.format()); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w; wait for it to finish", err)
+		}
+		if ctx.Err() != nil && sum != nil {
+			fmt.Fprintf(s.Err, "Stopped at sequence %d; run again with --resume to continue.\n", sum.CheckpointSeq)
+		}
+		return err
+	}
+	return nil
+}
+
+func progressPrinter(s *output.Streams, mode string) func(replay.Progress) {
+	var last time.Time
+	switch {
+	case mode == "json":
+		return func(p replay.Progress) {
+			if time.Since(last) < time.Second && p.Done < p.Total {
+				return
+			}
+			last = time.Now()
+			rate := float64(p.Done) / max(p.Elapsed.Seconds(), 1e-9)
+			fmt.Fprintf(s.Err, `{"done":%d,"total":%d,"last_seq":%d,"rate":%.0f,"quarantined":%d,"elapsed_seconds":%.1f}`+"\n",
+				p.Done, p.Total, p.LastSeq, rate, p.Quarantined, p.Elapsed.Seconds())
+		}
+	case mode == "auto" && s.ErrTTY:
+		return func(p replay.Progress) {
+			rate := float64(p.Done) / max(p.Elapsed.Seconds(), 1e-9)
+			eta := "-"
+			if rate > 0 && p.Total >= p.Done {
+				eta = (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Round(time.Second).String()
+			}
+			width := 30
+			filled := 0
+			if p.Total > 0 {
+				filled = int(float64(width) * float64(p.Done) / float64(p.Total))
+			}
+			fmt.Fprintf(s.Err, "\r[%s%s] %d/%d  %.0f msg/s  ETA %s  quarantined %d ", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+				p.Done, p.Total, rate, eta, p.Quarantined)
+			if p.Done >= p.Total {
+				fmt.Fprintln(s.Err)
+			}
+		}
+	default:
+		return nil
+	}
+}
+
+func printPlan(s *output.Streams, p *replay.Plan, f output.Format) error {
+	switch f {
+	case output.JSON, output.JSONL:
+		return output.WriteJSON(s.Out, p)
+	case output.YAML:
+		return output.WriteYAML(s.Out, p)
+	}
+	rows := [][]string{
+		{"stream", p.Stream},
+		{"subjects", strings.Join(p.Subjects, ",")},
+		{"stream created", p.StreamCreated.Format(time.RFC3339)},
+		{"sequences", fmt.Sprintf("%d..%d", p.FromSeq, p.ToSeq)},
+		{"messages", strconv.FormatUint(p.Messages, 10)},
+		{"bytes (estimate)", strconv.FormatUint(p.BytesEstimate, 10)},
+		{"time span", spanText(p.FirstTime, p.LastTime)},
+		{"resumed from checkpoint", strconv.FormatBool(p.Resumed)},
+	}
+	if f == output.CSV {
+		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
+	}
+	return output.WriteTable(s.Out, []string{"PLAN", ""}, rows)
+}
+
+func spanText(a, b time.Time) string {
+	if a.IsZero() {
+		return "-"
+	}
+	return a.Format(time.RFC3339) + " .. " + b.Format(time.RFC3339)
+}
+
+func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error {
+	switch f {
+	case output.JSON, output.JSONL:
+		return output.WriteJSON(s.Out, sum)
+	case output.YAML:
+		return output.WriteYAML(s.Out, sum)
+	}
+	st := sum.Stats
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	rows := [][]string{
+		{"messages read", n(st.Messages)},
+		{"rows inserted", n(st.Inserted)},
+		{"in-flight rows created", n(st.InFlightCreated)},
+		{"in-flight rows completed", n(st.Completed)},
+		{"reaped placeholders replaced", n(st.ReapedReplaced)},
+		{"unchanged duplicates", n(st.Unchanged)},
+		{"counters moved", n(st.CountersMoved)},
+		{"inventory upserts", n(st.InventoryUpserts)},
+		{"inventory skipped (stdout not JSON)", n(st.InventorySkipped)},
+		{"quarantined", n(st.Quarantined)},
+		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
+		{"rate", fmt.Sprintf("%.0f msg/s", sum.RatePerSecond)},
+		{"checkpoint", strconv.FormatUint(sum.CheckpointSeq, 10)},
+	}
+	if sum.DryRun {
+		rows = append(rows, []string{"dry run", "yes: nothing was written"})
+	}
+	if sum.StoppedEarly != "" {
+		rows = append(rows, []string{"stopped early", sum.StoppedEarly})
+	}
+	if f == output.CSV {
+		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
+	}
+	title := "REPLAY " + sum.Plan.Stream
+	if err := output.WriteTable(s.Out, []string{title, ""}, rows); err != nil {
+		return err
+	}
+	if st.Quarantined > 0 {
+		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
+	}
+	return nil
+}

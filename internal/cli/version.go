@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanadehq/kanade-cli/internal/output"
+)
+
+// versionInfo is `kanade version -o json`.
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	GoVersion string `json:"go_version"`
+	Platform  string `json:"platform"`
+}
+
+func (b BuildInfo) resolved() versionInfo {
+	v := versionInfo{Version: b.Version, Commit: b.Commit, Date: b.Date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if v.Commit == "" {
+					v.Commit = s.Value
+				}
+			case "vcs.time":
+				if v.Date == "" {
+					v.Date = s.Value
+				}
+			}
+		}
+	}
+	for _, f := range []*string{&v.Version, &v.Commit, &v.Date} {
+		if *f == "" {
+			*f = "unknown"
+		}
+	}
+	if v.Version == "unknown" {
+		v.Version = "dev"
+	}
+	return v
+}
+
+func newVersionCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, commit and build date",
+		Args:  cobra.NoArgs,
+		// version needs no database or config: skip the global resolution.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := g.build.resolved()
+			switch g.Output {
+			case "json":
+				return output.WriteJSON(g.streams.Out, v)
+			case "yaml":
+				return output.WriteYAML(g.streams.Out, v)
+			case "", "table", "wide":
+				fmt.Fprintf(g.streams.Out, "kanade %s (commit %s, built %s, %s, %s)\n", v.Version, v.Commit, v.Date, v.GoVersion, v.Platform)
+				return nil
+			default:
+				return usageErrorf(cmd, "-o %s is not supported here: use json, yaml or table", g.Output)
+			}
+		},
+	}
+}

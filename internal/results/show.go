@@ -1,0 +1,324 @@
+// Package results answers "what happened on every PC for this deployment,
+// this broadcast, this run?": the fan-out view behind `results show`.
+package results
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+// Row statuses, as printed and as in JSON.
+const (
+	StatusOK      = "ok"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+	StatusRunning = "running"
+	StatusReaped  = "reaped"
+)
+
+// FailOnCategories are the values --fail-on accepts.
+var FailOnCategories = []string{"failed", "missing", "in_flight", "reaped", "skipped"}
+
+// ShowOptions select and order the view.
+type ShowOptions struct {
+	ExecID    string
+	RequestID string
+	ResultID  string
+	PCs       []string
+	Sort      string // pc (default), status, duration, finished
+}
+
+// Summary is the head of the view. Field names are a stable interface
+// (docs/output-schemas.md).
+type Summary struct {
+	ExecID       *string    `json:"exec_id"`
+	RequestID    *string    `json:"request_id"`
+	ResultID     *string    `json:"result_id,omitempty"`
+	ManifestID   *string    `json:"manifest_id"`
+	Version      *string    `json:"version"`
+	InitiatedBy  *string    `json:"initiated_by"`
+	InitiatedAt  *time.Time `json:"initiated_at"`
+	Status       *string    `json:"status"`
+	Target       *int64     `json:"target"`
+	Reported     int64      `json:"reported"`
+	Succeeded    int64      `json:"succeeded"`
+	Failed       int64      `json:"failed"`
+	Skipped      int64      `json:"skipped"`
+	InFlight     int64      `json:"in_flight"`
+	Reaped       int64      `json:"reaped"`
+	Missing      *int64     `json:"missing"`
+	DuplicatePCs int64      `json:"duplicate_pcs"`
+}
+
+// Result is one PC's row in the fan-out view.
+type Result struct {
+	ResultID       string     `json:"result_id"`
+	RequestID      string     `json:"request_id"`
+	ExecID         *string    `json:"exec_id"`
+	PCID           string     `json:"pc_id"`
+	Status         string     `json:"status"`
+	ExitCode       *int32     `json:"exit_code"`
+	StartedAt      time.Time  `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at"`
+	DurationMs     *int64     `json:"duration_ms"`
+	Stdout         string     `json:"stdout"`
+	Stderr         string     `json:"stderr"`
+	ManifestID     *string    `json:"manifest_id"`
+	RecordedAt     time.Time  `json:"recorded_at"`
+	Legacy         bool       `json:"legacy"`
+	OtherResultIDs []string   `json:"other_result_ids,omitempty"`
+	// All holds every row of this PC (itself first), for -o wide.
+	All []Result `json:"-"`
+}
+
+// View is what `results show` prints.
+type View struct {
+	Summary Summary  `json:"summary"`
+	Results []Result `json:"results"`
+}
+
+// ErrNotFound is returned when the selector matches nothing at all.
+var ErrNotFound = errors.New("not found")
+
+// Show builds the fan-out view.
+func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, error) {
+	n := 0
+	for _, s := range []string{o.ExecID, o.RequestID, o.ResultID} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("give exactly one of --exec-id, --request-id, --result-id")
+	}
+	rows, err := q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID, RequestID: o.RequestID, ResultID: o.ResultID, PCs: o.PCs})
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Results: []Result{}}
+	execID := o.ExecID
+	if execID == "" && len(rows) > 0 && rows[0].ExecID != nil {
+		execID = *rows[0].ExecID
+	}
+	var exec *store.Execution
+	if execID != "" {
+		if exec, err = q.GetExecution(ctx, execID); err != nil {
+			return nil, err
+		}
+	}
+	if len(rows) == 0 && exec == nil {
+		switch {
+		case o.ExecID != "":
+			return nil, fmt.Errorf("%w: no execution and no results with exec_id %q", ErrNotFound, o.ExecID)
+		case o.RequestID != "":
+			return nil, fmt.Errorf("%w: no results with request_id %q", ErrNotFound, o.RequestID)
+		default:
+			return nil, fmt.Errorf("%w: no result with result_id %q", ErrNotFound, o.ResultID)
+		}
+	}
+	s := &v.Summary
+	if o.ExecID != "" || exec != nil {
+		s.ExecID = &execID
+	}
+	if o.RequestID != "" {
+		s.RequestID = &o.RequestID
+	} else if len(rows) > 0 && sameRequest(rows) {
+		s.RequestID = &rows[0].RequestID
+	}
+	if o.ResultID != "" {
+		s.ResultID = &o.ResultID
+	}
+	if exec != nil {
+		s.ManifestID, s.Version, s.InitiatedBy, s.InitiatedAt, s.Status = &exec.JobID, &exec.Version, &exec.InitiatedBy, &exec.InitiatedAt, &exec.Status
+		if o.ResultID == "" && len(o.PCs) == 0 {
+			s.Target = &exec.TargetCount
+		}
+	} else if len(rows) > 0 {
+		s.ManifestID = rows[0].JobID
+	}
+
+	byPC := map[string][]store.ResultRow{}
+	var pcs []string
+	for _, r := range rows {
+		if _, ok := byPC[r.PCID]; !ok {
+			pcs = append(pcs, r.PCID)
+		}
+		byPC[r.PCID] = append(byPC[r.PCID], r)
+	}
+	for _, pc := range pcs {
+		group := byPC[pc]
+		sort.SliceStable(group, func(i, j int) bool { return better(group[i], group[j]) })
+		res := toResult(group[0])
+		res.All = []Result{res}
+		for _, other := range group[1:] {
+			res.OtherResultIDs = append(res.OtherResultIDs, other.ResultID)
+			res.All = append(res.All, toResult(other))
+		}
+		if len(group) > 1 {
+			s.DuplicatePCs++
+		}
+		switch res.Status {
+		case StatusOK:
+			s.Succeeded++
+		case StatusFailed:
+			s.Failed++
+		case StatusSkipped:
+			s.Skipped++
+		case StatusRunning:
+			s.InFlight++
+		case StatusReaped:
+			s.Reaped++
+		}
+		v.Results = append(v.Results, res)
+	}
+	s.Reported = int64(len(pcs))
+	if s.Target != nil {
+		m := max(*s.Target-s.Reported, 0)
+		s.Missing = &m
+	}
+	sortResults(v.Results, o.Sort)
+	return v, nil
+}
+
+func sameRequest(rows []store.ResultRow) bool {
+	for _, r := range rows[1:] {
+		if r.RequestID != rows[0].RequestID {
+			return false
+		}
+	}
+	return true
+}
+
+// rank orders the rows of one PC: a finished row says more than a reaped
+// placeholder, which says more than one still in flight.
+func rank(r store.ResultRow) int {
+	switch {
+	case r.FinishedAt != nil && !r.Reaped:
+		return 0
+	case r.Reaped:
+		return 1
+	default:
+		return 2
+	}
+}
+
+func better(a, b store.ResultRow) bool {
+	if ra, rb := rank(a), rank(b); ra != rb {
+		return ra < rb
+	}
+	return a.RecordedAt.After(b.RecordedAt)
+}
+
+// StatusOf classifies a row.
+func StatusOf(r store.ResultRow) string {
+	switch {
+	case r.Reaped:
+		return StatusReaped
+	case r.FinishedAt == nil:
+		return StatusRunning
+	case r.Skipped:
+		return StatusSkipped
+	case r.ExitCode != nil && *r.ExitCode == 0:
+		return StatusOK
+	default:
+		return StatusFailed
+	}
+}
+
+func toResult(r store.ResultRow) Result {
+	res := Result{ResultID: r.ResultID, RequestID: r.RequestID, ExecID: r.ExecID, PCID: r.PCID, Status: StatusOf(r), ExitCode: r.ExitCode,
+		StartedAt: r.StartedAt.UTC(), Stdout: r.Stdout, Stderr: r.Stderr, ManifestID: r.JobID, RecordedAt: r.RecordedAt.UTC(),
+		Legacy: r.ResultID == r.RequestID}
+	if r.FinishedAt != nil {
+		f := r.FinishedAt.UTC()
+		res.FinishedAt = &f
+		d := f.Sub(r.StartedAt).Milliseconds()
+		res.DurationMs = &d
+	}
+	return res
+}
+
+var statusOrder = map[string]int{StatusFailed: 0, StatusReaped: 1, StatusRunning: 2, StatusSkipped: 3, StatusOK: 4}
+
+func sortResults(rs []Result, by string) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		switch by {
+		case "status":
+			if statusOrder[a.Status] != statusOrder[b.Status] {
+				return statusOrder[a.Status] < statusOrder[b.Status]
+			}
+		case "duration":
+			da, db := int64(-1), int64(-1)
+			if a.DurationMs != nil {
+				da = *a.DurationMs
+			}
+			if b.DurationMs != nil {
+				db = *b.DurationMs
+			}
+			if da != db {
+				return da > db
+			}
+		case "finished":
+			if (a.FinishedAt == nil) != (b.FinishedAt == nil) {
+				return a.FinishedAt == nil
+			}
+			if a.FinishedAt != nil && !a.FinishedAt.Equal(*b.FinishedAt) {
+				return a.FinishedAt.Before(*b.FinishedAt)
+			}
+		}
+		return a.PCID < b.PCID
+	})
+}
+
+// FailOn reports which of the categories are non-empty.
+func (v *View) FailOn(categories []string) []string {
+	var hit []string
+	for _, c := range categories {
+		var n int64
+		switch c {
+		case "failed":
+			n = v.Summary.Failed
+		case "missing":
+			if v.Summary.Missing != nil {
+				n = *v.Summary.Missing
+			}
+		case "in_flight":
+			n = v.Summary.InFlight
+		case "reaped":
+			n = v.Summary.Reaped
+		case "skipped":
+			n = v.Summary.Skipped
+		}
+		if n > 0 {
+			hit = append(hit, fmt.Sprintf("%s=%d", c, n))
+		}
+	}
+	return hit
+}
+
+// ParseFailOn validates a --fail-on list.
+func ParseFailOn(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		c = strings.TrimSpace(c)
+		ok := false
+		for _, k := range FailOnCategories {
+			ok = ok || c == k
+		}
+		if !ok {
+			return nil, fmt.Errorf("--fail-on %q: unknown category; use a comma-separated list of %s", c, strings.Join(FailOnCategories, ", "))
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
