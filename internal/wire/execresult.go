@@ -45,21 +45,21 @@ func (e *DecodeError) Error() string {
 // rawExecResult mirrors serde's view: required keys must be present, the
 // optional ones may be absent or null, unknown keys are ignored.
 type rawExecResult struct {
-	ResultID       *string          `json:"result_id"`
-	RequestID      *string          `json:"request_id"`
-	ExecID         *string          `json:"exec_id"`
-	ParentResultID *string          `json:"parent_result_id"`
-	PCID           *string          `json:"pc_id"`
-	ExitCode       *int32           `json:"exit_code"`
-	Skipped        *bool            `json:"skipped"`
-	Stdout         *string          `json:"stdout"`
-	Stderr         *string          `json:"stderr"`
-	StartedAt      *string          `json:"started_at"`
-	FinishedAt     *string          `json:"finished_at"`
-	StdoutObject   *string          `json:"stdout_object"`
-	StderrObject   *string          `json:"stderr_object"`
-	ManifestID     *string          `json:"manifest_id"`
-	CollectObject  *string          `json:"collect_object"`
+	ResultID       *string `json:"result_id"`
+	RequestID      *string `json:"request_id"`
+	ExecID         *string `json:"exec_id"`
+	ParentResultID *string `json:"parent_result_id"`
+	PCID           *string `json:"pc_id"`
+	ExitCode       *int32  `json:"exit_code"`
+	Skipped        *bool   `json:"skipped"`
+	Stdout         *string `json:"stdout"`
+	Stderr         *string `json:"stderr"`
+	StartedAt      *string `json:"started_at"`
+	FinishedAt     *string `json:"finished_at"`
+	StdoutObject   *string `json:"stdout_object"`
+	StderrObject   *string `json:"stderr_object"`
+	ManifestID     *string `json:"manifest_id"`
+	CollectObject  *string `json:"collect_object"`
 }
 
 // DecodeExecResult decodes a payload of any upstream agent version.

@@ -150,10 +150,10 @@ func TestSkippedForms(t *testing.T) {
 
 func TestDecodeErrorsNameTheField(t *testing.T) {
 	cases := map[string]string{
-		`{"request_id":"r","pc_id":"p","exit_code":"x","stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`:          "exit_code",
-		`{"request_id":"r","pc_id":"p","exit_code":3000000000,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`: "exit_code",
-		`{"request_id":"r","exit_code":0,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`:                       "pc_id",
-		`{"request_id":"r","pc_id":"p","exit_code":0,"stdout":"","stderr":"","started_at":"noon","finished_at":"2026-05-16T00:00:00Z"}`:                          "started_at",
+		`{"request_id":"r","pc_id":"p","exit_code":"x","stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`:           "exit_code",
+		`{"request_id":"r","pc_id":"p","exit_code":3000000000,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`:    "exit_code",
+		`{"request_id":"r","exit_code":0,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z"}`:                         "pc_id",
+		`{"request_id":"r","pc_id":"p","exit_code":0,"stdout":"","stderr":"","started_at":"noon","finished_at":"2026-05-16T00:00:00Z"}`:                             "started_at",
 		`{"request_id":"r","pc_id":"p","exit_code":0,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z","skipped":1}`: "skipped",
 		`not json`: "",
 		`[1,2]`:    "",

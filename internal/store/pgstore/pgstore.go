@@ -78,10 +78,10 @@ func redact(dsn string) string {
 	return dsn
 }
 
-func (s *Store) Kind() store.Kind   { return store.Postgres }
-func (s *Store) Location() string   { return s.location }
-func (s *Store) Upstream() bool     { return false }
-func (s *Store) Close()             { s.pool.Close() }
+func (s *Store) Kind() store.Kind    { return store.Postgres }
+func (s *Store) Location() string    { return s.location }
+func (s *Store) Upstream() bool      { return false }
+func (s *Store) Close()              { s.pool.Close() }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Migrate applies the embedded migrations not yet recorded, each in its
@@ -230,7 +230,7 @@ func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
 	return func() {
 		bg := context.WithoutCancel(ctx)
 		conn.Exec(bg, "DELETE FROM kanade_locks WHERE name = 'writer' AND pid = $1", os.Getpid()) //nolint:errcheck
-		conn.Exec(bg, "SELECT pg_advisory_unlock($1)", key)                                      //nolint:errcheck
+		conn.Exec(bg, "SELECT pg_advisory_unlock($1)", key)                                       //nolint:errcheck
 		conn.Release()
 	}, nil
 }

@@ -62,11 +62,11 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 // resultColumns holds a batch column-wise for unnest().
 type resultColumns struct {
 	resultID, requestID, pcID, stdout, stderr []string
-	execID, jobID, version, parent             []*string
-	exitCode                                   []*int32
-	startedAt, recordedAt                      []time.Time
-	finishedAt, expiresAt                      []*time.Time
-	reaped, skipped                            []bool
+	execID, jobID, version, parent            []*string
+	exitCode                                  []*int32
+	startedAt, recordedAt                     []time.Time
+	finishedAt, expiresAt                     []*time.Time
+	reaped, skipped                           []bool
 }
 
 func columnsOf(rows []store.ResultRow) *resultColumns {
