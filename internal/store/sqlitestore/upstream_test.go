@@ -1,0 +1,109 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// upstreamSchema is an older upstream backend.db: sqlx's bookkeeping table
+// and execution_results without the later optional columns.
+const upstreamSchema = `
+CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+CREATE TABLE execution_results (result_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, exec_id TEXT, pc_id TEXT NOT NULL, exit_code INTEGER,
+  stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '', started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+  recorded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, job_id TEXT, version TEXT, reaped INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE executions (exec_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, version TEXT NOT NULL, initiated_by TEXT NOT NULL,
+  initiated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, target_count INTEGER NOT NULL, success_count INTEGER NOT NULL DEFAULT 0,
+  failure_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending');
+CREATE TABLE inventory_facts (pc_id TEXT NOT NULL, job_id TEXT NOT NULL, facts_json TEXT NOT NULL, display_json TEXT, summary_json TEXT,
+  collected_at TIMESTAMP, recorded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (pc_id, job_id));
+CREATE TABLE agents (pc_id TEXT PRIMARY KEY);
+INSERT INTO execution_results (result_id, request_id, pc_id, exit_code, started_at, finished_at, recorded_at)
+  VALUES ('req-old', 'req-old', 'PC-01', 0, '2026-05-16 00:00:00', '2026-05-16 00:00:01', '2026-05-16 00:00:02');
+`
+
+func TestUpstreamBackendDB(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "backend.db")
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().ExecContext(ctx, upstreamSchema); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if st, err = sqlitestore.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Upstream() {
+		t.Fatal("a file with _sqlx_migrations must be recognised as upstream's")
+	}
+	schemaOf := func() string {
+		rows, err := st.DB().QueryContext(ctx, "SELECT name, sql FROM sqlite_master WHERE tbl_name NOT LIKE 'kanade_%' ORDER BY name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var name string
+			var sql *string
+			rows.Scan(&name, &sql) //nolint:errcheck
+			b.WriteString(name + ":" + wire.Deref(sql) + "\n")
+		}
+		return b.String()
+	}
+	before := schemaOf()
+	var journal string
+	st.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal) //nolint:errcheck
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := schemaOf(); after != before {
+		t.Fatalf("migrate altered upstream's tables:\nbefore %s\nafter %s", before, after)
+	}
+	var journalAfter string
+	st.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journalAfter) //nolint:errcheck
+	if journal != journalAfter {
+		t.Errorf("journal mode changed from %s to %s", journal, journalAfter)
+	}
+	status, err := st.Status(ctx)
+	if err != nil || !status.Upstream || status.SchemaVersion != 2 {
+		t.Fatalf("status: %+v %v", status, err)
+	}
+
+	// Project a result: it lands with upstream's TEXT timestamp shape even
+	// though the file lacks the skipped/expires_at/parent_result_id columns.
+	r := wire.ExecResult{ResultID: "r1", RequestID: "q1", PCID: "PC-02", ExitCode: 0, Skipped: true,
+		StartedAt: time.Date(2026, 5, 16, 0, 0, 0, 123456700, time.UTC), FinishedAt: time.Date(2026, 5, 16, 0, 0, 5, 500_000_000, time.UTC)}
+	p := projector.New(st, nil, nil)
+	b, err := p.Prepare(ctx, []projector.Message{{Stream: "RESULTS", Seq: 1, Subject: "results.q1", Published: time.Date(2026, 5, 16, 0, 0, 6, 0, time.UTC), Data: r.Encode()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Apply(ctx, b, projector.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var started, finished, recorded string
+	if err := st.DB().QueryRowContext(ctx, "SELECT CAST(started_at AS TEXT), CAST(finished_at AS TEXT), CAST(recorded_at AS TEXT) FROM execution_results WHERE result_id = 'r1'").
+		Scan(&started, &finished, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	if started != "2026-05-16T00:00:00.123456700+00:00" || finished != "2026-05-16T00:00:05.500+00:00" || recorded != "2026-05-16T00:00:06+00:00" {
+		t.Errorf("timestamps not in upstream's shape: %s %s %s", started, finished, recorded)
+	}
+	// The old space-separated row still reads.
+	tables, err := st.Dump(ctx)
+	if err != nil || len(tables.Results) != 2 {
+		t.Fatalf("dump: %v %+v", err, tables)
+	}
+}
