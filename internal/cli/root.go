@@ -31,7 +31,7 @@ const (
 	ExitInterrupted = 130
 )
 
-// ExitError carries a specific exit code up to main.
+// ExitErr carries a specific exit code up to main.
 type ExitErr struct {
 	Code int
 	Err  error
