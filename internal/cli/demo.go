@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/results"
@@ -58,15 +57,11 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 			os.RemoveAll(dir)
 		}
 	}()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"), NoLog: true, NoSigs: true})
+	srv, err := natsconn.StartEmbedded(filepath.Join(dir, "nats"))
 	if err != nil {
-		return fmt.Errorf("start the embedded NATS server: %w", err)
+		return err
 	}
-	go srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("the embedded NATS server did not start within 10s")
-	}
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		return err

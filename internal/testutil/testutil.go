@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
@@ -67,16 +67,7 @@ func PostgresDSN(t testing.TB) string {
 
 // PostgresStore opens a migrated store in a fresh schema.
 func PostgresStore(t testing.TB) *pgstore.Store {
-	t.Helper()
-	st, err := pgstore.Open(context.Background(), PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return migrated(t, func(ctx context.Context) (*pgstore.Store, error) { return pgstore.Open(ctx, PostgresDSN(t)) })
 }
 
 // SQLitePath is a fresh database path in the test's temp dir.
@@ -86,8 +77,12 @@ func SQLitePath(t testing.TB) string {
 
 // SQLiteStore opens a migrated store in a temporary file.
 func SQLiteStore(t testing.TB) *sqlitestore.Store {
+	return migrated(t, func(ctx context.Context) (*sqlitestore.Store, error) { return sqlitestore.Open(ctx, SQLitePath(t)) })
+}
+
+func migrated[S store.Store](t testing.TB, open func(context.Context) (S, error)) S {
 	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), SQLitePath(t))
+	st, err := open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +103,9 @@ func EachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 // loopback port, storing in a temp dir, and returns its URL.
 func NATSServer(t testing.TB) string {
 	t.Helper()
-	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	srv, err := natsserver.NewServer(opts)
+	srv, err := natsconn.StartEmbedded(t.TempDir())
 	if err != nil {
-		t.Fatalf("embedded NATS: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
+		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
 	return srv.ClientURL()
