@@ -13,6 +13,7 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
@@ -20,6 +21,8 @@ import (
 
 type replayFlags struct {
 	stream, from, to, since, until, progress string
+	consumer                                 string
+	follow                                   bool
 	subjects                                 []string
 	batch, maxErrors                         int
 	dryRun, plan, resume, onlyQuarantined    bool
@@ -62,6 +65,8 @@ Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")
 	fl.IntVar(&f.maxErrors, "max-errors", 0, "stop after this many quarantined messages (0: never)")
 	fl.BoolVar(&f.onlyQuarantined, "only-quarantined", false, "retry quarantined messages and clear those that now succeed")
+	fl.BoolVar(&f.follow, "follow", false, "after catching up, keep projecting new messages until Ctrl-C (durable consumer --consumer, acked after commit)")
+	fl.StringVar(&f.consumer, "consumer", replay.DefaultConsumer, "durable consumer name for --follow (never upstream's backend_results_projector)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 	cmd.AddCommand(replayCmd)
 	return cmd
@@ -99,7 +104,7 @@ func parseSeq(flag, v string) (uint64, error) {
 
 func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	o := replay.Options{Stream: f.stream, Subjects: f.subjects, Batch: f.batch, DryRun: f.dryRun, Resume: f.resume,
-		MaxErrors: f.maxErrors, OnlyQuarantined: f.onlyQuarantined}
+		MaxErrors: f.maxErrors, OnlyQuarantined: f.onlyQuarantined, Follow: f.follow, Consumer: f.consumer}
 	var err error
 	now := time.Now()
 	if o.FromSeq, err = parseSeq("from-seq", f.from); err != nil {
@@ -125,6 +130,10 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--batch %d: give 1 to 100000", f.batch)
 	case f.maxErrors < 0:
 		return o, usageErrorf(cmd, "--max-errors must be 0 or more")
+	case f.follow && (f.dryRun || f.onlyQuarantined || o.ToSeq > 0 || o.Until != nil):
+		return o, usageErrorf(cmd, "--follow runs until Ctrl-C: it does not combine with --dry-run, --only-quarantined, --to-seq or --until")
+	case f.consumer == "backend_results_projector":
+		return o, usageErrorf(cmd, "--consumer backend_results_projector is upstream's projector; taking its messages would starve it. Use a name of your own")
 	case f.progress != "auto" && f.progress != "json" && f.progress != "none":
 		return o, usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)
 	case o.FromSeq > 0 && o.ToSeq > 0 && o.FromSeq > o.ToSeq:
@@ -169,6 +178,15 @@ func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags)
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
 	}
 	o.Progress = progressPrinter(s, f.progress)
+	if f.follow {
+		o.OnFollowBatch = func(st projector.Stats, seq uint64) {
+			if f.progress == "none" {
+				return
+			}
+			fmt.Fprintf(s.Err, "%s  +%d messages (inserted %d, completed %d, quarantined %d), checkpoint %d\n",
+				time.Now().UTC().Format(time.RFC3339), st.Messages, st.Inserted, st.Completed, st.Quarantined, seq)
+		}
+	}
 	sum, err := replay.Run(ctx, st, js, o)
 	if sum != nil && (err == nil || errors.Is(err, replay.ErrTooManyErrors) || ctx.Err() != nil) {
 		if perr := printSummary(s, sum, g.format()); perr != nil {

@@ -29,6 +29,12 @@ type Options struct {
 	Resume          bool
 	MaxErrors       int // stop once this many messages were quarantined; 0 = no limit
 	OnlyQuarantined bool
+	// Follow keeps projecting new messages after catching up, through the
+	// durable consumer Consumer, until the context ends.
+	Follow   bool
+	Consumer string
+	// OnFollowBatch, when set, is called after every committed follow batch.
+	OnFollowBatch func(projector.Stats, uint64)
 	// Progress, when set, is called after every batch.
 	Progress func(Progress)
 	// Retry controls database retries; zero means the defaults.

@@ -2,13 +2,16 @@ package replay_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -196,5 +199,103 @@ func TestResumeRefusesRecreatedStream(t *testing.T) {
 	_, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Resume: true})
 	if err == nil || !strings.Contains(err.Error(), "recreated") {
 		t.Fatalf("want a refusal naming the recreated stream, got %v", err)
+	}
+}
+
+// A replay interrupted mid-way (Ctrl-C) and resumed ends in the same tables
+// as one that ran through.
+func TestReplayInterruptedThenResumed(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 40
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		var whole store.Store = testutil.SQLiteStore(t)
+		if st.Kind() == store.Postgres {
+			whole = testutil.PostgresStore(t)
+		}
+		for _, s := range []store.Store{st, whole} {
+			if err := s.Seed(ctx, f.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replayAll(t, whole, js, replay.Options{Stream: streams.Results})
+		cctx, cancel := context.WithCancel(ctx)
+		batches := 0
+		_, err := replay.Run(cctx, st, js, replay.Options{Stream: streams.Results, Batch: 20, Progress: func(replay.Progress) {
+			if batches++; batches == 3 {
+				cancel()
+			}
+		}})
+		cancel()
+		if err == nil {
+			t.Fatal("an interrupted replay must report the interruption")
+		}
+		cp, err := st.LoadCheckpoint(ctx, streams.Results)
+		if err != nil || cp == nil || cp.LastSeq < 60 || cp.LastSeq >= uint64(len(f.Results)) {
+			t.Fatalf("checkpoint after interruption: %+v %v", cp, err)
+		}
+		replayAll(t, st, js, replay.Options{Stream: streams.Results, Resume: true, Batch: 20})
+		a, _ := whole.Dump(ctx)
+		b, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(normalise(a), normalise(b)) {
+			t.Fatal("interrupted and resumed replay differs from an uninterrupted one")
+		}
+	})
+}
+
+// --follow catches up, then projects what is published later through its
+// own durable consumer, acking after commit.
+func TestFollow(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 30
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	if err := st.Seed(ctx, f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	var lastSeq uint64
+	committed := make(chan uint64, 100)
+	go func() {
+		_, err := replay.Run(cctx, st, js, replay.Options{Stream: streams.Results, Follow: true, Batch: 100,
+			OnFollowBatch: func(_ projector.Stats, seq uint64) { committed <- seq }})
+		done <- err
+	}()
+	late := wire.ExecResult{ResultID: "late-1", RequestID: "late-req", PCID: "PC-0001", ExitCode: 0, Stdout: "late",
+		StartedAt: cfg.Start, FinishedAt: cfg.Start.Add(time.Second)}
+	// Publish after the catch-up began; follow must pick it up.
+	time.Sleep(200 * time.Millisecond)
+	ack, err := js.Publish(ctx, "results.late-req", late.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for lastSeq < ack.Sequence {
+		select {
+		case lastSeq = <-committed:
+		case <-deadline:
+			t.Fatalf("follow did not project sequence %d", ack.Sequence)
+		}
+	}
+	rows, err := st.FindResults(ctx, store.ResultFilter{ResultID: "late-1"})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("late result not projected: %v %v", rows, err)
+	}
+	s, _ := js.Stream(ctx, streams.Results)
+	c, err := s.Consumer(ctx, replay.DefaultConsumer)
+	if err != nil {
+		t.Fatalf("durable %s: %v", replay.DefaultConsumer, err)
+	}
+	info, _ := c.Info(ctx)
+	if info.AckFloor.Stream != ack.Sequence {
+		t.Errorf("ack floor %d, want %d (acked after commit)", info.AckFloor.Stream, ack.Sequence)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("follow ended with %v", err)
 	}
 }

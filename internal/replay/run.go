@@ -49,12 +49,13 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		}
 	}()
 	if plan.Messages == 0 {
-		return sum, nil
+		return sum, followIfAsked(ctx, st, js, proj, o, plan, sum)
 	}
 	s, err := js.Stream(ctx, o.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", o.Stream, err)
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	raw := make(chan []projector.Message, 2)
@@ -138,7 +139,7 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		default:
 		}
 	}
-	return sum, nil
+	return sum, followIfAsked(parent, st, js, proj, o, plan, sum)
 }
 
 // read sends the window in batches; it closes out when done.
