@@ -168,7 +168,9 @@ func fakeOutput(rng *rand.Rand, manifest, pc string, exit int32) string {
 	case manifest == "inventory-hw" && exit == 0:
 		return fmt.Sprintf(`{"cpu":"Intel(R) Core(TM) i7-%d","ram_gb":%d,"hostname":"%s","disks":[{"name":"C:","size_gb":%d}]}`, 8000+rng.IntN(5000), 8<<rng.IntN(3), strings.ToLower(pc), 256<<rng.IntN(3))
 	case exit == 0:
-		return fmt.Sprintf("Installing package 3.1.0 on %s\r\nDownloaded 48.2 MB in %d ms\r\nInstallation completed successfully.\r\n", pc, 200+rng.IntN(5000))
+		return fmt.Sprintf("Installing package 3.1.0 on %s\r\nChecking prerequisites: .NET 8.0 runtime present, 12.4 GB free on C:\r\n"+
+			"Downloaded 48.2 MB from https://dist.example.com/app/3.1.0/app-x64.msi in %d ms\r\nVerifying signature: OK\r\n"+
+			"Stopping service AppUpdater\r\nInstallation completed successfully. Exit code 0.\r\n", pc, 200+rng.IntN(5000))
 	default:
 		return "Installing package 3.1.0\r\n"
 	}
@@ -232,4 +234,23 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []Message) err
 		}
 	}
 	return nil
+}
+
+// Bulk is a fleet of about n results (1,000 PCs; deployments of 500 to
+// 1,000 PCs plus a broadcast every ten deployments), cut to exactly n
+// result messages, for benchmarks.
+func Bulk(n int, seed uint64) *Fleet {
+	cfg := Defaults()
+	cfg.Seed, cfg.PCs, cfg.InFlight, cfg.Undecodable = seed, 1000, 0, 0
+	cfg.Deployments = n/800 + 1
+	cfg.Broadcasts = cfg.Deployments / 10
+	f := Generate(cfg)
+	for len(f.Results) < n {
+		cfg.Seed++
+		more := Generate(cfg)
+		f.Results = append(f.Results, more.Results...)
+		f.Executions = append(f.Executions, more.Executions...)
+	}
+	f.Results = f.Results[:n]
+	return f
 }

@@ -59,62 +59,60 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 	return out, rows.Err()
 }
 
-// resultColumns holds a batch column-wise for unnest().
-type resultColumns struct {
-	resultID, requestID, pcID, stdout, stderr []string
-	execID, jobID, version, parent            []*string
-	exitCode                                  []*int32
-	startedAt, recordedAt                     []time.Time
-	finishedAt, expiresAt                     []*time.Time
-	reaped, skipped                           []bool
-}
+var resultColNames = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at",
+	"finished_at", "job_id", "parent_result_id", "recorded_at", "version", "expires_at", "skipped", "reaped"}
 
-func columnsOf(rows []store.ResultRow) *resultColumns {
-	n := len(rows)
-	c := &resultColumns{
-		resultID: make([]string, n), requestID: make([]string, n), pcID: make([]string, n), stdout: make([]string, n), stderr: make([]string, n),
-		execID: make([]*string, n), jobID: make([]*string, n), version: make([]*string, n), parent: make([]*string, n),
-		exitCode: make([]*int32, n), startedAt: make([]time.Time, n), recordedAt: make([]time.Time, n),
-		finishedAt: make([]*time.Time, n), expiresAt: make([]*time.Time, n), reaped: make([]bool, n), skipped: make([]bool, n),
+// stage COPYs rows into a per-session temporary table: COPY is the
+// fastest way into PostgreSQL, and the INSERT ... SELECT that follows
+// applies upstream's conflict rule to the whole batch at once.
+func (t *projTx) stage(ctx context.Context, rows []store.ResultRow) error {
+	if _, err := t.tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS kanade_stage_results (
+		result_id text, request_id text, exec_id text, pc_id text, exit_code integer, stdout text, stderr text,
+		started_at timestamptz, finished_at timestamptz, job_id text, parent_result_id text, recorded_at timestamptz,
+		version text, expires_at timestamptz, skipped boolean, reaped boolean) ON COMMIT DELETE ROWS`); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
 	}
-	for i, r := range rows {
-		c.resultID[i], c.requestID[i], c.pcID[i] = pgText(r.ResultID), pgText(r.RequestID), pgText(r.PCID)
-		c.stdout[i], c.stderr[i] = pgText(r.Stdout), pgText(r.Stderr)
-		c.execID[i], c.jobID[i], c.version[i], c.parent[i] = pgTextPtr(r.ExecID), pgTextPtr(r.JobID), pgTextPtr(r.Version), pgTextPtr(r.ParentResultID)
-		c.exitCode[i], c.startedAt[i], c.recordedAt[i] = r.ExitCode, r.StartedAt, r.RecordedAt
-		c.finishedAt[i], c.expiresAt[i], c.reaped[i], c.skipped[i] = r.FinishedAt, r.ExpiresAt, r.Reaped, r.Skipped
+	if _, err := t.tx.Exec(ctx, "TRUNCATE kanade_stage_results"); err != nil {
+		return fmt.Errorf("clear staging table: %w", err)
 	}
-	return c
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"kanade_stage_results"}, resultColNames, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
+			r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("copy batch into staging table: %w", err)
+	}
+	return nil
 }
 
-func (c *resultColumns) args() []any {
-	return []any{c.resultID, c.requestID, c.execID, c.pcID, c.exitCode, c.stdout, c.stderr, c.startedAt, c.finishedAt,
-		c.jobID, c.parent, c.recordedAt, c.version, c.expiresAt, c.skipped, c.reaped}
-}
-
-const insertSelect = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code, stdout, stderr,
-	started_at, finished_at, job_id, parent_result_id, recorded_at, version, expires_at, skipped, reaped)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[],
-	$8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[],
-	$15::boolean[], $16::boolean[])`
+var insertFromStage = "INSERT INTO execution_results (" + strings.Join(resultColNames, ", ") + ") SELECT " +
+	strings.Join(resultColNames, ", ") + " FROM kanade_stage_results"
 
 func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	tag, err := t.tx.Exec(ctx, insertSelect+` ON CONFLICT (result_id) DO NOTHING`, columnsOf(rows).args()...)
+	if err := t.stage(ctx, rows); err != nil {
+		return 0, err
+	}
+	tag, err := t.tx.Exec(ctx, insertFromStage+` ON CONFLICT (result_id) DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("insert in-flight rows: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
 
-// UpsertResults is upstream's statement (spec section 4.5) fed by unnest.
+// UpsertResults is upstream's statement (spec section 4.5), fed from the
+// staged batch.
 func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	tag, err := t.tx.Exec(ctx, insertSelect+`
+	if err := t.stage(ctx, rows); err != nil {
+		return 0, err
+	}
+	tag, err := t.tx.Exec(ctx, insertFromStage+`
 ON CONFLICT (result_id) DO UPDATE SET
 	exit_code   = excluded.exit_code,
 	stdout      = excluded.stdout,
@@ -124,7 +122,7 @@ ON CONFLICT (result_id) DO UPDATE SET
 	skipped     = excluded.skipped,
 	job_id      = COALESCE(excluded.job_id, execution_results.job_id),
 	request_id  = excluded.request_id
-WHERE execution_results.finished_at IS NULL OR execution_results.reaped`, columnsOf(rows).args()...)
+WHERE execution_results.finished_at IS NULL OR execution_results.reaped`)
 	if err != nil {
 		return 0, fmt.Errorf("upsert results: %w", err)
 	}

@@ -1,0 +1,68 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"time"
+	"runtime/pprof"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+// TestReplayProfile writes a CPU profile of an in-process replay into
+// PostgreSQL (KANADE_PROFILE=path), for finding where time goes.
+func TestReplayProfile(t *testing.T) {
+	path := os.Getenv("KANADE_PROFILE")
+	if path == "" {
+		t.Skip("set KANADE_PROFILE=cpu.out")
+	}
+	ctx := context.Background()
+	fleet := sim.Bulk(200000, 3)
+	srv, err := natsconn.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, _ := nats.Connect(srv.ClientURL())
+	js, _ := jetstream.New(nc)
+	if err := streams.EnsureLayout(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PublishAll(ctx, js, fleet.Results); err != nil {
+		t.Fatal(err)
+	}
+	st := openSeeded(t, ctx, testutil.PostgresDSN(t), fleet)
+	stopMem := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopMem:
+				return
+			case <-time.After(500 * time.Millisecond):
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				t.Logf("heap in use %d MB, sys %d MB", ms.HeapInuse>>20, ms.Sys>>20)
+			}
+		}
+	}()
+	defer close(stopMem)
+	f, _ := os.Create(path)
+	pprof.StartCPUProfile(f)
+	sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 5000})
+	pprof.StopCPUProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.0f msg/s", sum.RatePerSecond)
+}

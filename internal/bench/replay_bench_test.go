@@ -1,0 +1,242 @@
+//go:build bench
+
+// Package bench measures `kanade stream replay` against its two baselines
+// in one run on one machine (make bench): (a) the load limit, the same rows
+// COPYed into a staging table and moved with one INSERT ... SELECT ... ON
+// CONFLICT; (b) upstream's projector, one message per transaction; (c) the
+// replay end to end from a JetStream file stream, as a subprocess so its
+// peak RSS is its own.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/projector/serialref"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+var (
+	sizes  = flag.String("bench.n", "200000,1000000", "stream sizes")
+	serial = flag.Int("bench.serial", 20000, "messages the upstream-style baseline projects (its rate is flat)")
+	batch  = flag.Int("bench.batch", 5000, "replay batch size")
+)
+
+func TestReplayPerformance(t *testing.T) {
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "kanade")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kanade").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	fmt.Printf("| N | store | (a) load limit msg/s | (b) upstream-style msg/s | (c) replay msg/s | (c)/(a) | (c)/(b) | (c) peak RSS MB |\n|---|---|---|---|---|---|---|---|\n")
+	for _, ns := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet := sim.Bulk(n, 7)
+		srv, err := natsconn.StartEmbedded(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		if err := streams.EnsureLayout(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.PublishAll(ctx, js, fleet.Results); err != nil {
+			t.Fatal(err)
+		}
+		var bytes int
+		for _, m := range fleet.Results {
+			bytes += len(m.Data)
+		}
+		t.Logf("N=%d: %d messages, mean payload %d bytes", n, len(fleet.Results), bytes/len(fleet.Results))
+
+		for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
+			dsn := func() string {
+				if kind == store.Postgres {
+					return testutil.PostgresDSN(t)
+				}
+				return testutil.SQLitePath(t)
+			}
+			a := "-"
+			var aRate float64
+			if kind == store.Postgres {
+				aRate = loadLimit(t, ctx, dsn(), fleet)
+				a = fmt.Sprintf("%.0f", aRate)
+			}
+			bRate := upstreamStyle(t, ctx, dsn(), fleet)
+			cRate, rss := replayBinary(t, ctx, bin, dsn(), srv.ClientURL(), fleet, n)
+			ca := "-"
+			if aRate > 0 {
+				ca = fmt.Sprintf("%.2f", cRate/aRate)
+			}
+			fmt.Printf("| %d | %s | %s | %.0f | %.0f | %s | %.1f | %.0f |\n", n, kind, a, bRate, cRate, ca, cRate/bRate, rss)
+		}
+		nc.Close()
+		srv.Shutdown()
+	}
+}
+
+func openSeeded(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet) store.Store {
+	st, err := dial.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Seed(ctx, fleet.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// loadLimit: decode outside the clock, then COPY + one INSERT ... SELECT.
+func loadLimit(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet) float64 {
+	st := openSeeded(t, ctx, dsn, fleet)
+	st.Close()
+	type row = []any
+	rows := make([]row, 0, len(fleet.Results))
+	pub := time.Now()
+	for _, m := range fleet.Results {
+		r, err := wire.DecodeExecResult(m.Data)
+		if err != nil {
+			continue
+		}
+		rows = append(rows, row{r.StableID(), r.RequestID, r.ExecID, r.PCID, r.ExitCode, r.Stdout, r.Stderr, r.StartedAt, r.FinishedAt, r.ManifestID, pub})
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	start := time.Now()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
+		stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, recorded_at timestamptz) ON COMMIT DROP`); err != nil {
+		t.Fatal(err)
+	}
+	cols := []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at", "job_id", "recorded_at"}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, cols, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO execution_results (`+strings.Join(cols, ",")+`)
+		SELECT DISTINCT ON (result_id) `+strings.Join(cols, ",")+` FROM staging ON CONFLICT (result_id) DO NOTHING`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return float64(len(fleet.Results)) / time.Since(start).Seconds()
+}
+
+// upstreamStyle runs the serial reference over the first -bench.serial
+// messages; its rate does not depend on N.
+func upstreamStyle(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet) float64 {
+	st := openSeeded(t, ctx, dsn, fleet)
+	defer st.Close()
+	ref := serialref.New(st)
+	n := min(*serial, len(fleet.Results))
+	start := time.Now()
+	for i, m := range fleet.Results[:n] {
+		msg := projector.Message{Stream: "RESULTS", Seq: uint64(i + 1), Subject: m.Subject, Published: time.Now(), Data: m.Data}
+		if err := ref.Project(ctx, msg, fleet.Objects, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// replayBinary runs `kanade stream replay` as a process and returns its
+// rate and peak RSS.
+func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, fleet *sim.Fleet, n int) (float64, float64) {
+	st := openSeeded(t, ctx, dsn, fleet)
+	st.Close()
+	cmd := exec.CommandContext(ctx, bin, "--db", dsn, "--nats-url", natsURL, "stream", "replay", "--batch", strconv.Itoa(*batch), "--progress", "none", "-o", "json")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	cmd.Stderr = os.Stderr
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Peak RSS is VmHWM, the high-water mark of the process's own memory
+	// map, read until it exits. (wait4's ru_maxrss would include this
+	// benchmark's memory: the child is vforked from it before exec.)
+	var hwmKB int64
+	stopPoll := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			if kb := vmHWM(cmd.Process.Pid); kb > hwmKB {
+				hwmKB = kb
+			}
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	elapsed := time.Since(start)
+	close(stopPoll)
+	<-polled
+	out := []byte(stdout.String())
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	var sum struct {
+		Stats struct {
+			Messages int `json:"messages"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(out, &sum); err != nil || sum.Stats.Messages != n {
+		t.Fatalf("replay summary: %v %s", err, out)
+	}
+	return float64(n) / elapsed.Seconds(), float64(hwmKB) / 1024
+}
+
+func vmHWM(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
