@@ -6,9 +6,9 @@ import (
 	"context"
 	"os"
 	"runtime"
-	"time"
 	"runtime/pprof"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

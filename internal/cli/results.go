@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +17,7 @@ import (
 
 func newResultsCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "results", Short: "Query execution results"}
-	cmd.AddCommand(newResultsShowCmd(g))
+	cmd.AddCommand(newResultsShowCmd(g), newResultsListCmd(g))
 	return cmd
 }
 
@@ -88,4 +90,63 @@ func runShow(ctx context.Context, s *output.Streams, st store.ResultQueries, f s
 		return &ExitErr{Code: ExitFindings, Err: fmt.Errorf("--fail-on: %s", strings.Join(hit, ", "))}
 	}
 	return nil
+}
+
+type listFlags struct {
+	opts         results.ListOptions
+	since, until string
+}
+
+func newResultsListCmd(g *Globals) *cobra.Command {
+	var f listFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List recent executions and ad-hoc requests, newest first, with their counts",
+		Example: `  kanade results list
+  kanade results list --failed --since 24h
+  kanade results list --manifest inventory-hw --pc PC-0042 -o json
+  kanade results list --limit 20 --after <cursor printed by the previous page>`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			now := time.Now()
+			var err error
+			if f.opts.Filter.Since, err = parseTime("since", f.since, now); err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			if f.opts.Filter.Until, err = parseTime("until", f.until, now); err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			if f.opts.Filter.Limit < 1 || f.opts.Filter.Limit > 10000 {
+				return usageErrorf(cmd, "--limit %d: give 1 to 10000", f.opts.Filter.Limit)
+			}
+			if f.opts.Status != "" && !slices.Contains(results.ListStatuses, f.opts.Status) {
+				return usageErrorf(cmd, "--status %q: use one of %s", f.opts.Status, strings.Join(results.ListStatuses, ", "))
+			}
+			if f.opts.After != "" {
+				if _, err := results.DecodeCursor(f.opts.After); err != nil {
+					return usageErrorf(cmd, "%v", err)
+				}
+			}
+			st, err := g.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			page, err := results.List(cmd.Context(), st, f.opts)
+			if err != nil {
+				return err
+			}
+			return results.RenderList(g.streams, page, g.format())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.opts.Filter.PCs, "pc", nil, "only runs on these PCs (repeatable)")
+	fl.StringVar(&f.opts.Filter.Manifest, "manifest", "", "only this manifest id")
+	fl.StringVar(&f.since, "since", "", "results recorded at or after: RFC 3339 or a duration (24h)")
+	fl.StringVar(&f.until, "until", "", "results recorded before: RFC 3339 or a duration")
+	fl.StringVar(&f.opts.Status, "status", "", "only this status: "+strings.Join(results.ListStatuses, ", "))
+	fl.BoolVar(&f.opts.Filter.Failed, "failed", false, "only those with at least one failed run")
+	fl.IntVar(&f.opts.Filter.Limit, "limit", 50, "rows per page")
+	fl.StringVar(&f.opts.After, "after", "", "continue after this cursor (printed at the end of a page)")
+	return cmd
 }

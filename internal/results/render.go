@@ -196,3 +196,65 @@ func ensureNL(s string) string {
 	}
 	return s + "\n"
 }
+
+var listCSVHeader = []string{"kind", "exec_id", "request_id", "manifest_id", "status", "started_at", "last_recorded_at", "target", "reported",
+	"succeeded", "failed", "skipped", "in_flight", "reaped", "missing"}
+
+// RenderList prints a page of `results list`.
+func RenderList(s *output.Streams, p *Page, f output.Format) error {
+	w := s.Out
+	switch f {
+	case output.JSON:
+		return output.WriteJSON(w, p)
+	case output.YAML:
+		return output.WriteYAML(w, p)
+	case output.JSONL:
+		return output.WriteJSONL(w, p.Items)
+	}
+	opt := func(v *int64) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatInt(*v, 10)
+	}
+	var rows [][]string
+	for _, it := range p.Items {
+		id := it.RequestID
+		if it.ExecID != nil {
+			id = *it.ExecID
+		}
+		n := strconv.FormatInt
+		if f == output.CSV {
+			rows = append(rows, []string{it.Kind, deref(it.ExecID), it.RequestID, deref(it.ManifestID), it.Status, it.StartedAt.Format(time.RFC3339Nano),
+				it.LastAt.Format(time.RFC3339Nano), opt(it.Target), n(it.Reported, 10), n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10),
+				n(it.InFlight, 10), n(it.Reaped, 10), opt(it.Missing)})
+			continue
+		}
+		row := []string{id, it.Kind, deref(it.ManifestID), s.Color(listStatusColor[it.Status], it.Status), it.StartedAt.Format(time.RFC3339),
+			opt(it.Target), n(it.Reported, 10), n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10), n(it.InFlight, 10), n(it.Reaped, 10), opt(it.Missing)}
+		if f == output.Wide {
+			row = append(row, it.RequestID, it.LastAt.Format(time.RFC3339), deref(it.InitiatedBy))
+		}
+		rows = append(rows, row)
+	}
+	if f == output.CSV {
+		return output.WriteCSV(w, listCSVHeader, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "No executions or requests match.")
+		return nil
+	}
+	header := []string{"ID", "KIND", "MANIFEST", "STATUS", "STARTED", "TARGET", "REPORTED", "OK", "FAILED", "SKIPPED", "RUNNING", "REAPED", "MISSING"}
+	if f == output.Wide {
+		header = append(header, "REQUEST ID", "LAST RESULT", "BY")
+	}
+	if err := output.WriteTable(w, header, rows); err != nil {
+		return err
+	}
+	if p.NextAfter != "" {
+		fmt.Fprintf(s.Err, "More: kanade results list --after %s\n", p.NextAfter)
+	}
+	return nil
+}
+
+var listStatusColor = map[string]string{"completed": "32", "running": "33", "pending": "36", "expired": "35"}

@@ -20,6 +20,7 @@ type ListFilter struct {
 	Manifest string
 	Since    *time.Time
 	Until    *time.Time
+	Failed   bool // only groups with at least one failed run
 	Limit    int
 	After    *ListCursor // keyset: strictly older than this
 }

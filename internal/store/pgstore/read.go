@@ -156,16 +156,19 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if f.Until != nil {
 		where = append(where, "recorded_at < "+arg(*f.Until))
 	}
+	if f.Failed {
+		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0) > 0")
+	}
 	if f.After != nil {
 		having = append(having, "(max(recorded_at), COALESCE(exec_id, request_id)) < ("+arg(f.After.LastRecorded)+"::timestamptz, "+arg(f.After.Key)+"::text)")
 	}
 	q := `SELECT COALESCE(exec_id, request_id) AS key, max(exec_id), min(request_id), max(job_id), min(started_at), max(recorded_at),
 		count(*),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code = 0),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND skipped),
-		count(*) FILTER (WHERE finished_at IS NULL AND NOT reaped),
-		count(*) FILTER (WHERE reaped),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code = 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND skipped),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NULL AND NOT reaped),
+		count(DISTINCT pc_id) FILTER (WHERE reaped),
 		count(DISTINCT pc_id)
 	FROM execution_results`
 	if len(where) > 0 {

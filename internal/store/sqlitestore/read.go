@@ -235,6 +235,9 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if f.Until != nil {
 		where, args = append(where, "recorded_at < ?"), append(args, ts(*f.Until))
 	}
+	if f.Failed {
+		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0) > 0")
+	}
 	if f.After != nil {
 		having = append(having, "(max(recorded_at) < ? OR (max(recorded_at) = ? AND COALESCE(exec_id, request_id) < ?))")
 		at := ts(f.After.LastRecorded)
@@ -242,16 +245,13 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	}
 	q := `SELECT COALESCE(exec_id, request_id) AS key, max(exec_id), min(request_id), max(job_id), CAST(min(started_at) AS TEXT), CAST(max(recorded_at) AS TEXT),
 		count(*),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code = 0),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0),
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped <> 0),
-		count(*) FILTER (WHERE finished_at IS NULL AND reaped = 0),
-		count(*) FILTER (WHERE reaped <> 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code = 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped <> 0),
+		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NULL AND reaped = 0),
+		count(DISTINCT pc_id) FILTER (WHERE reaped <> 0),
 		count(DISTINCT pc_id)
 	FROM execution_results`
-	if !s.cols["skipped"] {
-		q = strings.NewReplacer("skipped = 0", "1 = 1", "skipped <> 0", "1 = 0").Replace(q)
-	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -261,6 +261,9 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	}
 	q += " ORDER BY max(recorded_at) DESC, key DESC LIMIT ?"
 	args = append(append(args, hargs...), f.Limit)
+	if !s.cols["skipped"] {
+		q = strings.NewReplacer("skipped = 0", "1 = 1", "skipped <> 0", "1 = 0").Replace(q)
+	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list results: %w", err)

@@ -1,0 +1,179 @@
+package results_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/results"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var t0 = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+
+func at(sec int) *time.Time { t := t0.Add(time.Duration(sec) * time.Second); return &t }
+func code(c int32) *int32   { return &c }
+
+// fixture is a database as upstream's history leaves it: a deployment with
+// every status (and a PC that never reported), and a broadcast with a
+// legacy duplicate (result_id = request_id beside the stable id row).
+func fixture(t *testing.T, st store.Store) {
+	exec := "exec-1"
+	execs := []store.Execution{{ExecID: exec, JobID: "install-app", Version: "3.1.0", InitiatedBy: "ops@example.com", InitiatedAt: t0,
+		TargetCount: 5, SuccessCount: 1, FailureCount: 2, Status: "running"}}
+	row := func(id, req, pc string, ex *string, c *int32, fin *time.Time, stdout, stderr string) store.ResultRow {
+		return store.ResultRow{ResultID: id, RequestID: req, ExecID: ex, PCID: pc, ExitCode: c, Stdout: stdout, Stderr: stderr,
+			StartedAt: *at(1), FinishedAt: fin, RecordedAt: *at(100), JobID: wire.Str("install-app")}
+	}
+	reaped := row("r-4", "req-d", "PC-04", &exec, code(-1), at(86400), "", "[backend: reaped after 24h]")
+	reaped.Reaped = true
+	skipped := row("r-9", "req-b", "PC-03", nil, code(125), at(2), "", "skipped: starting deadline expired")
+	skipped.Skipped = true
+	rows := []store.ResultRow{
+		row("r-1", "req-d", "PC-01", &exec, code(0), at(12), "Installed 3.1.0\r\nDone.\r\n", ""),
+		row("r-2", "req-d", "PC-02", &exec, code(1), at(4), "Installing\r\n", "Access is denied.\r\n"),
+		row("r-3", "req-d", "PC-03", &exec, nil, nil, "", ""),
+		reaped,
+		// the broadcast: PC-01 twice (legacy row kept by the v0.29 migration
+		// and the stable-id row written later), PC-02 ok, PC-03 skipped.
+		row("req-b", "req-b", "PC-01", nil, code(0), at(3), "hello from the old row\n", ""),
+		row(wire.LegacyResultID("req-b", "PC-01"), "req-b", "PC-01", nil, code(0), at(5), "hello\n", ""),
+		row(wire.LegacyResultID("req-b", "PC-02"), "req-b", "PC-02", nil, code(0), at(6), "hello\n", ""),
+		skipped,
+	}
+	rows[4].RecordedAt = *at(50)
+	for i := 4; i < len(rows); i++ {
+		rows[i].JobID = wire.Str("adhoc-run")
+		rows[i].RecordedAt = rows[i].RecordedAt.Add(time.Hour)
+	}
+	if err := st.Seed(context.Background(), execs, rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/results -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func render(t *testing.T, tty bool, fn func(*output.Streams) error) []byte {
+	var out, errb bytes.Buffer
+	s := &output.Streams{Out: &out, Err: &errb, OutTTY: tty}
+	if err := fn(s); err != nil {
+		t.Fatal(err)
+	}
+	return append(out.Bytes(), errb.Bytes()...)
+}
+
+func TestShowGolden(t *testing.T) {
+	t.Setenv("RUNEWIDTH_EASTASIAN", "0")
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		fixture(t, st)
+		cases := []struct {
+			name string
+			opts results.ShowOptions
+			ro   results.RenderOptions
+			tty  bool
+		}{
+			{"show_exec_table.txt", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.Table}, false},
+			{"show_exec_tty.txt", results.ShowOptions{ExecID: "exec-1", Sort: "status"}, results.RenderOptions{Format: output.Table}, true},
+			{"show_exec.json", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.JSON}, false},
+			{"show_exec.yaml", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.YAML}, false},
+			{"show_broadcast_wide.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.Wide}, false},
+			{"show_broadcast.jsonl", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.JSONL}, false},
+			{"show_broadcast.csv", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.CSV}, false},
+			{"show_broadcast_stdout.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc", PCs: []string{"PC-01"}}, results.RenderOptions{Format: output.Table, Stdout: true}, false},
+		}
+		for _, c := range cases {
+			v, err := results.Show(ctx, st, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.name, render(t, c.tty, func(s *output.Streams) error { return results.Render(s, v, c.ro) }))
+		}
+	})
+}
+
+func TestShowSummaryAndFailOn(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		fixture(t, st)
+		v, err := results.Show(ctx, st, results.ShowOptions{ExecID: "exec-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := v.Summary
+		if *s.Target != 5 || s.Reported != 4 || s.Succeeded != 1 || s.Failed != 1 || s.InFlight != 1 || s.Reaped != 1 || *s.Missing != 1 {
+			t.Errorf("summary: %+v", s)
+		}
+		if got := v.FailOn([]string{"failed", "missing", "skipped"}); len(got) != 2 {
+			t.Errorf("fail-on: %v", got)
+		}
+		b, err := results.Show(ctx, st, results.ShowOptions{RequestID: "req-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Summary.DuplicatePCs != 1 || b.Summary.Reported != 3 || b.Summary.Skipped != 1 || b.Summary.Target != nil || b.Summary.Missing != nil {
+			t.Errorf("broadcast summary: %+v", b.Summary)
+		}
+		if len(b.FailOn([]string{"failed", "missing", "in_flight", "reaped"})) != 0 {
+			t.Error("a clean broadcast must not trip --fail-on")
+		}
+		if _, err := results.Show(ctx, st, results.ShowOptions{RequestID: "nope"}); err == nil {
+			t.Error("unknown request id must be an error")
+		}
+	})
+}
+
+func TestListGoldenAndPaging(t *testing.T) {
+	t.Setenv("RUNEWIDTH_EASTASIAN", "0")
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		fixture(t, st)
+		page, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "list.json", render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, output.JSON) }))
+		golden(t, "list_table.txt", render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, output.Table) }))
+		first, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 1}})
+		if err != nil || len(first.Items) != 1 || first.NextAfter == "" {
+			t.Fatalf("first page: %+v %v", first, err)
+		}
+		second, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 1}, After: first.NextAfter})
+		if err != nil || len(second.Items) != 1 || second.Items[0].RequestID == first.Items[0].RequestID {
+			t.Fatalf("second page: %+v %v", second, err)
+		}
+		failed, _ := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10, Failed: true}})
+		if len(failed.Items) != 1 || failed.Items[0].Kind != "deployment" {
+			t.Errorf("--failed: %+v", failed.Items)
+		}
+		running, _ := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}, Status: "running"})
+		if len(running.Items) != 1 {
+			t.Errorf("--status running: %+v", running.Items)
+		}
+	})
+}
