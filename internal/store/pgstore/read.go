@@ -95,7 +95,7 @@ func (s *Store) Seed(ctx context.Context, execs []store.Execution, rows []store.
 	})
 }
 
-func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.ResultRow, error) {
+func findResultsQuery(f store.ResultFilter) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -115,10 +115,18 @@ func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.
 		add("pc_id = ANY($%d)", f.PCs)
 	}
 	if len(where) == 0 {
-		return nil, errors.New("find results: no selector")
+		return "", nil, errors.New("find results: no selector")
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+resultCols+" FROM execution_results WHERE "+strings.Join(where, " AND ")+
-		" ORDER BY pc_id, started_at, result_id", args...)
+	return "SELECT " + resultCols + " FROM execution_results WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY pc_id, started_at, result_id", args, nil
+}
+
+func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.ResultRow, error) {
+	q, args, err := findResultsQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find results: %w", err)
 	}
@@ -127,6 +135,21 @@ func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.
 		return nil, fmt.Errorf("find results: %w", err)
 	}
 	return out, nil
+}
+
+// ExplainFindResults returns PostgreSQL's plan for FindResults(f), so tests
+// (and an operator chasing a slow `results show`) can see the indexes used.
+func (s *Store) ExplainFindResults(ctx context.Context, f store.ResultFilter) (string, error) {
+	q, args, err := findResultsQuery(f)
+	if err != nil {
+		return "", err
+	}
+	rows, err := s.pool.Query(ctx, "EXPLAIN "+q, args...)
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
 }
 
 func (s *Store) GetExecution(ctx context.Context, execID string) (*store.Execution, error) {

@@ -177,7 +177,7 @@ func (s *Store) Seed(ctx context.Context, execs []store.Execution, rows []store.
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
-func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.ResultRow, error) {
+func (s *Store) findResultsQuery(f store.ResultFilter) (string, []any, error) {
 	var where []string
 	var args []any
 	if f.ExecID != "" {
@@ -196,14 +196,45 @@ func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.
 		}
 	}
 	if len(where) == 0 {
-		return nil, errors.New("find results: no selector")
+		return "", nil, errors.New("find results: no selector")
 	}
-	out, err := s.queryResults(ctx, "SELECT "+s.selectCols()+" FROM execution_results WHERE "+strings.Join(where, " AND ")+
-		" ORDER BY pc_id, started_at, result_id", args...)
+	return "SELECT " + s.selectCols() + " FROM execution_results WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY pc_id, started_at, result_id", args, nil
+}
+
+func (s *Store) FindResults(ctx context.Context, f store.ResultFilter) ([]store.ResultRow, error) {
+	q, args, err := s.findResultsQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.queryResults(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find results: %w", err)
 	}
 	return out, nil
+}
+
+// ExplainFindResults returns SQLite's query plan for FindResults(f).
+func (s *Store) ExplainFindResults(ctx context.Context, f store.ResultFilter) (string, error) {
+	q, args, err := s.findResultsQuery(f)
+	if err != nil {
+		return "", err
+	}
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return "", err
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n"), rows.Err()
 }
 
 func (s *Store) GetExecution(ctx context.Context, execID string) (*store.Execution, error) {
