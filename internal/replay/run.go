@@ -58,7 +58,7 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	raw := make(chan []projector.Message, 2)
+	raw := make(chan []projector.Message, 1)
 	prepared := make(chan *projector.Batch, 1)
 	errc := make(chan error, 2)
 	go func() { errc <- read(ctx, s, plan, o, raw) }()
@@ -150,7 +150,7 @@ func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out ch
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessages(min(2*o.Batch, 10000)))
+	it, err := c.Messages(jetstream.PullMaxMessages(min(o.Batch, 10000)))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", o.Stream, err)
 	}
