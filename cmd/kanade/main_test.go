@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -13,7 +14,10 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -30,6 +34,38 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// mklegacy DSN: turn each request's first row into a row as
+			// upstream's v0.29 migration left it (result_id = request_id).
+			"mklegacy": func(ts *testscript.TestScript, neg bool, args []string) {
+				st, err := dial.Open(context.Background(), args[0])
+				ts.Check(err)
+				defer st.Close()
+				// Only rows of legacy payloads (stored under their UUIDv5) can
+				// have been migrated rows: one per request, as the old key was.
+				tables, err := st.Dump(context.Background())
+				ts.Check(err)
+				done := map[string]bool{}
+				for _, r := range tables.Results {
+					if done[r.RequestID] || r.ResultID != wire.LegacyResultID(r.RequestID, r.PCID) {
+						continue
+					}
+					done[r.RequestID] = true
+					q, args := "UPDATE execution_results SET result_id = request_id WHERE result_id = $1", []any{r.ResultID}
+					switch s := st.(type) {
+					case *pgstore.Store:
+						_, err = s.Pool().Exec(context.Background(), q, args...)
+					case *sqlitestore.Store:
+						_, err = s.DB().Exec(strings.Replace(q, "$1", "?", 1), args...)
+					}
+					ts.Check(err)
+				}
+				if len(done) == 0 {
+					ts.Fatalf("mklegacy: no legacy rows to turn into migrated rows")
+				}
+				ts.Check(err)
+			},
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("RUNEWIDTH_EASTASIAN", "0")
 			env.Setenv("NO_COLOR", "1")

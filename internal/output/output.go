@@ -50,6 +50,7 @@ type Streams struct {
 	In      io.Reader
 	Out     io.Writer
 	Err     io.Writer
+	InTTY   bool
 	OutTTY  bool
 	ErrTTY  bool
 	NoColor bool
@@ -58,7 +59,7 @@ type Streams struct {
 // System returns the process's streams.
 func System() *Streams {
 	return &Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
-		OutTTY: isatty.IsTerminal(os.Stdout.Fd()), ErrTTY: isatty.IsTerminal(os.Stderr.Fd()),
+		InTTY: isatty.IsTerminal(os.Stdin.Fd()), OutTTY: isatty.IsTerminal(os.Stdout.Fd()), ErrTTY: isatty.IsTerminal(os.Stderr.Fd()),
 		NoColor: os.Getenv("NO_COLOR") != ""}
 }
 

@@ -52,5 +52,5 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 // ProjectedTables and BookkeepingTables are what `db status` reports on.
 var (
 	ProjectedTables   = []string{"execution_results", "executions", "inventory_facts"}
-	BookkeepingTables = []string{"kanade_schema_migrations", "kanade_checkpoints", "kanade_quarantine", "kanade_locks"}
+	BookkeepingTables = []string{"kanade_schema_migrations", "kanade_checkpoints", "kanade_quarantine", "kanade_locks", "kanade_backfill_state", "kanade_backfill_conflicts"}
 )

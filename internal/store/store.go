@@ -178,6 +178,7 @@ type Store interface {
 	Seed(ctx context.Context, execs []Execution, rows []ResultRow) error
 
 	ResultQueries
+	Backfiller
 }
 
 // Tables is the whole projected state.
@@ -185,4 +186,73 @@ type Tables struct {
 	Results    []ResultRow
 	Executions []Execution
 	Inventory  []InventoryFact
+}
+
+// LegacyRow is a row waiting for its stable result_id (or one that
+// collides with such a row), with what the keep rule needs.
+type LegacyRow struct {
+	Key        any    // how the store addresses the row: result_id, or SQLite's rowid for a NULL id
+	ResultID   string // "" for NULL
+	RequestID  string
+	PCID       string
+	ExecID     *string
+	ExitCode   *int32
+	Finished   bool
+	Reaped     bool
+	RecordedAt time.Time
+}
+
+// Rename gives one legacy row its new id.
+type Rename struct {
+	Key   any
+	NewID string
+}
+
+// Victim is a row removed by backfill, archived whole first.
+type Victim struct {
+	Key    any
+	Reason string
+	KeptID string // the row that stays in its place
+}
+
+// BackfillTx is one backfill batch's transaction.
+type BackfillTx interface {
+	// LegacyCandidates returns up to limit rows with result_id NULL, "" or
+	// equal to request_id, after the cursor in result_id order.
+	LegacyCandidates(ctx context.Context, after string, limit int) ([]LegacyRow, error)
+	// RowsByID returns the rows that exist under these ids.
+	RowsByID(ctx context.Context, ids []string) (map[string]LegacyRow, error)
+	// ArchiveAndDelete copies each row whole into kanade_backfill_conflicts,
+	// then deletes it; it returns how many were archived.
+	ArchiveAndDelete(ctx context.Context, victims []Victim) (int64, error)
+	RenameResults(ctx context.Context, renames []Rename) (int64, error)
+	// BumpExecutions (deltas may be negative) recomputes status as the
+	// projector does.
+	BumpExecutions(ctx context.Context, deltas []CounterDelta) ([]string, error)
+	SaveBackfillCursor(ctx context.Context, cursor string) error
+	ClearBackfillCursor(ctx context.Context) error
+}
+
+// Backfiller is implemented by both stores.
+type Backfiller interface {
+	// Backfill runs fn in one transaction with the store's short lock and
+	// statement timeouts; rollback as in Project.
+	Backfill(ctx context.Context, rollback bool, fn func(BackfillTx) error) error
+	// BackfillCursor is where an interrupted run stopped ("" if none).
+	BackfillCursor(ctx context.Context) (string, error)
+	// BackfillStatements lists the SQL of one batch, for --show-sql.
+	BackfillStatements() []string
+	// ListConflicts returns archived rows, oldest first.
+	ListConflicts(ctx context.Context, limit int) ([]Conflict, error)
+}
+
+// Conflict is one archived row.
+type Conflict struct {
+	ResultID   string    `json:"result_id"`
+	RequestID  string    `json:"request_id"`
+	PCID       string    `json:"pc_id"`
+	Reason     string    `json:"reason"`
+	KeptID     string    `json:"kept_result_id"`
+	RowJSON    string    `json:"row"`
+	ArchivedAt time.Time `json:"archived_at"`
 }

@@ -129,6 +129,15 @@ WHERE execution_results.finished_at IS NULL OR execution_results.reaped`)
 	return tag.RowsAffected(), nil
 }
 
+// sqlBumpExecutions is upstream's counter update, for a batch of deltas.
+const sqlBumpExecutions = `UPDATE executions e SET
+	success_count = e.success_count + d.s,
+	failure_count = e.failure_count + d.f,
+	status = CASE WHEN e.success_count + d.s + e.failure_count + d.f >= e.target_count THEN 'completed' ELSE 'running' END
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(exec_id, s, f)
+WHERE e.exec_id = d.exec_id
+RETURNING e.exec_id`
+
 func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
 	if len(deltas) == 0 {
 		return nil, nil
@@ -139,13 +148,7 @@ func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta
 	for i, d := range deltas {
 		ids[i], succ[i], fail[i] = pgText(d.ExecID), d.Success, d.Failure
 	}
-	rows, err := t.tx.Query(ctx, `UPDATE executions e SET
-		success_count = e.success_count + d.s,
-		failure_count = e.failure_count + d.f,
-		status = CASE WHEN e.success_count + d.s + e.failure_count + d.f >= e.target_count THEN 'completed' ELSE 'running' END
-	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(exec_id, s, f)
-	WHERE e.exec_id = d.exec_id
-	RETURNING e.exec_id`, ids, succ, fail)
+	rows, err := t.tx.Query(ctx, sqlBumpExecutions, ids, succ, fail)
 	if err != nil {
 		return nil, fmt.Errorf("bump execution counters: %w", err)
 	}

@@ -1,0 +1,340 @@
+// Package backfill gives legacy execution_results rows their stable
+// result_id in place (spec section 6): rows the v0.29 migration kept with
+// result_id = request_id, and rows with an empty or NULL id. Until they are
+// rewritten, replaying the stream inserts a second copy of each.
+//
+// Keep rule when two rows claim the same stable id: a finished row beats a
+// reaped placeholder, which beats one still in flight; then the earliest
+// recorded_at wins; then the row already under the stable id. Every row
+// removed is first copied whole into kanade_backfill_conflicts.
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Options control a run.
+type Options struct {
+	BatchSize int
+	MaxRate   float64 // rows per second; 0 = unthrottled
+	DryRun    bool
+	Samples   int // how many old -> new pairs to report
+	Progress  func(Progress)
+	// RetryAttempts and RetryBase govern retries of a batch that hit a lock
+	// or statement timeout.
+	RetryAttempts int
+	RetryBase     time.Duration
+	// StopAfterBatches ends the run early (tests simulate a kill with it).
+	StopAfterBatches int
+}
+
+// Progress is reported after every batch.
+type Progress struct {
+	Scanned, Rewritten int64
+	Elapsed            time.Duration
+}
+
+// Sample is one rewrite.
+type Sample struct {
+	OldID     string `json:"old_id"`
+	NewID     string `json:"new_id"`
+	RequestID string `json:"request_id"`
+	PCID      string `json:"pc_id"`
+}
+
+// Summary is what a run did (or, with DryRun, would do).
+type Summary struct {
+	Scanned           int64         `json:"scanned"`
+	Rewritten         int64         `json:"rewritten"`
+	Collisions        int64         `json:"collisions"`
+	ConflictsArchived int64         `json:"conflicts_archived"`
+	CountersCorrected int64         `json:"counters_corrected"`
+	Batches           int64         `json:"batches"`
+	Resumed           bool          `json:"resumed"`
+	DryRun            bool          `json:"dry_run"`
+	Samples           []Sample      `json:"samples"`
+	Elapsed           time.Duration `json:"-"`
+	ElapsedSeconds    float64       `json:"elapsed_seconds"`
+	RatePerSecond     float64       `json:"rate_per_second"`
+	Complete          bool          `json:"complete"`
+}
+
+// Run rewrites every legacy row, batch by batch.
+func Run(ctx context.Context, st store.Store, o Options) (*Summary, error) {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 5000
+	}
+	if o.Samples == 0 {
+		o.Samples = 10
+	}
+	if o.RetryAttempts <= 0 {
+		o.RetryAttempts = 8
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 250 * time.Millisecond
+	}
+	if !o.DryRun {
+		release, err := st.Lock(ctx, "results backfill")
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
+	cursor, err := st.BackfillCursor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{DryRun: o.DryRun, Resumed: cursor != "", Samples: []Sample{}}
+	start := time.Now()
+	defer func() {
+		sum.Elapsed = time.Since(start)
+		sum.ElapsedSeconds = sum.Elapsed.Seconds()
+		if s := sum.Elapsed.Seconds(); s > 0 {
+			sum.RatePerSecond = float64(sum.Rewritten) / s
+		}
+	}()
+	// step runs one batch in tx and reports whether the run is done.
+	step := func(tx store.BackfillTx) (bool, error) {
+		b, err := batch(ctx, tx, cursor, o.BatchSize)
+		if err != nil {
+			return false, err
+		}
+		if b.done {
+			return true, tx.ClearBackfillCursor(ctx)
+		}
+		if err := tx.SaveBackfillCursor(ctx, b.cursor); err != nil {
+			return false, err
+		}
+		cursor = b.cursor
+		sum.Scanned += b.scanned
+		sum.Rewritten += b.rewritten
+		sum.Collisions += b.collisions
+		sum.ConflictsArchived += b.archived
+		sum.CountersCorrected += b.corrected
+		sum.Batches++
+		for _, s := range b.samples {
+			if len(sum.Samples) < o.Samples {
+				sum.Samples = append(sum.Samples, s)
+			}
+		}
+		return false, nil
+	}
+	if o.DryRun {
+		// One transaction, rolled back: later batches see earlier renames.
+		err := st.Backfill(ctx, true, func(tx store.BackfillTx) error {
+			for {
+				done, err := step(tx)
+				if err != nil || done {
+					sum.Complete = done
+					return err
+				}
+				report(o, sum, start)
+			}
+		})
+		return sum, err
+	}
+	for {
+		if o.StopAfterBatches > 0 && sum.Batches >= int64(o.StopAfterBatches) {
+			return sum, nil
+		}
+		var done bool
+		saved := *sum
+		savedCursor := cursor
+		err := retry(ctx, o, func() error {
+			*sum, cursor = saved, savedCursor
+			samples := append([]Sample(nil), saved.Samples...)
+			sum.Samples = samples
+			return st.Backfill(ctx, false, func(tx store.BackfillTx) error {
+				var err error
+				done, err = step(tx)
+				return err
+			})
+		})
+		if err != nil {
+			return sum, err
+		}
+		if done {
+			sum.Complete = true
+			return sum, nil
+		}
+		report(o, sum, start)
+		throttle(ctx, o, sum, start)
+	}
+}
+
+func report(o Options, sum *Summary, start time.Time) {
+	if o.Progress != nil {
+		o.Progress(Progress{Scanned: sum.Scanned, Rewritten: sum.Rewritten, Elapsed: time.Since(start)})
+	}
+}
+
+func throttle(ctx context.Context, o Options, sum *Summary, start time.Time) {
+	if o.MaxRate <= 0 {
+		return
+	}
+	due := time.Duration(float64(sum.Scanned) / o.MaxRate * float64(time.Second))
+	if wait := due - time.Since(start); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// retry repeats a failed batch (lock or statement timeout, busy file) with
+// backoff; nothing of a failed batch was committed.
+func retry(ctx context.Context, o Options, fn func() error) error {
+	delay := o.RetryBase
+	var last error
+	for attempt := 1; attempt <= o.RetryAttempts; attempt++ {
+		if last = fn(); last == nil || ctx.Err() != nil || errors.Is(last, store.ErrLocked) {
+			return last
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+	return fmt.Errorf("backfill batch failed %d times, last: %w; committed batches stay, rerun to continue", o.RetryAttempts, last)
+}
+
+type batchResult struct {
+	done                                                bool
+	cursor                                              string
+	scanned, rewritten, collisions, archived, corrected int64
+	samples                                             []Sample
+}
+
+// rank orders rows claiming one stable id (lower is kept).
+func rank(r store.LegacyRow) int {
+	switch {
+	case r.Finished && !r.Reaped:
+		return 0
+	case r.Reaped:
+		return 1
+	default:
+		return 2
+	}
+}
+
+func better(a, b store.LegacyRow, aExisting, bExisting bool) bool {
+	if ra, rb := rank(a), rank(b); ra != rb {
+		return ra < rb
+	}
+	if !a.RecordedAt.Equal(b.RecordedAt) {
+		return a.RecordedAt.Before(b.RecordedAt)
+	}
+	return aExisting && !bExisting
+}
+
+func batch(ctx context.Context, tx store.BackfillTx, cursor string, size int) (*batchResult, error) {
+	cands, err := tx.LegacyCandidates(ctx, cursor, size)
+	if err != nil {
+		return nil, err
+	}
+	res := &batchResult{cursor: cursor}
+	if len(cands) == 0 {
+		res.done = true
+		return res, nil
+	}
+	res.scanned = int64(len(cands))
+	res.cursor = cands[len(cands)-1].ResultID
+	groups := map[string][]store.LegacyRow{}
+	var order, ids []string
+	for _, c := range cands {
+		id := wire.LegacyResultID(c.RequestID, c.PCID)
+		if _, ok := groups[id]; !ok {
+			order = append(order, id)
+			ids = append(ids, id)
+		}
+		groups[id] = append(groups[id], c)
+	}
+	existing, err := tx.RowsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var victims []store.Victim
+	var renames []store.Rename
+	deltas := map[string]*store.CounterDelta{}
+	var deltaOrder []string
+	for _, id := range order {
+		group := groups[id]
+		ex, hasEx := existing[id]
+		winner, winnerExisting := group[0], false
+		for _, c := range group[1:] {
+			if better(c, winner, false, false) {
+				winner = c
+			}
+		}
+		if hasEx && better(ex, winner, true, false) {
+			winner, winnerExisting = ex, true
+		}
+		if len(group) > 1 || hasEx {
+			res.collisions++
+		}
+		lose := func(r store.LegacyRow, reason string) {
+			victims = append(victims, store.Victim{Key: r.Key, Reason: reason, KeptID: id})
+			// The projector (or the reaper) counted a finished row with an
+			// exec_id once; removing it must take that count back.
+			if r.ExecID != nil && r.Finished {
+				d, ok := deltas[*r.ExecID]
+				if !ok {
+					d = &store.CounterDelta{ExecID: *r.ExecID}
+					deltas[*r.ExecID] = d
+					deltaOrder = append(deltaOrder, *r.ExecID)
+				}
+				if r.ExitCode != nil && *r.ExitCode == 0 && !r.Reaped {
+					d.Success--
+				} else {
+					d.Failure--
+				}
+			}
+		}
+		for _, c := range group {
+			if winnerExisting || c.Key != winner.Key {
+				reason := "duplicate legacy row for the same request and PC"
+				if hasEx {
+					reason = "the stable result_id already exists"
+				}
+				lose(c, reason)
+			}
+		}
+		if hasEx && !winnerExisting {
+			lose(ex, "replaced by the earlier legacy row for the same request and PC")
+		}
+		if !winnerExisting {
+			renames = append(renames, store.Rename{Key: winner.Key, NewID: id})
+			res.samples = append(res.samples, Sample{OldID: winner.ResultID, NewID: id, RequestID: winner.RequestID, PCID: winner.PCID})
+		}
+	}
+	if res.archived, err = tx.ArchiveAndDelete(ctx, victims); err != nil {
+		return nil, err
+	}
+	if res.archived != int64(len(victims)) {
+		return nil, fmt.Errorf("archived %d of %d duplicate rows: rows changed under the batch", res.archived, len(victims))
+	}
+	if res.rewritten, err = tx.RenameResults(ctx, renames); err != nil {
+		return nil, err
+	}
+	var ds []store.CounterDelta
+	for _, e := range deltaOrder {
+		ds = append(ds, *deltas[e])
+	}
+	moved, err := tx.BumpExecutions(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range moved {
+		d := deltas[e]
+		res.corrected += -(d.Success + d.Failure)
+	}
+	return res, nil
+}

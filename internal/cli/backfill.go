@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanadehq/kanade-cli/internal/backfill"
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+type backfillFlags struct {
+	opts         backfill.Options
+	yes, showSQL bool
+	progress     string
+}
+
+func newBackfillCmd(g *Globals) *cobra.Command {
+	var f backfillFlags
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Give legacy rows (result_id = request_id, or empty) their stable result_id, in place",
+		Long: `backfill rewrites rows that upstream's v0.29 migration kept with
+result_id = request_id (and rows with an empty or NULL id) to the stable UUIDv5
+id a replay would give them, so replaying the stream no longer inserts second
+copies. Where two rows claim one id, it keeps a finished row over a reaped or
+in-flight one, then the earliest recorded; every removed row is first copied
+whole into kanade_backfill_conflicts and the executions counters it had moved
+are corrected in the same transaction. An interrupted run continues where it
+stopped.`,
+		Example: `  kanade results backfill --dry-run
+  kanade results backfill --yes
+  kanade results backfill --yes --max-rate 2000 --batch-size 1000
+  kanade --db /var/lib/kanade/backend.db results backfill --dry-run --show-sql`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.opts.BatchSize < 1 || f.opts.BatchSize > 100000 {
+				return usageErrorf(cmd, "--batch-size %d: give 1 to 100000", f.opts.BatchSize)
+			}
+			if f.opts.MaxRate < 0 {
+				return usageErrorf(cmd, "--max-rate must be 0 (no limit) or more")
+			}
+			if f.progress != "auto" && f.progress != "json" && f.progress != "none" {
+				return usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)
+			}
+			if !f.opts.DryRun && !f.yes && !g.streams.InTTY {
+				return usageErrorf(cmd, "backfill rewrites rows: pass --yes to run it without a terminal (or --dry-run to see what it would do)")
+			}
+			st, err := g.openStore(cmd.Context(), !f.opts.DryRun)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return runBackfill(cmd.Context(), g.streams, st, f, g.format())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.opts.BatchSize, "batch-size", 5000, "rows per transaction")
+	fl.Float64Var(&f.opts.MaxRate, "max-rate", 0, "at most this many rows per second (0: no limit)")
+	fl.BoolVar(&f.opts.DryRun, "dry-run", false, "change nothing; report what would be rewritten, the collisions and a sample")
+	fl.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
+	fl.BoolVar(&f.showSQL, "show-sql", false, "print the statements of a batch on stderr")
+	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), json (a line per batch), none")
+	return cmd
+}
+
+func runBackfill(ctx context.Context, s *output.Streams, st store.Store, f backfillFlags, format output.Format) error {
+	if f.showSQL {
+		fmt.Fprintln(s.Err, "-- statements of one backfill batch:")
+		for _, q := range st.BackfillStatements() {
+			fmt.Fprintf(s.Err, "%s;\n", q)
+		}
+	}
+	if st.Upstream() && !f.opts.DryRun {
+		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend and copy the file aside before backfilling it.")
+	}
+	if !f.opts.DryRun && !f.yes {
+		fmt.Fprintf(s.Err, "Rewrite legacy rows in %s? Removed duplicates are archived in kanade_backfill_conflicts. [y/N] ", st.Location())
+		answer, _ := bufio.NewReader(s.In).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return &ExitErr{Code: ExitError, Err: errors.New("not confirmed; nothing was changed")}
+		}
+	}
+	switch {
+	case f.progress == "json":
+		f.opts.Progress = func(p backfill.Progress) {
+			fmt.Fprintf(s.Err, `{"scanned":%d,"rewritten":%d,"elapsed_seconds":%.1f}`+"\n", p.Scanned, p.Rewritten, p.Elapsed.Seconds())
+		}
+	case f.progress == "auto" && s.ErrTTY:
+		f.opts.Progress = func(p backfill.Progress) {
+			fmt.Fprintf(s.Err, "\rscanned %d  rewritten %d  %.0f rows/s ", p.Scanned, p.Rewritten, float64(p.Scanned)/max(p.Elapsed.Seconds(), 1e-9))
+		}
+	}
+	sum, err := backfill.Run(ctx, st, f.opts)
+	if f.opts.Progress != nil && f.progress == "auto" {
+		fmt.Fprintln(s.Err)
+	}
+	if sum != nil && (err == nil || ctx.Err() != nil) {
+		if perr := printBackfill(s, sum, format); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+func printBackfill(s *output.Streams, sum *backfill.Summary, f output.Format) error {
+	switch f {
+	case output.JSON, output.JSONL:
+		return output.WriteJSON(s.Out, sum)
+	case output.YAML:
+		return output.WriteYAML(s.Out, sum)
+	}
+	if sum.Complete && sum.Scanned == 0 && !sum.Resumed {
+		fmt.Fprintln(s.Out, "Nothing to do: no legacy rows (result_id = request_id, empty or NULL).")
+		return nil
+	}
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	verb := "rewritten"
+	if sum.DryRun {
+		verb = "would be rewritten"
+	}
+	rows := [][]string{
+		{"scanned", n(sum.Scanned)},
+		{verb, n(sum.Rewritten)},
+		{"collisions", n(sum.Collisions)},
+		{"conflicts archived", n(sum.ConflictsArchived)},
+		{"counters corrected", n(sum.CountersCorrected)},
+		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
+		{"rate", fmt.Sprintf("%.0f rows/s", sum.RatePerSecond)},
+	}
+	if sum.DryRun {
+		rows = append(rows, []string{"dry run", "yes: nothing was changed"})
+	}
+	if sum.Resumed {
+		rows = append(rows, []string{"resumed", "yes: continued where an interrupted run stopped"})
+	}
+	if f == output.CSV {
+		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
+	}
+	if err := output.WriteTable(s.Out, []string{"BACKFILL", ""}, rows); err != nil {
+		return err
+	}
+	if len(sum.Samples) > 0 {
+		fmt.Fprintln(s.Out)
+		var sample [][]string
+		for _, x := range sum.Samples {
+			sample = append(sample, []string{x.OldID, x.NewID, x.RequestID, x.PCID})
+		}
+		return output.WriteTable(s.Out, []string{"OLD ID", "NEW ID", "REQUEST ID", "PC"}, sample)
+	}
+	return nil
+}

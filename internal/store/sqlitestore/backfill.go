@@ -1,0 +1,223 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Backfill runs one batch in an IMMEDIATE transaction; the 10 s busy
+// timeout bounds how long it waits for, or holds up, another writer.
+func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.BackfillTx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin backfill transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if err := fn(&projTx{tx: tx, s: s}); err != nil {
+		return err
+	}
+	if rollback {
+		return tx.Rollback()
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit backfill batch: %w", err)
+	}
+	return nil
+}
+
+// Rows are addressed by rowid here: SQLite lets a TEXT primary key be
+// NULL, and such rows have nothing else to be found by.
+const legacySelect = `SELECT rowid, result_id, request_id, pc_id, exec_id, exit_code, finished_at IS NOT NULL, reaped, CAST(recorded_at AS TEXT) FROM execution_results`
+
+const sqlLegacyCandidates = legacySelect + `
+	WHERE (result_id IS NULL OR result_id = '' OR result_id = request_id) AND (result_id IS NULL OR result_id >= ?)
+	ORDER BY result_id LIMIT ?`
+
+// BackfillStatements lists a batch's statements, in order (multi-row
+// VALUES lists shown with one row).
+func (s *Store) BackfillStatements() []string {
+	return []string{"BEGIN IMMEDIATE (busy_timeout 10000 ms)", sqlLegacyCandidates,
+		legacySelect + " WHERE result_id IN (?, ...)",
+		`INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
+	SELECT result_id, request_id, pc_id, ?, ?, ` + s.rowJSON() + `, ? FROM execution_results WHERE rowid = ?`,
+		"DELETE FROM execution_results WHERE rowid = ?",
+		"WITH r(k, n) AS (VALUES (?,?), ...) UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k",
+		`WITH d(exec_id, s, f) AS (VALUES (?,?,?), ...) UPDATE executions SET success_count = success_count + d.s, failure_count = failure_count + d.f,
+	status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
+	FROM d WHERE executions.exec_id = d.exec_id RETURNING executions.exec_id`,
+		"INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ('results', ?, ?) ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+		"COMMIT"}
+}
+
+func scanLegacyRows(rows *sql.Rows) ([]store.LegacyRow, error) {
+	defer rows.Close()
+	var out []store.LegacyRow
+	for rows.Next() {
+		var x store.LegacyRow
+		var rowid int64
+		var id sql.NullString
+		var exit sql.NullInt64
+		var fin, reaped int
+		var rec string
+		if err := rows.Scan(&rowid, &id, &x.RequestID, &x.PCID, &x.ExecID, &exit, &fin, &reaped, &rec); err != nil {
+			return nil, err
+		}
+		x.Key, x.ResultID, x.Finished, x.Reaped = rowid, id.String, fin != 0, reaped != 0
+		if exit.Valid {
+			c := int32(exit.Int64)
+			x.ExitCode = &c
+		}
+		t, err := wire.ParseTimestamp(rec)
+		if err != nil {
+			return nil, fmt.Errorf("row %s: recorded_at: %w", x.ResultID, err)
+		}
+		x.RecordedAt = t
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int) ([]store.LegacyRow, error) {
+	rows, err := t.tx.QueryContext(ctx, sqlLegacyCandidates, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find legacy rows: %w", err)
+	}
+	return scanLegacyRows(rows)
+}
+
+func (t *projTx) RowsByID(ctx context.Context, ids []string) (map[string]store.LegacyRow, error) {
+	out := map[string]store.LegacyRow{}
+	for start := 0; start < len(ids); start += maxParams {
+		chunk := ids[start:min(start+maxParams, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := t.tx.QueryContext(ctx, legacySelect+" WHERE result_id IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up stable ids: %w", err)
+		}
+		list, err := scanLegacyRows(rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range list {
+			out[r.ResultID] = r
+		}
+	}
+	return out, nil
+}
+
+// rowJSON builds the archived copy in SQL, so each value is kept as it is
+// stored (timestamps as their exact text).
+func (s *Store) rowJSON() string {
+	var parts []string
+	for _, c := range []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at",
+		"recorded_at", "job_id", "version", "reaped", "expires_at", "parent_result_id", "skipped"} {
+		if s.cols[c] {
+			parts = append(parts, "'"+c+"', "+c)
+		}
+	}
+	return "json_object(" + strings.Join(parts, ", ") + ")"
+}
+
+func (t *projTx) ArchiveAndDelete(ctx context.Context, victims []store.Victim) (int64, error) {
+	var n int64
+	now := ts(time.Now())
+	for _, v := range victims {
+		res, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
+			SELECT result_id, request_id, pc_id, ?, ?, `+t.s.rowJSON()+`, ? FROM execution_results WHERE rowid = ?`, v.Reason, v.KeptID, now, v.Key)
+		if err != nil {
+			return n, fmt.Errorf("archive duplicate row: %w", err)
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return n, fmt.Errorf("archive duplicate row: row %v is gone", v.Key)
+		}
+		if _, err := t.tx.ExecContext(ctx, "DELETE FROM execution_results WHERE rowid = ?", v.Key); err != nil {
+			return n, fmt.Errorf("remove duplicate row: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (t *projTx) RenameResults(ctx context.Context, renames []store.Rename) (int64, error) {
+	var total int64
+	per := maxParams / 2
+	for start := 0; start < len(renames); start += per {
+		chunk := renames[start:min(start+per, len(renames))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.Key, r.NewID)
+		}
+		res, err := t.tx.ExecContext(ctx, `WITH r(k, n) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?),", len(chunk)), ",")+`)
+			UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k`, args...)
+		if err != nil {
+			return total, fmt.Errorf("rewrite result ids: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+func (t *projTx) SaveBackfillCursor(ctx context.Context, cursor string) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ('results', ?, ?)
+		ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`, cursor, ts(time.Now()))
+	if err != nil {
+		return fmt.Errorf("save backfill cursor: %w", err)
+	}
+	return nil
+}
+
+func (t *projTx) ClearBackfillCursor(ctx context.Context) error {
+	if _, err := t.tx.ExecContext(ctx, "DELETE FROM kanade_backfill_state WHERE name = 'results'"); err != nil {
+		return fmt.Errorf("clear backfill cursor: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) BackfillCursor(ctx context.Context) (string, error) {
+	if !s.tableExists(ctx, "kanade_backfill_state") {
+		return "", nil
+	}
+	var c string
+	err := s.db.QueryRowContext(ctx, "SELECT cursor FROM kanade_backfill_state WHERE name = 'results'").Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read backfill cursor: %w", err)
+	}
+	return c, nil
+}
+
+func (s *Store) ListConflicts(ctx context.Context, limit int) ([]store.Conflict, error) {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT COALESCE(result_id, ''), request_id, pc_id, reason, kept_result_id, row_json, archived_at
+		FROM kanade_backfill_conflicts ORDER BY id LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list backfill conflicts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Conflict
+	for rows.Next() {
+		var c store.Conflict
+		var at string
+		if err := rows.Scan(&c.ResultID, &c.RequestID, &c.PCID, &c.Reason, &c.KeptID, &c.RowJSON, &at); err != nil {
+			return nil, err
+		}
+		c.ArchivedAt, _ = wire.ParseTimestamp(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
