@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS kanade_backfill_state (
 );
 
 CREATE TABLE IF NOT EXISTS kanade_backfill_conflicts (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             INTEGER PRIMARY KEY, -- no AUTOINCREMENT: it would add sqlite_sequence to upstream files
     result_id      TEXT,
     request_id     TEXT NOT NULL,
     pc_id          TEXT NOT NULL,
