@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -32,6 +33,9 @@ type Options struct {
 	RetryBase     time.Duration
 	// StopAfterBatches ends the run early (tests simulate a kill with it).
 	StopAfterBatches int
+	// Workers run batches in parallel (PostgreSQL only; 0 = 2 there, 1 on
+	// SQLite, whose single writer would only make them queue).
+	Workers int
 }
 
 // Progress is reported after every batch.
@@ -65,7 +69,8 @@ type Summary struct {
 	Complete          bool          `json:"complete"`
 }
 
-// Run rewrites every legacy row, batch by batch.
+// Run rewrites every legacy row, batch by batch; on PostgreSQL two workers
+// take alternate rows (by a hash of the id) in parallel.
 func Run(ctx context.Context, st store.Store, o Options) (*Summary, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
@@ -79,6 +84,15 @@ func Run(ctx context.Context, st store.Store, o Options) (*Summary, error) {
 	if o.RetryBase <= 0 {
 		o.RetryBase = 250 * time.Millisecond
 	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+		if st.BackfillParallel() {
+			o.Workers = 2
+		}
+	}
+	if o.DryRun || !st.BackfillParallel() {
+		o.Workers = 1
+	}
 	if !o.DryRun {
 		release, err := st.Lock(ctx, "results backfill")
 		if err != nil {
@@ -86,85 +100,153 @@ func Run(ctx context.Context, st store.Store, o Options) (*Summary, error) {
 		}
 		defer release()
 	}
-	cursor, err := st.BackfillCursor(ctx)
+	cursors, err := st.BackfillCursors(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{DryRun: o.DryRun, Resumed: cursor != "", Samples: []Sample{}}
+	workers, err := plan(cursors, o.Workers)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{DryRun: o.DryRun, Resumed: len(cursors) > 0, Samples: []Sample{}}
 	start := time.Now()
 	defer func() {
 		sum.Elapsed = time.Since(start)
 		sum.ElapsedSeconds = sum.Elapsed.Seconds()
 		if s := sum.Elapsed.Seconds(); s > 0 {
-			sum.RatePerSecond = float64(sum.Rewritten) / s
+			sum.RatePerSecond = float64(sum.Scanned) / s
 		}
 	}()
-	// step runs one batch in tx and reports whether the run is done.
-	step := func(tx store.BackfillTx) (bool, error) {
-		b, err := batch(ctx, tx, cursor, o.BatchSize)
-		if err != nil {
-			return false, err
-		}
-		if b.done {
-			return true, tx.ClearBackfillCursor(ctx)
-		}
-		if err := tx.SaveBackfillCursor(ctx, b.cursor); err != nil {
-			return false, err
-		}
-		cursor = b.cursor
+	var mu sync.Mutex
+	add := func(b *batchResult) {
+		mu.Lock()
+		defer mu.Unlock()
 		sum.Scanned += b.scanned
 		sum.Rewritten += b.rewritten
 		sum.Collisions += b.collisions
 		sum.ConflictsArchived += b.archived
 		sum.CountersCorrected += b.corrected
 		sum.Batches++
-		for _, s := range b.samples {
+		for _, x := range b.samples {
 			if len(sum.Samples) < o.Samples {
-				sum.Samples = append(sum.Samples, s)
+				sum.Samples = append(sum.Samples, x)
 			}
 		}
-		return false, nil
+		report(o, sum, start)
 	}
 	if o.DryRun {
 		// One transaction, rolled back: later batches see earlier renames.
+		w := workers[0]
 		err := st.Backfill(ctx, true, func(tx store.BackfillTx) error {
 			for {
-				done, err := step(tx)
-				if err != nil || done {
-					sum.Complete = done
+				b, err := batch(ctx, tx, w.cursor, o.BatchSize, w.part)
+				if err != nil || b.done {
 					return err
 				}
-				report(o, sum, start)
+				w.cursor = b.cursor
+				add(b)
 			}
 		})
+		sum.Complete = err == nil
 		return sum, err
 	}
-	for {
-		if o.StopAfterBatches > 0 && sum.Batches >= int64(o.StopAfterBatches) {
-			return sum, nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	stopped := make([]bool, len(workers))
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopped[i], errs[i] = runWorker(ctx, st, o, w, sum, &mu, add, start)
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return sum, e
 		}
-		var done bool
-		saved := *sum
-		savedCursor := cursor
+	}
+	if err := ctx.Err(); err != nil {
+		return sum, err
+	}
+	sum.Complete = true
+	for _, s := range stopped {
+		sum.Complete = sum.Complete && !s
+	}
+	return sum, nil
+}
+
+type worker struct {
+	name   string
+	part   store.Part
+	cursor string
+}
+
+// plan names the workers: "results" alone, or "results/i/n". A resumed run
+// continues the interrupted run's workers, whatever -workers says now.
+func plan(cursors map[string]string, n int) ([]*worker, error) {
+	if len(cursors) > 0 {
+		var ws []*worker
+		for name, c := range cursors {
+			w := &worker{name: name, cursor: c}
+			if name != "results" {
+				if _, err := fmt.Sscanf(name, "results/%d/%d", &w.part.Index, &w.part.Of); err != nil {
+					return nil, fmt.Errorf("kanade_backfill_state holds an unknown worker %q: delete that row to start over", name)
+				}
+			}
+			ws = append(ws, w)
+		}
+		return ws, nil
+	}
+	if n == 1 {
+		return []*worker{{name: "results"}}, nil
+	}
+	ws := make([]*worker, n)
+	for i := range ws {
+		ws[i] = &worker{name: fmt.Sprintf("results/%d/%d", i, n), part: store.Part{Index: i, Of: n}}
+	}
+	return ws, nil
+}
+
+// runWorker commits batches until its share is done; stopped reports an
+// early end by StopAfterBatches.
+func runWorker(ctx context.Context, st store.Store, o Options, w *worker, sum *Summary, mu *sync.Mutex, add func(*batchResult), start time.Time) (bool, error) {
+	for {
+		mu.Lock()
+		batches := sum.Batches
+		mu.Unlock()
+		if o.StopAfterBatches > 0 && batches >= int64(o.StopAfterBatches) {
+			return true, nil
+		}
+		var b *batchResult
 		err := retry(ctx, o, func() error {
-			*sum, cursor = saved, savedCursor
-			samples := append([]Sample(nil), saved.Samples...)
-			sum.Samples = samples
 			return st.Backfill(ctx, false, func(tx store.BackfillTx) error {
 				var err error
-				done, err = step(tx)
-				return err
+				if b, err = batch(ctx, tx, w.cursor, o.BatchSize, w.part); err != nil {
+					return err
+				}
+				if b.done {
+					return tx.ClearBackfillCursor(ctx, w.name)
+				}
+				return tx.SaveBackfillCursor(ctx, w.name, b.cursor)
 			})
 		})
 		if err != nil {
-			return sum, err
+			return false, err
 		}
-		if done {
-			sum.Complete = true
-			return sum, nil
+		if b.done {
+			return false, nil
 		}
-		report(o, sum, start)
+		w.cursor = b.cursor
+		add(b)
+		mu.Lock()
 		throttle(ctx, o, sum, start)
+		mu.Unlock()
 	}
 }
 
@@ -235,8 +317,8 @@ func better(a, b store.LegacyRow, aExisting, bExisting bool) bool {
 	return aExisting && !bExisting
 }
 
-func batch(ctx context.Context, tx store.BackfillTx, cursor string, size int) (*batchResult, error) {
-	cands, err := tx.LegacyCandidates(ctx, cursor, size)
+func batch(ctx context.Context, tx store.BackfillTx, cursor string, size int, part store.Part) (*batchResult, error) {
+	cands, err := tx.LegacyCandidates(ctx, cursor, size, part)
 	if err != nil {
 		return nil, err
 	}

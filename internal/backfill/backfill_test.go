@@ -228,7 +228,7 @@ func TestBackfillKilledAndRerunEndsTheSame(t *testing.T) {
 		if err != nil || part.Complete {
 			t.Fatalf("interrupted run: %+v %v", part, err)
 		}
-		if c, _ := st.BackfillCursor(ctx); c == "" {
+		if c, _ := st.BackfillCursors(ctx); len(c) == 0 {
 			t.Fatal("an interrupted run must leave its cursor")
 		}
 		rest, err := backfill.Run(ctx, st, backfill.Options{BatchSize: 3})

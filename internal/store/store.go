@@ -202,6 +202,9 @@ type LegacyRow struct {
 	RecordedAt time.Time
 }
 
+// Part is worker Index of Of (Of <= 1: all rows).
+type Part struct{ Index, Of int }
+
 // Rename gives one legacy row its new id.
 type Rename struct {
 	Key   any
@@ -219,7 +222,8 @@ type Victim struct {
 type BackfillTx interface {
 	// LegacyCandidates returns up to limit rows with result_id NULL, "" or
 	// equal to request_id, after the cursor in result_id order.
-	LegacyCandidates(ctx context.Context, after string, limit int) ([]LegacyRow, error)
+	// part splits the rows between concurrent workers by a hash of the id.
+	LegacyCandidates(ctx context.Context, after string, limit int, part Part) ([]LegacyRow, error)
 	// RowsByID returns the rows that exist under these ids.
 	RowsByID(ctx context.Context, ids []string) (map[string]LegacyRow, error)
 	// ArchiveAndDelete copies each row whole into kanade_backfill_conflicts,
@@ -229,8 +233,8 @@ type BackfillTx interface {
 	// BumpExecutions (deltas may be negative) recomputes status as the
 	// projector does.
 	BumpExecutions(ctx context.Context, deltas []CounterDelta) ([]string, error)
-	SaveBackfillCursor(ctx context.Context, cursor string) error
-	ClearBackfillCursor(ctx context.Context) error
+	SaveBackfillCursor(ctx context.Context, name, cursor string) error
+	ClearBackfillCursor(ctx context.Context, name string) error
 }
 
 // Backfiller is implemented by both stores.
@@ -238,8 +242,12 @@ type Backfiller interface {
 	// Backfill runs fn in one transaction with the store's short lock and
 	// statement timeouts; rollback as in Project.
 	Backfill(ctx context.Context, rollback bool, fn func(BackfillTx) error) error
-	// BackfillCursor is where an interrupted run stopped ("" if none).
-	BackfillCursor(ctx context.Context) (string, error)
+	// BackfillCursors are where an interrupted run's workers stopped, by
+	// worker name (empty when no run was interrupted).
+	BackfillCursors(ctx context.Context) (map[string]string, error)
+	// BackfillParallel reports whether concurrent backfill workers help
+	// (PostgreSQL) or only queue on one writer lock (SQLite).
+	BackfillParallel() bool
 	// BackfillStatements lists the SQL of one batch, for --show-sql.
 	BackfillStatements() []string
 	// ListConflicts returns archived rows, oldest first.

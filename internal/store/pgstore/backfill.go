@@ -21,7 +21,11 @@ func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.Backf
 		return fmt.Errorf("begin backfill transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'"); err != nil {
+	// synchronous_commit off: a batch lost in a server crash takes its
+	// cursor with it and is simply done again. No hash or merge joins: a
+	// batch touches thousands of rows by primary key, and a plan that
+	// scans the whole table for each batch makes a backfill quadratic.
+	if _, err := tx.Exec(ctx, sqlBackfillSession); err != nil {
 		return fmt.Errorf("begin backfill transaction: %w", err)
 	}
 	if err := fn(&projTx{tx: tx}); err != nil {
@@ -40,11 +44,18 @@ const legacyCols = `result_id, request_id, pc_id, exec_id, exit_code, finished_a
 
 // The statements of a backfill batch (printed by --show-sql).
 const (
+	sqlBackfillSession = `SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'; SET LOCAL synchronous_commit = off;
+	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
 	// >= rather than >: the cursor row itself was renamed or removed in
-	// the batch that saved it, so it cannot match again.
+	// the batch that saved it, so it cannot match again. No row lock: no
+	// projector writes a legacy id (it writes stable or agent ids), and a
+	// second backfill is kept out by the writer lock.
 	sqlLegacyCandidates = `SELECT ` + legacyCols + ` FROM execution_results
 	WHERE (result_id = request_id OR result_id = '') AND result_id >= $1
-	ORDER BY result_id LIMIT $2 FOR UPDATE`
+	ORDER BY result_id LIMIT $2`
+	sqlLegacyCandidatesPart = `SELECT ` + legacyCols + ` FROM execution_results
+	WHERE (result_id = request_id OR result_id = '') AND result_id >= $1 AND abs(hashtext(result_id) % $3) = $4
+	ORDER BY result_id LIMIT $2`
 	sqlRowsByID         = `SELECT ` + legacyCols + ` FROM execution_results WHERE result_id = ANY($1) ORDER BY result_id FOR UPDATE`
 	sqlArchiveAndDelete = `WITH v(key, reason, kept) AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[])),
 	moved AS (DELETE FROM execution_results e USING v WHERE e.result_id = v.key RETURNING e.*)
@@ -52,13 +63,13 @@ INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kep
 SELECT m.result_id, m.request_id, m.pc_id, v.reason, v.kept, row_to_json(m)::text FROM moved m JOIN v ON v.key = m.result_id`
 	sqlRename = `UPDATE execution_results e SET result_id = r.new
 	FROM unnest($1::text[], $2::text[]) AS r(old, new) WHERE e.result_id = r.old`
-	sqlBackfillCursor = `INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ('results', $1, now())
+	sqlBackfillCursor = `INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ($1, $2, now())
 	ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`
 )
 
 // BackfillStatements lists a batch's statements, in order.
 func (s *Store) BackfillStatements() []string {
-	return []string{"BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'", sqlLegacyCandidates, sqlRowsByID,
+	return []string{"BEGIN", sqlBackfillSession, sqlLegacyCandidates, sqlRowsByID,
 		sqlArchiveAndDelete, sqlRename, sqlBumpExecutions, sqlBackfillCursor, "COMMIT"}
 }
 
@@ -69,8 +80,12 @@ func scanLegacy(r pgx.CollectableRow) (store.LegacyRow, error) {
 	return x, err
 }
 
-func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int) ([]store.LegacyRow, error) {
-	rows, err := t.tx.Query(ctx, sqlLegacyCandidates, after, limit)
+func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int, part store.Part) ([]store.LegacyRow, error) {
+	q, args := sqlLegacyCandidates, []any{after, limit}
+	if part.Of > 1 {
+		q, args = sqlLegacyCandidatesPart, append(args, part.Of, part.Index)
+	}
+	rows, err := t.tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find legacy rows: %w", err)
 	}
@@ -123,33 +138,43 @@ func (t *projTx) RenameResults(ctx context.Context, renames []store.Rename) (int
 	return tag.RowsAffected(), nil
 }
 
-func (t *projTx) SaveBackfillCursor(ctx context.Context, cursor string) error {
-	_, err := t.tx.Exec(ctx, sqlBackfillCursor, cursor)
+func (t *projTx) SaveBackfillCursor(ctx context.Context, name, cursor string) error {
+	_, err := t.tx.Exec(ctx, sqlBackfillCursor, name, cursor)
 	if err != nil {
 		return fmt.Errorf("save backfill cursor: %w", err)
 	}
 	return nil
 }
 
-func (t *projTx) ClearBackfillCursor(ctx context.Context) error {
-	if _, err := t.tx.Exec(ctx, "DELETE FROM kanade_backfill_state WHERE name = 'results'"); err != nil {
+func (t *projTx) ClearBackfillCursor(ctx context.Context, name string) error {
+	if _, err := t.tx.Exec(ctx, "DELETE FROM kanade_backfill_state WHERE name = $1", name); err != nil {
 		return fmt.Errorf("clear backfill cursor: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) BackfillCursor(ctx context.Context) (string, error) {
-	var c string
-	err := s.pool.QueryRow(ctx, "SELECT cursor FROM kanade_backfill_state WHERE name = 'results'").Scan(&c)
+func (s *Store) BackfillCursors(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	rows, err := s.pool.Query(ctx, "SELECT name, cursor FROM kanade_backfill_state")
 	var pgErr *pgconn.PgError
-	if errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "42P01") {
-		return "", nil
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return out, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read backfill cursor: %w", err)
+		return nil, fmt.Errorf("read backfill cursors: %w", err)
 	}
-	return c, nil
+	defer rows.Close()
+	for rows.Next() {
+		var n, c string
+		if err := rows.Scan(&n, &c); err != nil {
+			return nil, err
+		}
+		out[n] = c
+	}
+	return out, rows.Err()
 }
+
+func (s *Store) BackfillParallel() bool { return true }
 
 func (s *Store) ListConflicts(ctx context.Context, limit int) ([]store.Conflict, error) {
 	if limit <= 0 {

@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -52,7 +51,7 @@ func (s *Store) BackfillStatements() []string {
 		`WITH d(exec_id, s, f) AS (VALUES (?,?,?), ...) UPDATE executions SET success_count = success_count + d.s, failure_count = failure_count + d.f,
 	status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
 	FROM d WHERE executions.exec_id = d.exec_id RETURNING executions.exec_id`,
-		"INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ('results', ?, ?) ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+		"INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
 		"COMMIT"}
 }
 
@@ -84,7 +83,8 @@ func scanLegacyRows(rows *sql.Rows) ([]store.LegacyRow, error) {
 	return out, rows.Err()
 }
 
-func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int) ([]store.LegacyRow, error) {
+// LegacyCandidates ignores part: SQLite has one writer, so one worker.
+func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int, _ store.Part) ([]store.LegacyRow, error) {
 	rows, err := t.tx.QueryContext(ctx, sqlLegacyCandidates, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find legacy rows: %w", err)
@@ -168,36 +168,43 @@ func (t *projTx) RenameResults(ctx context.Context, renames []store.Rename) (int
 	return total, nil
 }
 
-func (t *projTx) SaveBackfillCursor(ctx context.Context, cursor string) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES ('results', ?, ?)
-		ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`, cursor, ts(time.Now()))
+func (t *projTx) SaveBackfillCursor(ctx context.Context, name, cursor string) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`, name, cursor, ts(time.Now()))
 	if err != nil {
 		return fmt.Errorf("save backfill cursor: %w", err)
 	}
 	return nil
 }
 
-func (t *projTx) ClearBackfillCursor(ctx context.Context) error {
-	if _, err := t.tx.ExecContext(ctx, "DELETE FROM kanade_backfill_state WHERE name = 'results'"); err != nil {
+func (t *projTx) ClearBackfillCursor(ctx context.Context, name string) error {
+	if _, err := t.tx.ExecContext(ctx, "DELETE FROM kanade_backfill_state WHERE name = ?", name); err != nil {
 		return fmt.Errorf("clear backfill cursor: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) BackfillCursor(ctx context.Context) (string, error) {
+func (s *Store) BackfillCursors(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
 	if !s.tableExists(ctx, "kanade_backfill_state") {
-		return "", nil
+		return out, nil
 	}
-	var c string
-	err := s.db.QueryRowContext(ctx, "SELECT cursor FROM kanade_backfill_state WHERE name = 'results'").Scan(&c)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
+	rows, err := s.db.QueryContext(ctx, "SELECT name, cursor FROM kanade_backfill_state")
 	if err != nil {
-		return "", fmt.Errorf("read backfill cursor: %w", err)
+		return nil, fmt.Errorf("read backfill cursors: %w", err)
 	}
-	return c, nil
+	defer rows.Close()
+	for rows.Next() {
+		var n, c string
+		if err := rows.Scan(&n, &c); err != nil {
+			return nil, err
+		}
+		out[n] = c
+	}
+	return out, rows.Err()
 }
+
+func (s *Store) BackfillParallel() bool { return false }
 
 func (s *Store) ListConflicts(ctx context.Context, limit int) ([]store.Conflict, error) {
 	if limit <= 0 {
