@@ -17,7 +17,7 @@ import (
 
 func newResultsCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "results", Short: "Query execution results"}
-	cmd.AddCommand(newResultsShowCmd(g), newResultsListCmd(g), newBackfillCmd(g))
+	cmd.AddCommand(newResultsShowCmd(g), newResultsListCmd(g), newBackfillCmd(g), newAuditCmd(g))
 	return cmd
 }
 

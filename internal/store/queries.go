@@ -56,3 +56,47 @@ type ResultQueries interface {
 	GetExecution(ctx context.Context, execID string) (*Execution, error)
 	ListGroups(ctx context.Context, f ListFilter) ([]ListRow, error)
 }
+
+// ExecutionFacts is an execution with what its rows say, for the audit.
+type ExecutionFacts struct {
+	Execution
+	RowsSuccess  int64      // finished, not reaped, exit 0
+	RowsFailure  int64      // finished, not reaped, exit != 0; plus reaped rows (the reaper counts them)
+	ReportedPCs  int64      // distinct PCs with a finished row
+	LastFinished *time.Time // newest finished_at
+}
+
+// ResultRef names one row for a finding.
+type ResultRef struct {
+	ResultID  string
+	RequestID string
+	ExecID    *string
+	PCID      string
+	StartedAt time.Time
+	ExpiresAt *time.Time
+}
+
+// DuplicatePair is a (request_id, pc_id) with more than one row.
+type DuplicatePair struct {
+	RequestID string
+	PCID      string
+	ResultIDs []string
+}
+
+// Auditor holds the audit's read-only queries and its one repair.
+type Auditor interface {
+	ExecutionFacts(ctx context.Context) ([]ExecutionFacts, error)
+	// Each list returns at most limit items and the total count.
+	LegacyRows(ctx context.Context, limit int) ([]ResultRef, int64, error)
+	DuplicatePairs(ctx context.Context, limit int) ([]DuplicatePair, int64, error)
+	OrphanResults(ctx context.Context, limit int) ([]ResultRef, int64, error)
+	// UnreapedInFlight: in flight past expires_at, or started before
+	// cutoff when expires_at is NULL.
+	UnreapedInFlight(ctx context.Context, now, cutoff time.Time, limit int) ([]ResultRef, int64, error)
+	// FixCounters reads every execution's facts in one transaction, asks
+	// decide for new counters and status, writes those it changed and
+	// returns their facts as they were before.
+	FixCounters(ctx context.Context, decide func(ExecutionFacts) (Execution, bool)) ([]ExecutionFacts, error)
+	// ResultsByID returns the rows under these ids.
+	ResultsByID(ctx context.Context, ids []string) (map[string]ResultRow, error)
+}

@@ -179,6 +179,7 @@ type Store interface {
 
 	ResultQueries
 	Backfiller
+	Auditor
 }
 
 // Tables is the whole projected state.

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanadehq/kanade-cli/internal/audit"
+	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+type auditFlags struct {
+	opts       audit.Options
+	only, fix  string
+	yes        bool
+	stale, ttl time.Duration
+}
+
+func newAuditCmd(g *Globals) *cobra.Command {
+	var f auditFlags
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check the tables (read-only): counter drift, legacy rows, duplicates, orphans, stuck executions, unreaped runs",
+		Long: `audit checks the database alone and reports each finding with its kind, the
+ids involved and a suggested fix. It writes nothing unless --fix counters --yes
+is given. Exit 0 when clean, 3 when there are findings, 1 on error.
+
+Kinds: ` + strings.Join(audit.Kinds, ", "),
+		Example: `  kanade results audit
+  kanade results audit -o jsonl --only counter_drift,legacy_row
+  kanade results audit --fix counters --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if f.opts.Only, err = audit.ParseKinds(f.only); err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			if f.fix != "" && f.fix != "counters" {
+				return usageErrorf(cmd, "--fix %q: the only repair is counters", f.fix)
+			}
+			if f.fix != "" && !f.yes {
+				return usageErrorf(cmd, "--fix counters rewrites executions rows: add --yes")
+			}
+			if f.opts.Limit < 1 {
+				return usageErrorf(cmd, "--limit must be 1 or more")
+			}
+			f.opts.StaleAfter, f.opts.InFlightTTL = f.stale, f.ttl
+			st, err := g.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return runAudit(cmd.Context(), g.streams, st, f, g.format())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.only, "only", "", "only these kinds (comma-separated)")
+	fl.IntVar(&f.opts.Limit, "limit", 100, "findings listed per kind (all are counted)")
+	fl.StringVar(&f.fix, "fix", "", "repair: counters (recompute executions counters and status from the rows, in one transaction)")
+	fl.BoolVar(&f.yes, "yes", false, "confirm --fix")
+	fl.DurationVar(&f.stale, "stale-after", time.Hour, "an execution still running this long after its last target reported is stale")
+	fl.DurationVar(&f.ttl, "in-flight-ttl", 24*time.Hour, "a run in flight this long without expires_at should have been reaped")
+	return cmd
+}
+
+func runAudit(ctx context.Context, s *output.Streams, st store.Store, f auditFlags, format output.Format) error {
+	if f.fix == "counters" {
+		changes, err := audit.FixCounters(ctx, st)
+		if err != nil {
+			return err
+		}
+		if format.IsMachine() {
+			fmt.Fprintf(s.Err, "--fix counters: %d execution(s) changed\n", len(changes))
+		} else if len(changes) == 0 {
+			fmt.Fprintln(s.Out, "--fix counters: every execution's counters already match its rows.")
+		} else {
+			var rows [][]string
+			for _, c := range changes {
+				rows = append(rows, []string{c.ExecID, fmt.Sprintf("%d/%d %s", c.SuccessBefore, c.FailureBefore, c.StatusBefore),
+					fmt.Sprintf("%d/%d %s", c.SuccessAfter, c.FailureAfter, c.StatusAfter)})
+			}
+			fmt.Fprintf(s.Out, "--fix counters changed %d execution(s):\n", len(changes))
+			if err := output.WriteTable(s.Out, []string{"EXEC ID", "BEFORE (OK/FAILED STATUS)", "AFTER"}, rows); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out)
+		}
+	}
+	r, err := audit.Run(ctx, st, f.opts)
+	if err != nil {
+		return err
+	}
+	if err := renderAudit(s, r, format); err != nil {
+		return err
+	}
+	if r.Total > 0 {
+		return &ExitErr{Code: ExitFindings}
+	}
+	return nil
+}
+
+func renderAudit(s *output.Streams, r *audit.Report, f output.Format) error {
+	switch f {
+	case output.JSON:
+		return output.WriteJSON(s.Out, r)
+	case output.YAML:
+		return output.WriteYAML(s.Out, r)
+	case output.JSONL:
+		return output.WriteJSONL(s.Out, r.Findings)
+	}
+	header := []string{"kind", "exec_id", "request_id", "pc_id", "result_id", "detail", "suggested_fix"}
+	var rows [][]string
+	for _, x := range r.Findings {
+		rows = append(rows, []string{x.Kind, x.ExecID, x.RequestID, x.PCID, x.ResultID, x.Detail, x.Fix})
+	}
+	if f == output.CSV {
+		return output.WriteCSV(s.Out, header, rows)
+	}
+	var counts [][]string
+	for _, k := range audit.Kinds {
+		if n, ok := r.Counts[k]; ok {
+			counts = append(counts, []string{k, strconv.FormatInt(n, 10)})
+		}
+	}
+	if err := output.WriteTable(s.Out, []string{"CHECK", "FINDINGS"}, counts); err != nil {
+		return err
+	}
+	if r.Total == 0 {
+		fmt.Fprintln(s.Out, "\nClean: no findings.")
+		return nil
+	}
+	fmt.Fprintln(s.Out)
+	for i := range header {
+		header[i] = strings.ToUpper(strings.ReplaceAll(header[i], "_", " "))
+	}
+	if f != output.Wide {
+		header = header[:6]
+		for i := range rows {
+			rows[i] = rows[i][:6]
+		}
+	}
+	if err := output.WriteTable(s.Out, header, rows); err != nil {
+		return err
+	}
+	if int64(len(r.Findings)) < r.Total {
+		fmt.Fprintf(s.Out, "(%d of %d findings listed; --limit raises the number per kind)\n", len(r.Findings), r.Total)
+	}
+	return nil
+}
