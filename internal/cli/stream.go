@@ -68,7 +68,7 @@ Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 	fl.BoolVar(&f.follow, "follow", false, "after catching up, keep projecting new messages until Ctrl-C (durable consumer --consumer, acked after commit)")
 	fl.StringVar(&f.consumer, "consumer", replay.DefaultConsumer, "durable consumer name for --follow (never upstream's backend_results_projector)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
-	cmd.AddCommand(replayCmd)
+	cmd.AddCommand(replayCmd, newVerifyCmd(g))
 	return cmd
 }
 

@@ -449,3 +449,23 @@ func (p *Projector) plan(ctx context.Context, tx store.ProjectionTx, b *Batch) (
 	}
 	return pl, nil
 }
+
+// Prepared is one decoded message of a batch, for read-only comparisons
+// (stream verify): the stable id and, for a result, the payload with its
+// overflowed output already read back.
+type Prepared struct {
+	Seq     uint64
+	Subject string
+	ID      string
+	Result  *wire.ExecResult   // nil for a started event
+	Started *wire.EventStarted // nil for a result
+}
+
+// Prepared lists the batch's decodable messages in stream order.
+func (b *Batch) Prepared() []Prepared {
+	out := make([]Prepared, len(b.items))
+	for i, it := range b.items {
+		out[i] = Prepared{Seq: it.msg.Seq, Subject: it.msg.Subject, ID: it.id, Result: it.result, Started: it.started}
+	}
+	return out
+}

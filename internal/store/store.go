@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -264,4 +265,21 @@ type Conflict struct {
 	KeptID     string    `json:"kept_result_id"`
 	RowJSON    string    `json:"row"`
 	ArchivedAt time.Time `json:"archived_at"`
+}
+
+// StoredText is s as a store of kind k keeps it: PostgreSQL cannot hold
+// U+0000 in text, so each becomes U+FFFD there (the one documented change).
+func (k Kind) StoredText(s string) string {
+	if k == Postgres && strings.IndexByte(s, 0) >= 0 {
+		return strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	return s
+}
+
+// TimePrecision is the finest time a store of kind k keeps.
+func (k Kind) TimePrecision() time.Duration {
+	if k == Postgres {
+		return time.Microsecond
+	}
+	return time.Nanosecond
 }

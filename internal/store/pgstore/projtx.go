@@ -16,12 +16,7 @@ type projTx struct{ tx pgx.Tx }
 // pgText makes text storable: PostgreSQL rejects U+0000 in text columns,
 // so each NUL becomes U+FFFD, the smallest change that keeps every other
 // byte (documented in docs/concepts.md).
-func pgText(s string) string {
-	if strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
+func pgText(s string) string { return store.Postgres.StoredText(s) }
 
 func pgTextPtr(p *string) *string {
 	if p == nil || strings.IndexByte(*p, 0) < 0 {

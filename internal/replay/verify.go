@@ -1,0 +1,162 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Difference kinds reported by Verify.
+const (
+	DiffMissing     = "missing_row"          // no row under the message's stable id
+	DiffContent     = "content_differs"      // exit code, output or times differ
+	DiffInFlight    = "row_in_flight"        // the row was never completed by the result
+	DiffQuarantined = "would_be_quarantined" // the message cannot be projected
+)
+
+// DiffKinds lists the kinds in report order.
+var DiffKinds = []string{DiffMissing, DiffContent, DiffInFlight, DiffQuarantined}
+
+// Difference is one message that the tables do not reflect.
+type Difference struct {
+	Kind     string `json:"kind"`
+	Seq      uint64 `json:"seq"`
+	Subject  string `json:"subject"`
+	ResultID string `json:"result_id,omitempty"`
+	PCID     string `json:"pc_id,omitempty"`
+	Detail   string `json:"detail"`
+}
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Plan        *Plan            `json:"plan"`
+	Checked     int64            `json:"checked"`
+	Counts      map[string]int64 `json:"counts"`
+	Total       int64            `json:"total"`
+	Differences []Difference     `json:"differences"`
+}
+
+// Verify compares a stream window with the tables without writing: it
+// streams the window batch by batch (memory bounded by the batch) through
+// the projector's own decoding and looks each message's row up.
+func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Options, limit int) (*VerifyReport, error) {
+	if o.Batch <= 0 {
+		o.Batch = 5000
+	}
+	if limit <= 0 {
+		limit = 20
+	}
+	o.Resume = false
+	plan, err := Resolve(ctx, js, st, o)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Plan: plan, Counts: map[string]int64{}, Differences: []Difference{}}
+	for _, k := range DiffKinds {
+		rep.Counts[k] = 0
+	}
+	if plan.Messages == 0 {
+		return rep, nil
+	}
+	s, err := js.Stream(ctx, o.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", o.Stream, err)
+	}
+	proj := projector.New(st, streams.NewOutputs(js), streams.NewManifests(js))
+	add := func(d Difference) {
+		rep.Counts[d.Kind]++
+		rep.Total++
+		if rep.Counts[d.Kind] <= int64(limit) {
+			rep.Differences = append(rep.Differences, d)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	raw := make(chan []projector.Message, 1)
+	rerr := make(chan error, 1)
+	go func() { rerr <- read(ctx, s, plan, o, raw) }()
+	kind := st.Kind()
+	for msgs := range raw {
+		rep.Checked += int64(len(msgs))
+		b, err := proj.Prepare(ctx, msgs)
+		if err != nil {
+			return rep, err
+		}
+		for _, q := range b.Quarantined() {
+			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: q.Error})
+		}
+		prepared := b.Prepared()
+		ids := make([]string, len(prepared))
+		for i, p := range prepared {
+			ids[i] = p.ID
+		}
+		rows, err := st.ResultsByID(ctx, ids)
+		if err != nil {
+			return rep, err
+		}
+		for _, p := range prepared {
+			row, ok := rows[p.ID]
+			if !ok {
+				add(Difference{Kind: DiffMissing, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: pcOf(p), Detail: "no row under this result_id"})
+				continue
+			}
+			if p.Result == nil {
+				continue // a started event: the row exists, in whatever state
+			}
+			if row.FinishedAt == nil {
+				add(Difference{Kind: DiffInFlight, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID,
+					Detail: "the row is still in flight although its result is in the stream"})
+				continue
+			}
+			if d := compare(kind, p.Result, row); d != "" {
+				add(Difference{Kind: DiffContent, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID, Detail: d})
+			}
+		}
+	}
+	if err := <-rerr; err != nil && !errors.Is(err, context.Canceled) {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func pcOf(p projector.Prepared) string {
+	if p.Result != nil {
+		return p.Result.PCID
+	}
+	return p.Started.PCID
+}
+
+// compare reports the first field in which the row differs from the
+// message, as the store would have kept the message.
+func compare(k store.Kind, r *wire.ExecResult, row store.ResultRow) string {
+	prec := k.TimePrecision()
+	same := func(a, b time.Time) bool { return a.Truncate(prec).Equal(b.Truncate(prec)) }
+	switch {
+	case row.ExitCode == nil || *row.ExitCode != r.ExitCode:
+		return fmt.Sprintf("exit_code: row %s, message %d", exitText(row.ExitCode), r.ExitCode)
+	case row.Stdout != k.StoredText(r.Stdout):
+		return fmt.Sprintf("stdout: row has %d bytes, message %d", len(row.Stdout), len(r.Stdout))
+	case row.Stderr != k.StoredText(r.Stderr):
+		return fmt.Sprintf("stderr: row has %d bytes, message %d", len(row.Stderr), len(r.Stderr))
+	case !same(row.StartedAt, r.StartedAt):
+		return fmt.Sprintf("started_at: row %s, message %s", wire.FormatTimestamp(row.StartedAt), wire.FormatTimestamp(r.StartedAt))
+	case !same(*row.FinishedAt, r.FinishedAt):
+		return fmt.Sprintf("finished_at: row %s, message %s", wire.FormatTimestamp(*row.FinishedAt), wire.FormatTimestamp(r.FinishedAt))
+	}
+	return ""
+}
+
+func exitText(c *int32) string {
+	if c == nil {
+		return "NULL"
+	}
+	return fmt.Sprint(*c)
+}

@@ -1,0 +1,91 @@
+package replay_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+func execSQL(t *testing.T, st store.Store, pgq, sq string, args ...any) {
+	t.Helper()
+	var err error
+	switch s := st.(type) {
+	case *pgstore.Store:
+		_, err = s.Pool().Exec(context.Background(), pgq, args...)
+	case *sqlitestore.Store:
+		_, err = s.DB().Exec(sq, args...)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs, cfg.Undecodable = 30, 0
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: 100})
+		clean, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if clean.Total != 0 || clean.Checked != int64(len(f.Results)) {
+			t.Fatalf("a fully replayed stream must verify clean: %+v", clean)
+		}
+		// Plant one of each difference.
+		var ids []string
+		for _, m := range f.Results[:3] {
+			r, _ := wire.DecodeExecResult(m.Data)
+			ids = append(ids, r.StableID())
+		}
+		execSQL(t, st, "DELETE FROM execution_results WHERE result_id = $1", "DELETE FROM execution_results WHERE result_id = ?", ids[0])
+		execSQL(t, st, "UPDATE execution_results SET exit_code = 99 WHERE result_id = $1", "UPDATE execution_results SET exit_code = 99 WHERE result_id = ?", ids[1])
+		execSQL(t, st, "UPDATE execution_results SET finished_at = NULL WHERE result_id = $1", "UPDATE execution_results SET finished_at = NULL WHERE result_id = ?", ids[2])
+		rep, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Counts[replay.DiffMissing] < 1 || rep.Counts[replay.DiffContent] < 1 || rep.Counts[replay.DiffInFlight] < 1 || rep.Counts[replay.DiffQuarantined] != 0 {
+			t.Fatalf("planted differences: %+v", rep.Counts)
+		}
+		found := map[string]string{}
+		for _, d := range rep.Differences {
+			found[d.ResultID] = d.Kind
+		}
+		if found[ids[0]] != replay.DiffMissing || found[ids[1]] != replay.DiffContent || found[ids[2]] != replay.DiffInFlight {
+			t.Errorf("differences: %+v", rep.Differences)
+		}
+		// A window excludes what lies outside it.
+		tail, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, FromSeq: 10}, 10)
+		if err != nil || tail.Total != 0 {
+			t.Errorf("window from seq 10: %+v %v", tail, err)
+		}
+	})
+}
+
+func TestVerifyReportsUndecodable(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 5
+	js, _ := fleetServer(t, cfg)
+	st := testutil.SQLiteStore(t)
+	rep, err := replay.Verify(context.Background(), st, js, replay.Options{Stream: streams.Results}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Counts[replay.DiffQuarantined] != 1 || rep.Counts[replay.DiffMissing] == 0 {
+		t.Errorf("empty database against the stream: %+v", rep.Counts)
+	}
+}
