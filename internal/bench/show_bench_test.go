@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade-cli/internal/audit"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/results"
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -17,7 +18,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
-// TestShowPerformance times `results show` of one 1,000-PC deployment, by
+// TestShowPerformance times a full `results audit` and `results show` of one 1,000-PC deployment, by
 // exec_id and by request_id, end to end in-process (query, fan-out, JSON
 // rendering), on tables of 100k and 1M rows: the time must follow the
 // selection, not the table.
@@ -25,6 +26,13 @@ func TestShowPerformance(t *testing.T) {
 	ctx := context.Background()
 	fmt.Printf("| rows in table | show --exec-id median ms | show --request-id median ms |\n|---|---|---|\n")
 	var base [2]float64
+	var auditTimes []string
+	defer func() {
+		fmt.Printf("\n| rows in table | results audit s (all checks) | findings |\n|---|---|---|\n")
+		for _, l := range auditTimes {
+			fmt.Println(l)
+		}
+	}()
 	for i, execs := range []int{100, 1000} {
 		st := testutil.PostgresStore(t)
 		seedGrid(t, ctx, st, execs, 1000)
@@ -38,6 +46,12 @@ func TestShowPerformance(t *testing.T) {
 		byReq := median(t, func() error {
 			return showJSON(ctx, st, results.ShowOptions{RequestID: fmt.Sprintf("req-%05d", mid), Sort: "pc"})
 		})
+		start := time.Now()
+		rep, err := audit.Run(ctx, st, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auditTimes = append(auditTimes, fmt.Sprintf("| %d | %.2f | %d |", execs*1000+execs/20*1000, time.Since(start).Seconds(), rep.Total))
 		fmt.Printf("| %d | %.1f | %.1f |\n", execs*1000+execs/20*1000, byExec, byReq)
 		if i == 0 {
 			base = [2]float64{byExec, byReq}
