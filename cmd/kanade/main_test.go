@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +36,26 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// republish: publish RESULTS' messages again, as agents would,
+			// after giving a watcher started with & time to subscribe.
+			"republish": func(ts *testscript.TestScript, neg bool, args []string) {
+				time.Sleep(700 * time.Millisecond)
+				nc, err := nats.Connect(ts.Getenv("KANADE_NATS_URL"))
+				ts.Check(err)
+				defer nc.Close()
+				js, err := jetstream.New(nc)
+				ts.Check(err)
+				s, err := js.Stream(context.Background(), "RESULTS")
+				ts.Check(err)
+				info, err := s.Info(context.Background())
+				ts.Check(err)
+				for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+					m, err := s.GetMsg(context.Background(), seq)
+					ts.Check(err)
+					ts.Check(nc.Publish(m.Subject, m.Data))
+				}
+				ts.Check(nc.Flush())
+			},
 			// mklegacy DSN: turn each request's first row into a row as
 			// upstream's v0.29 migration left it (result_id = request_id).
 			"mklegacy": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -91,6 +112,23 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("BROADCAST", fleet.Broadcasts[0])
 			env.Setenv("EXEC", fleet.Executions[0].ExecID)
+			// A deployment every target of which reported: a watch of it ends.
+			for _, e := range fleet.Executions {
+				pcs, reqs := map[string]bool{}, map[string]bool{}
+				for _, m := range fleet.Results {
+					if r, err := wire.DecodeExecResult(m.Data); err == nil && wire.Deref(r.ExecID) == e.ExecID {
+						reqs[r.RequestID] = true
+					}
+				}
+				for _, m := range fleet.Results {
+					if r, err := wire.DecodeExecResult(m.Data); err == nil && reqs[r.RequestID] {
+						pcs[r.PCID] = true
+					}
+				}
+				if int64(len(pcs)) == e.TargetCount {
+					env.Setenv("EXEC_DONE", e.ExecID)
+				}
+			}
 			// executions come from the deploy API, not the stream: seed
 			// them into both databases the scripts use.
 			for _, dsn := range []string{env.Getenv("KANADE_PG"), env.WorkDir + "/seeded.db"} {

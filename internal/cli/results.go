@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/results"
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -25,6 +27,8 @@ type showFlags struct {
 	opts           results.ShowOptions
 	failOn         string
 	stdout, stderr bool
+	watch          bool
+	timeout        time.Duration
 }
 
 func newResultsShowCmd(g *Globals) *cobra.Command {
@@ -55,11 +59,17 @@ func newResultsShowCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			if f.timeout < 0 {
+				return usageErrorf(cmd, "--timeout must be positive")
+			}
 			st, err := g.openStore(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if f.watch {
+				return runWatch(cmd.Context(), g, st, f, failOn)
+			}
 			return runShow(cmd.Context(), g.streams, st, f, failOn, g.format())
 		},
 	}
@@ -72,7 +82,65 @@ func newResultsShowCmd(g *Globals) *cobra.Command {
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 3 when any of these is non-empty: "+strings.Join(results.FailOnCategories, ","))
 	fl.BoolVar(&f.stdout, "stdout", false, "print each PC's full stdout")
 	fl.BoolVar(&f.stderr, "stderr", false, "print each PC's full stderr")
+	fl.BoolVar(&f.watch, "watch", false, "follow results.<request_id> on NATS and update the view as results arrive, until every target reported")
+	fl.DurationVar(&f.timeout, "timeout", 0, "with --watch: give up after this long (exit 1)")
 	return cmd
+}
+
+func runWatch(ctx context.Context, g *Globals, st store.Store, f showFlags, failOn []string) error {
+	rows, exec, err := results.Load(ctx, st, f.opts)
+	if err != nil {
+		return err
+	}
+	// One request's results share a subject; anything wider (a deployment
+	// not yet seen, one run) listens to all results and filters.
+	subject := "results.>"
+	if f.opts.RequestID != "" {
+		subject = "results." + f.opts.RequestID
+	} else if len(rows) > 0 && f.opts.ResultID == "" {
+		if v := results.Build(rows, exec, f.opts); v.Summary.RequestID != nil {
+			subject = "results." + *v.Summary.RequestID
+		}
+	}
+	nc, err := natsconn.Connect(g.NATS, "kanade results show --watch")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	payloads := make(chan []byte, 1024)
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		select {
+		case payloads <- m.Data:
+		default: // a redraw cannot keep up; the next full view catches up
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	format := g.format()
+	w := &results.Watcher{Streams: g.streams, Opts: f.opts, Render: results.RenderOptions{Format: format, Stdout: f.stdout, Stderr: f.stderr},
+		Rows: rows, Exec: exec}
+	if !g.streams.OutTTY && !format.IsMachine() {
+		fmt.Fprintf(g.streams.Err, "Watching %s; one line per result.\n", subject)
+	}
+	v, werr := w.Run(ctx, payloads, f.timeout)
+	if v != nil && !(g.streams.OutTTY && !format.IsMachine()) && werr == nil && !format.IsMachine() {
+		fmt.Fprintln(g.streams.Out)
+		if err := results.Render(g.streams, v, results.RenderOptions{Format: format}); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	if hit := v.FailOn(failOn); len(hit) > 0 {
+		return &ExitErr{Code: ExitFindings, Err: fmt.Errorf("--fail-on: %s", strings.Join(hit, ", "))}
+	}
+	return nil
 }
 
 func runShow(ctx context.Context, s *output.Streams, st store.ResultQueries, f showFlags, failOn []string, format output.Format) error {

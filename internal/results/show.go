@@ -97,20 +97,9 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 	if n != 1 {
 		return nil, fmt.Errorf("give exactly one of --exec-id, --request-id, --result-id")
 	}
-	rows, err := q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID, RequestID: o.RequestID, ResultID: o.ResultID, PCs: o.PCs})
+	rows, exec, err := Load(ctx, q, o)
 	if err != nil {
 		return nil, err
-	}
-	v := &View{Results: []Result{}}
-	execID := o.ExecID
-	if execID == "" && len(rows) > 0 && rows[0].ExecID != nil {
-		execID = *rows[0].ExecID
-	}
-	var exec *store.Execution
-	if execID != "" {
-		if exec, err = q.GetExecution(ctx, execID); err != nil {
-			return nil, err
-		}
 	}
 	if len(rows) == 0 && exec == nil {
 		switch {
@@ -121,6 +110,56 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 		default:
 			return nil, fmt.Errorf("%w: no result with result_id %q", ErrNotFound, o.ResultID)
 		}
+	}
+	return Build(rows, exec, o), nil
+}
+
+// Load reads the rows and execution a selection names; unlike Show, an
+// empty selection is not an error (a watch waits for its first result).
+func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.ResultRow, *store.Execution, error) {
+	rows, err := q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID, RequestID: o.RequestID, ResultID: o.ResultID, PCs: o.PCs})
+	if err != nil {
+		return nil, nil, err
+	}
+	execID := o.ExecID
+	if execID == "" && len(rows) > 0 && rows[0].ExecID != nil {
+		execID = *rows[0].ExecID
+	}
+	var exec *store.Execution
+	if execID != "" {
+		if exec, err = q.GetExecution(ctx, execID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if o.ExecID != "" {
+		// Agents older than v0.29 answer a deployment's command without its
+		// exec_id; they share its request_id, so they belong to it too.
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if seen[r.RequestID] {
+				continue
+			}
+			seen[r.RequestID] = true
+			more, err := q.FindResults(ctx, store.ResultFilter{RequestID: r.RequestID, PCs: o.PCs})
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, m := range more {
+				if m.ExecID == nil {
+					rows = append(rows, m)
+				}
+			}
+		}
+	}
+	return rows, exec, nil
+}
+
+// Build makes the view from rows and their execution (nil for ad-hoc).
+func Build(rows []store.ResultRow, exec *store.Execution, o ShowOptions) *View {
+	v := &View{Results: []Result{}}
+	execID := o.ExecID
+	if exec != nil {
+		execID = exec.ExecID
 	}
 	s := &v.Summary
 	if o.ExecID != "" || exec != nil {
@@ -183,7 +222,7 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 		s.Missing = &m
 	}
 	sortResults(v.Results, o.Sort)
-	return v, nil
+	return v
 }
 
 func sameRequest(rows []store.ResultRow) bool {
