@@ -22,7 +22,7 @@ import (
 type replayFlags struct {
 	stream, from, to, since, until, progress string
 	consumer                                 string
-	follow                                   bool
+	follow, rebuild, yes                     bool
 	subjects                                 []string
 	batch, maxErrors                         int
 	dryRun, plan, resume, onlyQuarantined    bool
@@ -65,6 +65,8 @@ Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")
 	fl.IntVar(&f.maxErrors, "max-errors", 0, "stop after this many quarantined messages (0: never)")
 	fl.BoolVar(&f.onlyQuarantined, "only-quarantined", false, "retry quarantined messages and clear those that now succeed")
+	fl.BoolVar(&f.rebuild, "rebuild", false, "project the whole stream into shadow tables (keeping rows the stream no longer holds), show the difference, and swap them in with --yes")
+	fl.BoolVar(&f.yes, "yes", false, "with --rebuild: swap the rebuilt tables in (the old ones are kept as kanade_old_<time>_*)")
 	fl.BoolVar(&f.follow, "follow", false, "after catching up, keep projecting new messages until Ctrl-C (durable consumer --consumer, acked after commit)")
 	fl.StringVar(&f.consumer, "consumer", replay.DefaultConsumer, "durable consumer name for --follow (never upstream's backend_results_projector)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
@@ -132,6 +134,10 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--max-errors must be 0 or more")
 	case f.follow && (f.dryRun || f.onlyQuarantined || o.ToSeq > 0 || o.Until != nil):
 		return o, usageErrorf(cmd, "--follow runs until Ctrl-C: it does not combine with --dry-run, --only-quarantined, --to-seq or --until")
+	case f.rebuild && (f.follow || f.dryRun || f.resume || f.onlyQuarantined || o.FromSeq > 0 || o.Since != nil || o.ToSeq > 0 || o.Until != nil):
+		return o, usageErrorf(cmd, "--rebuild replays the whole stream: it does not combine with --follow, --dry-run, --resume, --only-quarantined or a window")
+	case f.yes && !f.rebuild:
+		return o, usageErrorf(cmd, "--yes only confirms --rebuild")
 	case f.consumer == "backend_results_projector":
 		return o, usageErrorf(cmd, "--consumer backend_results_projector is upstream's projector; taking its messages would starve it. Use a name of your own")
 	case f.progress != "auto" && f.progress != "json" && f.progress != "none":
@@ -173,6 +179,9 @@ func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags)
 			return err
 		}
 		return printPlan(s, plan, g.format())
+	}
+	if f.rebuild {
+		return runRebuild(ctx, g, st, js, o, f)
 	}
 	if st.Upstream() && !o.DryRun {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
@@ -310,6 +319,56 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	}
 	if st.Quarantined > 0 {
 		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
+	}
+	return nil
+}
+
+func runRebuild(ctx context.Context, g *Globals, st store.Store, js jetstream.JetStream, o replay.Options, f replayFlags) error {
+	s := g.streams
+	if st.Upstream() && f.yes {
+		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend before swapping its tables.")
+	}
+	o.Progress = progressPrinter(s, f.progress)
+	rep, err := replay.Rebuild(ctx, st, js, o, f.yes)
+	if err != nil {
+		return err
+	}
+	switch g.format() {
+	case output.JSON, output.JSONL:
+		return output.WriteJSON(s.Out, rep)
+	case output.YAML:
+		return output.WriteYAML(s.Out, rep)
+	}
+	d := rep.Diff
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	rows := [][]string{
+		{"messages projected", n(rep.Stats.Messages)},
+		{"rows carried over (older than the streams, in flight, reaped)", n(rep.Carried)},
+		{"rows: live / rebuilt", n(d.LiveRows) + " / " + n(d.ShadowRows)},
+		{"rows only in the live tables", n(d.OnlyLive)},
+		{"rows only in the rebuilt tables", n(d.OnlyShadow)},
+		{"rows that would change", n(d.Changed)},
+		{"executions with other counters", n(d.ExecutionsDiff)},
+		{"inventory facts: live / rebuilt", n(d.InventoryLive) + " / " + n(d.InventoryShadow)},
+		{"quarantined", n(rep.Stats.Quarantined)},
+	}
+	if err := output.WriteTable(s.Out, []string{"REBUILD " + rep.Plan.Stream, ""}, rows); err != nil {
+		return err
+	}
+	if len(d.SampleCounters) > 0 {
+		fmt.Fprintln(s.Out)
+		var cr [][]string
+		for _, c := range d.SampleCounters {
+			cr = append(cr, []string{c.ExecID, c.Live, c.Shadow})
+		}
+		if err := output.WriteTable(s.Out, []string{"EXEC ID", "LIVE (OK/FAILED STATUS)", "REBUILT"}, cr); err != nil {
+			return err
+		}
+	}
+	if rep.Swapped {
+		fmt.Fprintf(s.Out, "\nSwapped: the rebuilt tables are live. The replaced ones are kept as %s*; drop them when satisfied.\n", rep.OldPrefix)
+	} else {
+		fmt.Fprintln(s.Out, "\nNothing was changed. Run again with --yes to swap the rebuilt tables in (the current ones are kept).")
 	}
 	return nil
 }

@@ -77,6 +77,8 @@ type Summary struct {
 	QuarantineTotal int             `json:"-"`
 }
 
+var errNoStream = errors.New("no such stream")
+
 // ErrTooManyErrors is returned when --max-errors is reached.
 var ErrTooManyErrors = errors.New("too many undecodable messages")
 
@@ -94,7 +96,7 @@ func CheckpointName(stream string, subjects []string) string {
 func Resolve(ctx context.Context, js jetstream.JetStream, st store.Store, o Options) (*Plan, error) {
 	s, err := js.Stream(ctx, o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("stream %s does not exist on this server (upstream's streams are %s, %s, %s)", o.Stream, streams.Results, streams.Events, streams.Exec)
+		return nil, fmt.Errorf("%w: stream %s does not exist on this server (upstream's streams are %s, %s, %s)", errNoStream, o.Stream, streams.Results, streams.Events, streams.Exec)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", o.Stream, err)

@@ -181,6 +181,7 @@ type Store interface {
 	ResultQueries
 	Backfiller
 	Auditor
+	Rebuilder
 }
 
 // Tables is the whole projected state.
@@ -283,3 +284,49 @@ func (k Kind) TimePrecision() time.Duration {
 	}
 	return time.Nanosecond
 }
+
+// ShadowDiff compares the live tables with a rebuilt shadow copy.
+type ShadowDiff struct {
+	LiveRows        int64         `json:"live_rows"`
+	ShadowRows      int64         `json:"shadow_rows"`
+	Carried         int64         `json:"carried_over_rows"`
+	OnlyLive        int64         `json:"rows_only_live"`
+	OnlyShadow      int64         `json:"rows_only_rebuilt"`
+	Changed         int64         `json:"rows_that_would_change"`
+	SampleChanged   []string      `json:"sample_changed_result_ids"`
+	SampleOnlyLive  []string      `json:"sample_only_live_result_ids"`
+	ExecutionsDiff  int64         `json:"executions_with_other_counters"`
+	SampleCounters  []CounterPair `json:"sample_counters"`
+	InventoryLive   int64         `json:"inventory_live"`
+	InventoryShadow int64         `json:"inventory_rebuilt"`
+}
+
+// CounterPair is one execution's counters live and rebuilt.
+type CounterPair struct {
+	ExecID string `json:"exec_id"`
+	Live   string `json:"live"`
+	Shadow string `json:"rebuilt"`
+}
+
+// Rebuilder projects into shadow copies of the three tables and swaps
+// them in. Every shadow table is named kanade_shadow_<table>; a swap keeps
+// the replaced tables as kanade_old_<unix time>_<table>.
+type Rebuilder interface {
+	// CreateShadow makes empty shadow tables shaped like the live ones and
+	// carries over what the stream cannot produce: rows recorded before
+	// carryBefore (its first message), rows in flight (EVENTS made them)
+	// and reaped placeholders (the reaper did); executions' counters start
+	// from the carried rows. It returns how many result rows were carried.
+	CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error)
+	// ProjectShadow is Project against the shadow tables.
+	ProjectShadow(ctx context.Context, fn func(ProjectionTx) error) error
+	DiffShadow(ctx context.Context, sample int) (*ShadowDiff, error)
+	// SwapShadow makes the shadow tables live in one transaction and
+	// returns the prefix the old tables were kept under.
+	SwapShadow(ctx context.Context) (string, error)
+	DropShadow(ctx context.Context) error
+}
+
+// ShadowNames rewrites a statement's table names to the shadow tables'.
+var ShadowNames = strings.NewReplacer("execution_results", "kanade_shadow_execution_results",
+	"executions", "kanade_shadow_executions", "inventory_facts", "kanade_shadow_inventory_facts")

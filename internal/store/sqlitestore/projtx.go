@@ -16,7 +16,7 @@ import (
 const maxParams = 30000
 
 type projTx struct {
-	tx *sql.Tx
+	tx execer
 	s  *Store
 }
 

@@ -1,0 +1,142 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+)
+
+// projectShadow projects one stream window into the shadow tables.
+func projectShadow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *projector.Projector, plan *Plan, o Options, start time.Time) (projector.Stats, error) {
+	var total projector.Stats
+	if plan.Messages == 0 {
+		return total, nil
+	}
+	s, err := js.Stream(ctx, o.Stream)
+	if err != nil {
+		return total, fmt.Errorf("open stream %s: %w", o.Stream, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	raw := make(chan []projector.Message, 1)
+	rerr := make(chan error, 1)
+	go func() { rerr <- read(ctx, s, plan, o, raw) }()
+	for msgs := range raw {
+		b, err := proj.Prepare(ctx, msgs)
+		if err != nil {
+			return total, err
+		}
+		err = st.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
+			stats, err := proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{})
+			total.Add(stats)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		if o.Progress != nil {
+			o.Progress(Progress{Done: uint64(total.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: total.Quarantined})
+		}
+	}
+	return total, <-rerr
+}
+
+// RebuildReport is what --rebuild did.
+type RebuildReport struct {
+	Plan      *Plan             `json:"plan"`
+	Stats     projector.Stats   `json:"stats"`
+	Carried   int64             `json:"carried_over_rows"`
+	Diff      *store.ShadowDiff `json:"difference"`
+	Swapped   bool              `json:"swapped"`
+	OldPrefix string            `json:"old_tables_prefix,omitempty"`
+	Elapsed   float64           `json:"elapsed_seconds"`
+}
+
+// Rebuild projects the whole stream into shadow tables, with what the
+// stream can no longer produce carried over, and compares them with the
+// live tables. With swap it makes them live in one transaction, keeping
+// the old tables; without, it drops the shadow. Nothing is lost either way.
+func Rebuild(ctx context.Context, st store.Store, js jetstream.JetStream, o Options, swap bool) (*RebuildReport, error) {
+	if o.Batch <= 0 {
+		o.Batch = 5000
+	}
+	start := time.Now()
+	release, err := st.Lock(ctx, "stream replay --rebuild")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	o.Resume, o.FromSeq, o.Since = false, 0, nil
+	// Live projection made in-flight rows from EVENTS before RESULTS
+	// completed them; a rebuild of RESULTS replays EVENTS first so rows
+	// keep the version and recorded_at that came from their started event.
+	var plans []*Plan
+	if o.Stream == streams.Results && len(o.Subjects) == 0 {
+		ev := o
+		ev.Stream = streams.Events
+		ep, err := Resolve(ctx, js, st, ev)
+		if err == nil {
+			plans = append(plans, ep)
+		} else if !errors.Is(err, errNoStream) {
+			return nil, err
+		}
+	}
+	plan, err := Resolve(ctx, js, st, o)
+	if err != nil {
+		return nil, err
+	}
+	plans = append(plans, plan)
+	rep := &RebuildReport{Plan: plan}
+	// What no stream can produce any more is carried over: rows recorded
+	// before the newest of the streams' first messages.
+	carryBefore := time.Time{}
+	for _, p := range plans {
+		if p.Messages > 0 && p.FirstTime.After(carryBefore) {
+			carryBefore = p.FirstTime
+		}
+	}
+	if carryBefore.IsZero() {
+		carryBefore = time.Now().Add(24 * time.Hour) // empty streams produce nothing: keep every row
+	}
+	if rep.Carried, err = st.CreateShadow(ctx, carryBefore); err != nil {
+		return nil, err
+	}
+	dropOnError := func(err error) (*RebuildReport, error) {
+		if derr := st.DropShadow(context.WithoutCancel(ctx)); derr != nil {
+			return rep, fmt.Errorf("%w (and dropping the shadow tables failed: %v)", err, derr)
+		}
+		return rep, err
+	}
+	proj := projector.New(st, streams.NewOutputs(js), streams.NewManifests(js))
+	for _, p := range plans {
+		po := o
+		po.Stream = p.Stream
+		stats, err := projectShadow(ctx, st, js, proj, p, po, start)
+		if p == plan {
+			rep.Stats = stats
+		}
+		if err != nil {
+			return dropOnError(err)
+		}
+	}
+	if rep.Diff, err = st.DiffShadow(ctx, 10); err != nil {
+		return dropOnError(err)
+	}
+	rep.Elapsed = time.Since(start).Seconds()
+	if !swap {
+		return rep, st.DropShadow(ctx)
+	}
+	if rep.OldPrefix, err = st.SwapShadow(ctx); err != nil {
+		return dropOnError(err)
+	}
+	rep.Swapped = true
+	rep.Elapsed = time.Since(start).Seconds()
+	return rep, nil
+}

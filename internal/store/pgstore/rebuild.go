@@ -1,0 +1,155 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+// shadowTx sends every statement to the shadow tables.
+type shadowTx struct{ pgx.Tx }
+
+func (t shadowTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return t.Tx.Exec(ctx, store.ShadowNames.Replace(sql), args...)
+}
+
+func (t shadowTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return t.Tx.Query(ctx, store.ShadowNames.Replace(sql), args...)
+}
+
+func (t shadowTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.Tx.QueryRow(ctx, store.ShadowNames.Replace(sql), args...)
+}
+
+var projected = []string{"execution_results", "executions", "inventory_facts"}
+
+func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
+	var carried int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, t := range projected {
+			sh := "kanade_shadow_" + t
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)", sh, sh, t)); err != nil {
+				return fmt.Errorf("create %s: %w", sh, err)
+			}
+		}
+		tag, err := tx.Exec(ctx, "INSERT INTO kanade_shadow_execution_results SELECT * FROM execution_results WHERE recorded_at < $1 OR finished_at IS NULL OR reaped", carryBefore)
+		if err != nil {
+			return fmt.Errorf("carry over old rows: %w", err)
+		}
+		carried = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < $1", carryBefore); err != nil {
+			return fmt.Errorf("carry over old inventory facts: %w", err)
+		}
+		// Counters start from the carried rows, by upstream's rules; the
+		// replay adds the rest.
+		_, err = tx.Exec(ctx, `INSERT INTO kanade_shadow_executions
+			SELECT e.exec_id, e.job_id, e.version, e.initiated_by, e.initiated_at, e.target_count, COALESCE(r.s, 0), COALESCE(r.f, 0),
+				CASE WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) >= e.target_count AND COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'completed'
+				     WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'running'
+				     WHEN e.status = 'expired' THEN 'expired' ELSE 'pending' END
+			FROM executions e LEFT JOIN (
+				SELECT exec_id,
+					count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND exit_code = 0) AS s,
+					count(*) FILTER (WHERE (finished_at IS NOT NULL AND NOT reaped AND exit_code <> 0) OR reaped) AS f
+				FROM kanade_shadow_execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id`)
+		if err != nil {
+			return fmt.Errorf("prepare executions: %w", err)
+		}
+		return nil
+	})
+	return carried, err
+}
+
+func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		return fn(&projTx{tx: shadowTx{tx}})
+	})
+}
+
+func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
+	d := &store.ShadowDiff{}
+	q := func(dst *int64, sql string) error {
+		if err := s.pool.QueryRow(ctx, sql).Scan(dst); err != nil {
+			return fmt.Errorf("compare with the rebuilt tables: %w", err)
+		}
+		return nil
+	}
+	const changed = `FROM execution_results l JOIN kanade_shadow_execution_results s USING (result_id)
+		WHERE (l.request_id, l.exec_id, l.pc_id, l.exit_code, l.stdout, l.stderr, l.started_at, l.finished_at, l.recorded_at, l.job_id, l.version, l.reaped, l.expires_at, l.parent_result_id, l.skipped)
+		IS DISTINCT FROM (s.request_id, s.exec_id, s.pc_id, s.exit_code, s.stdout, s.stderr, s.started_at, s.finished_at, s.recorded_at, s.job_id, s.version, s.reaped, s.expires_at, s.parent_result_id, s.skipped)`
+	const onlyLive = `FROM execution_results l WHERE NOT EXISTS (SELECT 1 FROM kanade_shadow_execution_results s WHERE s.result_id = l.result_id)`
+	const counters = `FROM executions l JOIN kanade_shadow_executions s USING (exec_id)
+		WHERE (l.success_count, l.failure_count, l.status) IS DISTINCT FROM (s.success_count, s.failure_count, s.status)`
+	for _, c := range []struct {
+		dst *int64
+		sql string
+	}{
+		{&d.LiveRows, "SELECT count(*) FROM execution_results"},
+		{&d.ShadowRows, "SELECT count(*) FROM kanade_shadow_execution_results"},
+		{&d.OnlyLive, "SELECT count(*) " + onlyLive},
+		{&d.OnlyShadow, "SELECT count(*) FROM kanade_shadow_execution_results s WHERE NOT EXISTS (SELECT 1 FROM execution_results l WHERE l.result_id = s.result_id)"},
+		{&d.Changed, "SELECT count(*) " + changed},
+		{&d.ExecutionsDiff, "SELECT count(*) " + counters},
+		{&d.InventoryLive, "SELECT count(*) FROM inventory_facts"},
+		{&d.InventoryShadow, "SELECT count(*) FROM kanade_shadow_inventory_facts"},
+	} {
+		if err := q(c.dst, c.sql); err != nil {
+			return nil, err
+		}
+	}
+	ids := func(sql string) ([]string, error) {
+		rows, err := s.pool.Query(ctx, sql+fmt.Sprintf(" ORDER BY 1 LIMIT %d", sample))
+		if err != nil {
+			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	var err error
+	if d.SampleChanged, err = ids("SELECT result_id " + changed); err != nil {
+		return nil, err
+	}
+	if d.SampleOnlyLive, err = ids("SELECT l.result_id " + onlyLive); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT exec_id, format('%%s/%%s %%s', l.success_count, l.failure_count, l.status),
+		format('%%s/%%s %%s', s.success_count, s.failure_count, s.status) %s ORDER BY 1 LIMIT %d`, counters, sample))
+	if err != nil {
+		return nil, fmt.Errorf("compare counters: %w", err)
+	}
+	if d.SampleCounters, err = pgx.CollectRows(rows, pgx.RowToStructByPos[store.CounterPair]); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (s *Store) SwapShadow(ctx context.Context) (string, error) {
+	prefix := fmt.Sprintf("kanade_old_%d_", time.Now().Unix())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var stmts []string
+		for _, t := range projected {
+			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE kanade_shadow_%s RENAME TO %s", t, t))
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE execution_results, executions, inventory_facts IN ACCESS EXCLUSIVE MODE; "+strings.Join(stmts, "; ")); err != nil {
+			return fmt.Errorf("swap in the rebuilt tables: %w", err)
+		}
+		return nil
+	})
+	return prefix, err
+}
+
+func (s *Store) DropShadow(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS kanade_shadow_execution_results, kanade_shadow_executions, kanade_shadow_inventory_facts")
+	if err != nil {
+		return fmt.Errorf("drop the rebuilt tables: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+// shadowTx sends every statement to the shadow tables.
+type shadowTx struct{ tx *sql.Tx }
+
+func (t shadowTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, store.ShadowNames.Replace(q), args...)
+}
+
+func (t shadowTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, store.ShadowNames.Replace(q), args...)
+}
+
+var projected = []string{"execution_results", "executions", "inventory_facts"}
+
+// schemaOf returns the CREATE statements of a table and its explicit
+// indexes, exactly as the file holds them.
+func schemaOf(ctx context.Context, q execer, table string) (string, []string, error) {
+	rows, err := q.QueryContext(ctx, "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC, name", table)
+	if err != nil {
+		return "", nil, err
+	}
+	defer rows.Close()
+	var create string
+	var indexes []string
+	for rows.Next() {
+		var typ, stmt string
+		if err := rows.Scan(&typ, &stmt); err != nil {
+			return "", nil, err
+		}
+		if typ == "table" {
+			create = stmt
+		} else if typ == "index" {
+			indexes = append(indexes, stmt)
+		}
+	}
+	if create == "" {
+		return "", nil, fmt.Errorf("table %s does not exist", table)
+	}
+	return create, indexes, rows.Err()
+}
+
+// renameIn rewrites a CREATE TABLE/INDEX statement of table for newTable,
+// prefixing index names with prefix.
+func renameIn(stmt, table, newTable, prefix string) string {
+	// Longer forms first: a Replacer tries its pairs in order.
+	r := strings.NewReplacer("TABLE IF NOT EXISTS "+table, "TABLE IF NOT EXISTS "+newTable, "TABLE "+table, "TABLE "+newTable,
+		"ON "+table, "ON "+newTable, "INDEX IF NOT EXISTS ", "INDEX IF NOT EXISTS "+prefix, "INDEX ", "INDEX "+prefix)
+	return r.Replace(stmt)
+}
+
+func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
+	if err := s.DropShadow(ctx); err != nil {
+		return 0, err
+	}
+	var carried int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range projected {
+			create, indexes, err := schemaOf(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			// The shadow copies the live table's own DDL, so an upstream
+			// file's exact schema (column types, defaults) carries over.
+			for _, stmt := range append([]string{create}, indexes...) {
+				if _, err := tx.ExecContext(ctx, renameIn(stmt, t, "kanade_shadow_"+t, "kanade_shadow_")); err != nil {
+					return fmt.Errorf("create shadow of %s: %w", t, err)
+				}
+			}
+		}
+		res, err := tx.ExecContext(ctx, "INSERT INTO kanade_shadow_execution_results SELECT * FROM execution_results WHERE recorded_at < ? OR finished_at IS NULL OR reaped <> 0", ts(carryBefore))
+		if err != nil {
+			return fmt.Errorf("carry over old rows: %w", err)
+		}
+		carried, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < ?", ts(carryBefore)); err != nil {
+			return fmt.Errorf("carry over old inventory facts: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO kanade_shadow_executions
+			SELECT e.exec_id, e.job_id, e.version, e.initiated_by, e.initiated_at, e.target_count, COALESCE(r.s, 0), COALESCE(r.f, 0),
+				CASE WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) >= e.target_count AND COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'completed'
+				     WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'running'
+				     WHEN e.status = 'expired' THEN 'expired' ELSE 'pending' END
+			FROM executions e LEFT JOIN (
+				SELECT exec_id,
+					count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND exit_code = 0) AS s,
+					count(*) FILTER (WHERE (finished_at IS NOT NULL AND reaped = 0 AND exit_code <> 0) OR reaped <> 0) AS f
+				FROM kanade_shadow_execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id`)
+		if err != nil {
+			return fmt.Errorf("prepare executions: %w", err)
+		}
+		return nil
+	})
+	return carried, err
+}
+
+func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(&projTx{tx: shadowTx{tx}, s: s}) })
+}
+
+func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
+	d := &store.ShadowDiff{}
+	var cmp []string
+	for _, c := range []string{"request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at", "recorded_at",
+		"job_id", "version", "reaped", "expires_at", "parent_result_id", "skipped"} {
+		if s.cols[c] {
+			cmp = append(cmp, "l."+c+" IS NOT s."+c)
+		}
+	}
+	changed := `FROM execution_results l JOIN kanade_shadow_execution_results s ON s.result_id = l.result_id WHERE ` + strings.Join(cmp, " OR ")
+	const onlyLive = `FROM execution_results l WHERE NOT EXISTS (SELECT 1 FROM kanade_shadow_execution_results s WHERE s.result_id = l.result_id)`
+	const counters = `FROM executions l JOIN kanade_shadow_executions s ON s.exec_id = l.exec_id
+		WHERE l.success_count IS NOT s.success_count OR l.failure_count IS NOT s.failure_count OR l.status IS NOT s.status`
+	for _, c := range []struct {
+		dst *int64
+		sql string
+	}{
+		{&d.LiveRows, "SELECT count(*) FROM execution_results"},
+		{&d.ShadowRows, "SELECT count(*) FROM kanade_shadow_execution_results"},
+		{&d.OnlyLive, "SELECT count(*) " + onlyLive},
+		{&d.OnlyShadow, "SELECT count(*) FROM kanade_shadow_execution_results s WHERE NOT EXISTS (SELECT 1 FROM execution_results l WHERE l.result_id = s.result_id)"},
+		{&d.Changed, "SELECT count(*) " + changed},
+		{&d.ExecutionsDiff, "SELECT count(*) " + counters},
+		{&d.InventoryLive, "SELECT count(*) FROM inventory_facts"},
+		{&d.InventoryShadow, "SELECT count(*) FROM kanade_shadow_inventory_facts"},
+	} {
+		if err := s.db.QueryRowContext(ctx, c.sql).Scan(c.dst); err != nil {
+			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
+		}
+	}
+	ids := func(q string) ([]string, error) {
+		rows, err := s.db.QueryContext(ctx, q+fmt.Sprintf(" ORDER BY 1 LIMIT %d", sample))
+		if err != nil {
+			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id sql.NullString
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			out = append(out, id.String)
+		}
+		return out, rows.Err()
+	}
+	var err error
+	if d.SampleChanged, err = ids("SELECT l.result_id " + changed); err != nil {
+		return nil, err
+	}
+	if d.SampleOnlyLive, err = ids("SELECT l.result_id " + onlyLive); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT l.exec_id, l.success_count || '/' || l.failure_count || ' ' || l.status,
+		s.success_count || '/' || s.failure_count || ' ' || s.status %s ORDER BY 1 LIMIT %d`, counters, sample))
+	if err != nil {
+		return nil, fmt.Errorf("compare counters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c store.CounterPair
+		if err := rows.Scan(&c.ExecID, &c.Live, &c.Shadow); err != nil {
+			return nil, err
+		}
+		d.SampleCounters = append(d.SampleCounters, c)
+	}
+	return d, rows.Err()
+}
+
+// SwapShadow renames in one transaction. SQLite cannot rename an index,
+// so the kept old tables lose theirs (they are a backup, not queried) and
+// the live tables get their original index names back.
+func (s *Store) SwapShadow(ctx context.Context) (string, error) {
+	prefix := fmt.Sprintf("kanade_old_%d_", time.Now().Unix())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range projected {
+			_, liveIdx, err := schemaOf(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			_, shadowIdx, err := schemaOf(ctx, tx, "kanade_shadow_"+t)
+			if err != nil {
+				return err
+			}
+			for _, stmt := range liveIdx {
+				if _, err := tx.ExecContext(ctx, "DROP INDEX "+indexName(stmt)); err != nil {
+					return fmt.Errorf("drop index of the old %s: %w", t, err)
+				}
+			}
+			for _, stmt := range shadowIdx {
+				if _, err := tx.ExecContext(ctx, "DROP INDEX "+indexName(stmt)); err != nil {
+					return fmt.Errorf("drop index of the rebuilt %s: %w", t, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t)); err != nil {
+				return fmt.Errorf("keep the old %s: %w", t, err)
+			}
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE kanade_shadow_%s RENAME TO %s", t, t)); err != nil {
+				return fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+			}
+			for _, stmt := range liveIdx {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("index the rebuilt %s: %w", t, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return prefix, s.loadColumns(ctx)
+}
+
+// indexName is the name in "CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON ...".
+func indexName(stmt string) string {
+	f := strings.Fields(stmt)
+	for i, w := range f {
+		if strings.EqualFold(w, "ON") && i > 0 {
+			return f[i-1]
+		}
+	}
+	return ""
+}
+
+func (s *Store) DropShadow(ctx context.Context) error {
+	for _, t := range projected {
+		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS kanade_shadow_"+t); err != nil {
+			return fmt.Errorf("drop the rebuilt tables: %w", err)
+		}
+	}
+	return nil
+}
