@@ -2,7 +2,7 @@
 # default postgres://postgres@127.0.0.1:5432/test); NATS is embedded.
 GO ?= go
 
-.PHONY: test build vet lint bench
+.PHONY: test build vet lint bench docs snapshot
 test: vet lint
 	$(GO) test -count=1 ./...
 
@@ -21,3 +21,7 @@ lint:
 BENCH_N ?= 200000,1000000
 bench:
 	$(GO) test -tags bench -count=1 -timeout 60m -run "TestReplayPerformance|TestShowPerformance|TestBackfillPerformance" -v ./internal/bench -args -bench.n=$(BENCH_N)
+
+# The command reference and man pages, generated from the cobra commands.
+docs:
+	$(GO) run ./cmd/kanade gen-docs --dir docs/reference --man-dir docs/man

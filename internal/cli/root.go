@@ -271,6 +271,7 @@ stable result_id, and replay JetStream streams to rebuild the tables.`,
 		return &usageError{err: err, usage: cmd.UseLine()}
 	})
 	root.AddCommand(newDBCmd(g), newStreamCmd(g), newResultsCmd(g), newVersionCmd(g), newDemoCmd(g))
+	root.AddCommand(newDocsCmd(root))
 	root.AddCommand(helpTopic("environment", "Environment variables and the config file", environmentHelp),
 		helpTopic("exit-codes", "What kanade's exit codes mean", exitCodesHelp))
 	return root
