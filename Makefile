@@ -25,3 +25,13 @@ bench:
 # The command reference and man pages, generated from the cobra commands.
 docs:
 	$(GO) run ./cmd/kanade gen-docs --dir docs/reference --man-dir docs/man
+
+# A local release build (no publishing): archives, checksums, deb and rpm
+# in dist/. Installs goreleaser from the Go module proxy on first use.
+GORELEASER ?= $(shell go env GOPATH)/bin/goreleaser
+$(GORELEASER):
+	$(GO) install github.com/goreleaser/goreleaser/v2@v2.15.1
+
+snapshot: $(GORELEASER)
+	$(GORELEASER) check
+	$(GORELEASER) release --snapshot --clean

@@ -17,9 +17,11 @@ var (
 	date    string
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is main without the exit, so the end-to-end tests run the same code.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
-	stop()
-	os.Exit(code)
+	defer stop()
+	return cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
 }

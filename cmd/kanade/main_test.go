@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/kanadehq/kanade-cli/internal/cli"
-	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
@@ -24,7 +23,8 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"kanade": func() {
-			os.Exit(cli.Execute(context.Background(), output.System(), cli.BuildInfo{Version: "v0.0.0-test"}, os.Args[1:]))
+			version = "v0.0.0-test"
+			os.Exit(run())
 		},
 	})
 }
@@ -36,6 +36,19 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+				d, err := time.ParseDuration(args[0])
+				ts.Check(err)
+				time.Sleep(d)
+			},
+			// nodemo: the demo left no temporary directory behind.
+			"nodemo": func(ts *testscript.TestScript, neg bool, args []string) {
+				left, err := filepath.Glob(filepath.Join(ts.Getenv("TMPDIR"), "kanade-demo-*"))
+				ts.Check(err)
+				if len(left) > 0 {
+					ts.Fatalf("the demo left %v behind", left)
+				}
+			},
 			// republish: publish RESULTS' messages again, as agents would,
 			// after giving a watcher started with & time to subscribe.
 			"republish": func(ts *testscript.TestScript, neg bool, args []string) {

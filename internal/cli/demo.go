@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/kanadehq/kanade-cli/internal/backfill"
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/replay"
@@ -89,8 +90,9 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 	if _, err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	// Deployments are written by upstream's deploy API, not by a stream.
-	if err := st.Seed(ctx, fleet.Executions, nil); err != nil {
+	// Deployments are written by upstream's deploy API, not by a stream;
+	// the legacy rows are what upstream's v0.29 migration left behind.
+	if err := st.Seed(ctx, fleet.Executions, fleet.LegacyRows); err != nil {
 		return fmt.Errorf("seed the demo's executions (is --db already holding a demo? use an empty database): %w", err)
 	}
 	fmt.Fprintf(s.Out, "Started NATS with JetStream at %s and published %d PCs' results: %d messages on RESULTS, %d on EVENTS.\n\n",
@@ -103,6 +105,15 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 		return err
 	}
 	if err := printSummary(s, sum, output.Table); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Out, "\nThe database also held %d rows as upstream's v0.29 migration left them (result_id = request_id),\n"+
+		"so the replay stored those results a second time under their stable id. The backfill repairs that:\n\n", len(fleet.LegacyRows))
+	bsum, err := backfill.Run(ctx, st, backfill.Options{})
+	if err != nil {
+		return err
+	}
+	if err := printBackfill(s, bsum, output.Table); err != nil {
 		return err
 	}
 	v, err := results.Show(ctx, st, results.ShowOptions{RequestID: fleet.Broadcasts[0], Sort: "status"})

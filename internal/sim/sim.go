@@ -86,6 +86,7 @@ func Generate(cfg Config) *Fleet {
 		return clock
 	}
 	inFlightLeft, overflowLeft := cfg.InFlight, cfg.Overflow
+	migrated := map[string]bool{}
 	emit := func(reqID string, execID *string, manifest string, version string, pcIdx int) {
 		pc := pcs[pcIdx]
 		started := tick()
@@ -129,7 +130,8 @@ func Generate(cfg Config) *Fleet {
 		if rng.Float64() < cfg.Duplicates {
 			f.Results = append(f.Results, Message{Subject: "results." + reqID, Data: data}) // agent retry: same bytes
 		}
-		if legacy[pcIdx] && len(f.LegacyRows) < 50 {
+		if legacy[pcIdx] && !migrated[reqID] && len(f.LegacyRows) < 50 {
+			migrated[reqID] = true // the pre-v0.29 key was request_id: one row per request survived
 			code, fin := r.ExitCode, r.FinishedAt
 			f.LegacyRows = append(f.LegacyRows, store.ResultRow{ResultID: reqID, RequestID: reqID, PCID: pc, ExitCode: &code, Stdout: r.Stdout,
 				Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin, RecordedAt: fin.Add(40 * time.Millisecond), JobID: r.ManifestID})
