@@ -31,11 +31,13 @@ type ListCursor struct {
 	Key          string
 }
 
-// ListRow is one execution or ad-hoc request with its counts.
+// ListRow is one request: a deployment's command (its rows carry the
+// exec_id; pre-v0.29 agents' answers do not but share the request_id) or an
+// ad-hoc run, with its counts.
 type ListRow struct {
-	Key          string // exec_id when set, else request_id
+	Key          string // the request_id
 	ExecID       *string
-	RequestID    string // one request id (a deployment may have several)
+	RequestID    string
 	JobID        *string
 	FirstStarted time.Time
 	LastRecorded time.Time

@@ -183,9 +183,9 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0) > 0")
 	}
 	if f.After != nil {
-		having = append(having, "(max(recorded_at), COALESCE(exec_id, request_id)) < ("+arg(f.After.LastRecorded)+"::timestamptz, "+arg(f.After.Key)+"::text)")
+		having = append(having, "(max(recorded_at), request_id) < ("+arg(f.After.LastRecorded)+"::timestamptz, "+arg(f.After.Key)+"::text)")
 	}
-	q := `SELECT COALESCE(exec_id, request_id) AS key, max(exec_id), min(request_id), max(job_id), min(started_at), max(recorded_at),
+	q := `SELECT request_id AS key, max(exec_id), request_id, max(job_id), min(started_at), max(recorded_at),
 		count(*),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code = 0),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0),
@@ -197,7 +197,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " GROUP BY COALESCE(exec_id, request_id)"
+	q += " GROUP BY request_id"
 	if len(having) > 0 {
 		q += " HAVING " + strings.Join(having, " AND ")
 	}

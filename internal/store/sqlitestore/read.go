@@ -270,11 +270,11 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0) > 0")
 	}
 	if f.After != nil {
-		having = append(having, "(max(recorded_at) < ? OR (max(recorded_at) = ? AND COALESCE(exec_id, request_id) < ?))")
+		having = append(having, "(max(recorded_at) < ? OR (max(recorded_at) = ? AND request_id < ?))")
 		at := ts(f.After.LastRecorded)
 		hargs = append(hargs, at, at, f.After.Key)
 	}
-	q := `SELECT COALESCE(exec_id, request_id) AS key, max(exec_id), min(request_id), max(job_id), CAST(min(started_at) AS TEXT), CAST(max(recorded_at) AS TEXT),
+	q := `SELECT request_id AS key, max(exec_id), request_id, max(job_id), CAST(min(started_at) AS TEXT), CAST(max(recorded_at) AS TEXT),
 		count(*),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code = 0),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0),
@@ -286,7 +286,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " GROUP BY COALESCE(exec_id, request_id)"
+	q += " GROUP BY request_id"
 	if len(having) > 0 {
 		q += " HAVING " + strings.Join(having, " AND ")
 	}
