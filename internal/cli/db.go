@@ -9,6 +9,7 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
 )
 
 func newDBCmd(g *Globals) *cobra.Command {
@@ -18,7 +19,7 @@ func newDBCmd(g *Globals) *cobra.Command {
 		Short: "Create or upgrade the tables (never alters an upstream backend.db's own tables)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.openStore(cmd.Context(), false)
+			st, err := dial.Open(cmd.Context(), g.DB)
 			if err != nil {
 				return err
 			}
@@ -30,7 +31,7 @@ func newDBCmd(g *Globals) *cobra.Command {
 		Short: "Show the schema version, tables, row counts and whether the database is upstream's",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.openStore(cmd.Context(), false)
+			st, err := dial.Open(cmd.Context(), g.DB)
 			if err != nil {
 				return err
 			}

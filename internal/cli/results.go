@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -146,9 +145,6 @@ func runWatch(ctx context.Context, g *Globals, st store.Store, f showFlags, fail
 func runShow(ctx context.Context, s *output.Streams, st store.ResultQueries, f showFlags, failOn []string, format output.Format) error {
 	v, err := results.Show(ctx, st, f.opts)
 	if err != nil {
-		if errors.Is(err, store.ErrNotMigrated) {
-			return fmt.Errorf("%w", err)
-		}
 		return err
 	}
 	if err := results.Render(s, v, results.RenderOptions{Format: format, Stdout: f.stdout, Stderr: f.stderr}); err != nil {

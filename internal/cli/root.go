@@ -226,6 +226,9 @@ func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, err
 			st.Close()
 			return nil, fmt.Errorf("prepare database %s: %w", st.Location(), err)
 		}
+	} else if err := st.Ready(ctx); err != nil {
+		st.Close()
+		return nil, err
 	}
 	return st, nil
 }

@@ -138,7 +138,7 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--rebuild replays the whole stream: it does not combine with --follow, --dry-run, --resume, --only-quarantined or a window")
 	case f.yes && !f.rebuild:
 		return o, usageErrorf(cmd, "--yes only confirms --rebuild")
-	case f.consumer == "backend_results_projector":
+	case f.consumer == streams.UpstreamConsumer:
 		return o, usageErrorf(cmd, "--consumer backend_results_projector is upstream's projector; taking its messages would starve it. Use a name of your own")
 	case f.progress != "auto" && f.progress != "json" && f.progress != "none":
 		return o, usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
 // DefaultConsumer is this tool's durable; never upstream's
@@ -33,7 +34,7 @@ func follow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *p
 	if name == "" {
 		name = DefaultConsumer
 	}
-	if name == "backend_results_projector" {
+	if name == streams.UpstreamConsumer {
 		return fmt.Errorf("--consumer %s is upstream's projector: use a name of your own", name)
 	}
 	s, err := js.Stream(ctx, o.Stream)

@@ -66,15 +66,14 @@ type Plan struct {
 
 // Summary is what a run did.
 type Summary struct {
-	Plan            *Plan           `json:"plan"`
-	Stats           projector.Stats `json:"stats"`
-	DryRun          bool            `json:"dry_run"`
-	Elapsed         time.Duration   `json:"-"`
-	ElapsedSeconds  float64         `json:"elapsed_seconds"`
-	RatePerSecond   float64         `json:"rate_per_second"`
-	StoppedEarly    string          `json:"stopped_early,omitempty"`
-	CheckpointSeq   uint64          `json:"checkpoint_seq"`
-	QuarantineTotal int             `json:"-"`
+	Plan           *Plan           `json:"plan"`
+	Stats          projector.Stats `json:"stats"`
+	DryRun         bool            `json:"dry_run"`
+	Elapsed        time.Duration   `json:"-"`
+	ElapsedSeconds float64         `json:"elapsed_seconds"`
+	RatePerSecond  float64         `json:"rate_per_second"`
+	StoppedEarly   string          `json:"stopped_early,omitempty"`
+	CheckpointSeq  uint64          `json:"checkpoint_seq"`
 }
 
 var errNoStream = errors.New("no such stream")

@@ -236,7 +236,7 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{Plan: &Plan{Stream: o.Stream, Messages: uint64(len(entries))}, DryRun: o.DryRun, QuarantineTotal: len(entries)}
+	sum := &Summary{Plan: &Plan{Stream: o.Stream, Messages: uint64(len(entries))}, DryRun: o.DryRun}
 	for startIdx := 0; startIdx < len(entries); startIdx += o.Batch {
 		chunk := entries[startIdx:min(startIdx+o.Batch, len(entries))]
 		msgs := make([]projector.Message, len(chunk))

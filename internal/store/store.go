@@ -161,6 +161,8 @@ type Store interface {
 	Upstream() bool
 	Close()
 	Migrate(ctx context.Context) (applied []string, err error)
+	// Ready reports ErrNotMigrated when the projected tables are missing.
+	Ready(ctx context.Context) error
 	Status(ctx context.Context) (*Status, error)
 	// Lock takes the writer lock that keeps two replays, or a replay and a
 	// backfill, from writing at once. release must be called.

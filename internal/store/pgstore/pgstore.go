@@ -307,3 +307,14 @@ func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([
 		return q, err
 	})
 }
+
+func (s *Store) Ready(ctx context.Context) error {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('execution_results') IS NOT NULL").Scan(&ok); err != nil {
+		return fmt.Errorf("check tables: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w at %s (no execution_results table): run `kanade db migrate`, or point --db at the right database", store.ErrNotMigrated, s.location)
+	}
+	return nil
+}

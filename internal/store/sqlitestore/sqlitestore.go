@@ -324,3 +324,10 @@ func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([
 	}
 	return out, rows.Err()
 }
+
+func (s *Store) Ready(ctx context.Context) error {
+	if !s.tableExists(ctx, "execution_results") {
+		return fmt.Errorf("%w in %s (no execution_results table): run `kanade db migrate`, or point --db at the right file", store.ErrNotMigrated, s.path)
+	}
+	return nil
+}
