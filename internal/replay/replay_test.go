@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -297,5 +298,61 @@ func TestFollow(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("follow ended with %v", err)
+	}
+}
+
+// --resume refuses a stream purged past the checkpoint.
+func TestResumeRefusesPurgedStream(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 10
+	js, _ := fleetServer(t, cfg)
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	replayAll(t, st, js, replay.Options{Stream: streams.Results, ToSeq: 5})
+	s, _ := js.Stream(ctx, streams.Results)
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(20)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "purged") {
+		t.Fatalf("want a refusal naming the purge, got %v", err)
+	}
+}
+
+// A dry run reports what would change and changes nothing; --max-errors
+// stops at the limit; --only-quarantined retries and clears what now works.
+func TestDryRunMaxErrorsAndQuarantineRetry(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs, cfg.Undecodable = 10, 3
+	js, _ := fleetServer(t, cfg)
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	dry, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, DryRun: true, Batch: 7})
+	if err != nil || dry.Stats.Inserted == 0 || !dry.DryRun {
+		t.Fatalf("dry run: %+v %v", dry, err)
+	}
+	if tables, _ := st.Dump(ctx); len(tables.Results) != 0 {
+		t.Fatal("a dry run wrote rows")
+	}
+	stopped, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, MaxErrors: 1, Batch: 1000})
+	if !errors.Is(err, replay.ErrTooManyErrors) || stopped.StoppedEarly == "" {
+		t.Fatalf("--max-errors 1: %+v %v", stopped, err)
+	}
+	replayAll(t, st, js, replay.Options{Stream: streams.Results, Resume: true})
+	q, _ := st.ListQuarantine(ctx, streams.Results, 0)
+	if len(q) != 3 {
+		t.Fatalf("quarantined %d, want 3", len(q))
+	}
+	// "Fix the cause": here, the payloads are replaced by decodable ones.
+	for _, e := range q {
+		fixed := wire.ExecResult{RequestID: "fixed-" + fmt.Sprint(e.Seq), PCID: "PC-9999", Stdout: "fixed", StartedAt: cfg.Start, FinishedAt: cfg.Start}
+		execSQL(t, st, "", "UPDATE kanade_quarantine SET payload = ? WHERE seq = ?", fixed.Encode(), e.Seq)
+	}
+	sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, OnlyQuarantined: true})
+	if err != nil || sum.Stats.Inserted != 3 {
+		t.Fatalf("--only-quarantined: %+v %v", sum, err)
+	}
+	if q, _ := st.ListQuarantine(ctx, streams.Results, 0); len(q) != 0 {
+		t.Errorf("quarantine not cleared: %d left", len(q))
 	}
 }
