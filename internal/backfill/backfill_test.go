@@ -215,10 +215,7 @@ func TestBackfillKilledAndRerunEndsTheSame(t *testing.T) {
 	js := publish(t, h)
 	ctx := context.Background()
 	testutil.EachStore(t, func(t *testing.T, st store.Store) {
-		var whole store.Store = testutil.SQLiteStore(t)
-		if st.Kind() == store.Postgres {
-			whole = testutil.PostgresStore(t)
-		}
+		whole := testutil.Another(t, st)
 		setup(t, st, js, h)
 		setup(t, whole, js, h)
 		if _, err := backfill.Run(ctx, whole, backfill.Options{BatchSize: 3}); err != nil {

@@ -35,10 +35,7 @@ func TestRebuild(t *testing.T) {
 		replayAll(t, st, js, replay.Options{Stream: streams.Results})
 	}
 	testutil.EachStore(t, func(t *testing.T, st store.Store) {
-		var ref store.Store = testutil.SQLiteStore(t)
-		if st.Kind() == store.Postgres {
-			ref = testutil.PostgresStore(t)
-		}
+		ref := testutil.Another(t, st)
 		build(t, st)
 		build(t, ref)
 		want, _ := ref.Dump(ctx)

@@ -132,10 +132,7 @@ func TestReplayResumeEqualsUninterrupted(t *testing.T) {
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
 	testutil.EachStore(t, func(t *testing.T, st store.Store) {
-		var whole store.Store = testutil.SQLiteStore(t)
-		if st.Kind() == store.Postgres {
-			whole = testutil.PostgresStore(t)
-		}
+		whole := testutil.Another(t, st)
 		for _, s := range []store.Store{st, whole} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)
@@ -211,10 +208,7 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
 	testutil.EachStore(t, func(t *testing.T, st store.Store) {
-		var whole store.Store = testutil.SQLiteStore(t)
-		if st.Kind() == store.Postgres {
-			whole = testutil.PostgresStore(t)
-		}
+		whole := testutil.Another(t, st)
 		for _, s := range []store.Store{st, whole} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)

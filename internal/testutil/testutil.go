@@ -110,3 +110,12 @@ func NATSServer(t testing.TB) string {
 	t.Cleanup(srv.Shutdown)
 	return srv.ClientURL()
 }
+
+// Another opens a second fresh store of the same kind as st, for tests
+// that compare two runs.
+func Another(t *testing.T, st store.Store) store.Store {
+	if st.Kind() == store.Postgres {
+		return PostgresStore(t)
+	}
+	return SQLiteStore(t)
+}

@@ -16,28 +16,11 @@ import (
 // live projector waiting on the same rows is held up for seconds at most;
 // a timeout fails the batch, which the caller retries.
 func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.BackfillTx) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin backfill transaction: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 	// synchronous_commit off: a batch lost in a server crash takes its
 	// cursor with it and is simply done again. No hash or merge joins: a
 	// batch touches thousands of rows by primary key, and a plan that
 	// scans the whole table for each batch makes a backfill quadratic.
-	if _, err := tx.Exec(ctx, sqlBackfillSession); err != nil {
-		return fmt.Errorf("begin backfill transaction: %w", err)
-	}
-	if err := fn(&projTx{tx: tx}); err != nil {
-		return err
-	}
-	if rollback {
-		return tx.Rollback(ctx)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit backfill batch: %w", err)
-	}
-	return nil
+	return s.batchTx(ctx, rollback, "backfill", sqlBackfillSession, func(t *projTx) error { return fn(t) })
 }
 
 const legacyCols = `result_id, request_id, pc_id, exec_id, exit_code, finished_at IS NOT NULL, reaped, recorded_at`

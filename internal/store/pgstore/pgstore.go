@@ -250,18 +250,24 @@ func (s *Store) requireSchema(ctx context.Context) error {
 // LoadResultStates and the conditional upserts keep it correct beside
 // upstream's own projector.
 func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin projection transaction: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 	// A projection batch need not wait for its WAL flush: its checkpoint
 	// commits in the same transaction, so a batch lost in a server crash
 	// takes its checkpoint with it and is replayed (--follow rebuilds its
 	// consumer from the checkpoint too). Without the wait, the next batch
 	// starts while the disk catches up.
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return fmt.Errorf("begin projection transaction: %w", err)
+	return s.batchTx(ctx, rollback, "projection", "SET LOCAL synchronous_commit = off", func(t *projTx) error { return fn(t) })
+}
+
+// batchTx runs fn in one transaction after the session settings, rolled
+// back instead of committed when rollback is set (dry runs).
+func (s *Store) batchTx(ctx context.Context, rollback bool, what, settings string, fn func(*projTx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin %s transaction: %w", what, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if _, err := tx.Exec(ctx, settings); err != nil {
+		return fmt.Errorf("begin %s transaction: %w", what, err)
 	}
 	if err := fn(&projTx{tx: tx}); err != nil {
 		return err
@@ -270,7 +276,7 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 		return tx.Rollback(ctx)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit projection transaction: %w", err)
+		return fmt.Errorf("commit %s transaction: %w", what, err)
 	}
 	return nil
 }

@@ -14,21 +14,7 @@ import (
 // Backfill runs one batch in an IMMEDIATE transaction; the 10 s busy
 // timeout bounds how long it waits for, or holds up, another writer.
 func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.BackfillTx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin backfill transaction: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck
-	if err := fn(&projTx{tx: tx, s: s}); err != nil {
-		return err
-	}
-	if rollback {
-		return tx.Rollback()
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit backfill batch: %w", err)
-	}
-	return nil
+	return s.batchTx(ctx, rollback, "backfill", func(t *projTx) error { return fn(t) })
 }
 
 // Rows are addressed by rowid here: SQLite lets a TEXT primary key be

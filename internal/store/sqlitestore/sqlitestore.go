@@ -259,9 +259,15 @@ func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
 }
 
 func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	return s.batchTx(ctx, rollback, "projection", func(t *projTx) error { return fn(t) })
+}
+
+// batchTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), rolled
+// back instead of committed when rollback is set (dry runs).
+func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin projection transaction: %w", err)
+		return fmt.Errorf("begin %s transaction: %w", what, err)
 	}
 	defer tx.Rollback() //nolint:errcheck
 	if err := fn(&projTx{tx: tx, s: s}); err != nil {
@@ -271,7 +277,7 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 		return tx.Rollback()
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit projection transaction: %w", err)
+		return fmt.Errorf("commit %s transaction: %w", what, err)
 	}
 	return nil
 }
