@@ -30,9 +30,9 @@ const sqlLegacyCandidates = legacySelect + `
 func (s *Store) BackfillStatements() []string {
 	return []string{"BEGIN IMMEDIATE (busy_timeout 10000 ms)", sqlLegacyCandidates,
 		legacySelect + " WHERE result_id IN (?, ...)",
-		`INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
-	SELECT result_id, request_id, pc_id, ?, ?, ` + s.rowJSON() + `, ? FROM execution_results WHERE rowid = ?`,
-		"DELETE FROM execution_results WHERE rowid = ?",
+		`WITH v(k, reason, kept) AS (VALUES (?,?,?), ...) INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
+	SELECT result_id, request_id, pc_id, v.reason, v.kept, ` + s.rowJSON() + `, ? FROM execution_results JOIN v ON execution_results.rowid = v.k`,
+		"DELETE FROM execution_results WHERE rowid IN (?, ...)",
 		"WITH r(k, n) AS (VALUES (?,?), ...) UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k",
 		`WITH d(exec_id, s, f) AS (VALUES (?,?,?), ...) UPDATE executions SET success_count = success_count + d.s, failure_count = failure_count + d.f,
 	status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
@@ -117,19 +117,30 @@ func (s *Store) rowJSON() string {
 func (t *projTx) ArchiveAndDelete(ctx context.Context, victims []store.Victim) (int64, error) {
 	var n int64
 	now := ts(time.Now())
-	for _, v := range victims {
-		res, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
-			SELECT result_id, request_id, pc_id, ?, ?, `+t.s.rowJSON()+`, ? FROM execution_results WHERE rowid = ?`, v.Reason, v.KeptID, now, v.Key)
+	per := maxParams / 3
+	for start := 0; start < len(victims); start += per {
+		chunk := victims[start:min(start+per, len(victims))]
+		args := make([]any, 0, 3*len(chunk)+1)
+		keys := make([]any, 0, len(chunk))
+		for _, v := range chunk {
+			args = append(args, v.Key, v.Reason, v.KeptID)
+			keys = append(keys, v.Key)
+		}
+		args = append(args, now)
+		res, err := t.tx.ExecContext(ctx, `WITH v(k, reason, kept) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?),", len(chunk)), ",")+`)
+			INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
+			SELECT result_id, request_id, pc_id, v.reason, v.kept, `+t.s.rowJSON()+`, ? FROM execution_results JOIN v ON execution_results.rowid = v.k`, args...)
 		if err != nil {
-			return n, fmt.Errorf("archive duplicate row: %w", err)
+			return n, fmt.Errorf("archive duplicate rows: %w", err)
 		}
-		if k, _ := res.RowsAffected(); k != 1 {
-			return n, fmt.Errorf("archive duplicate row: row %v is gone", v.Key)
+		archived, _ := res.RowsAffected()
+		if archived != int64(len(chunk)) {
+			return n, fmt.Errorf("archive duplicate rows: %d of %d rows are gone", int64(len(chunk))-archived, len(chunk))
 		}
-		if _, err := t.tx.ExecContext(ctx, "DELETE FROM execution_results WHERE rowid = ?", v.Key); err != nil {
-			return n, fmt.Errorf("remove duplicate row: %w", err)
+		if _, err := t.tx.ExecContext(ctx, "DELETE FROM execution_results WHERE rowid IN ("+placeholders(len(keys))+")", keys...); err != nil {
+			return n, fmt.Errorf("remove duplicate rows: %w", err)
 		}
-		n++
+		n += archived
 	}
 	return n, nil
 }
