@@ -40,6 +40,7 @@ var (
 	sizes  = flag.String("bench.n", "200000,1000000", "stream sizes")
 	serial = flag.Int("bench.serial", 20000, "messages the upstream-style baseline projects (its rate is flat)")
 	batch  = flag.Int("bench.batch", 5000, "replay batch size")
+	stores = flag.String("bench.stores", "postgres,sqlite", "stores the replay benchmark measures")
 )
 
 func TestReplayPerformance(t *testing.T) {
@@ -77,6 +78,9 @@ func TestReplayPerformance(t *testing.T) {
 		t.Logf("N=%d: %d messages, mean payload %d bytes", n, len(fleet.Results), bytes/len(fleet.Results))
 
 		for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
+			if !strings.Contains(*stores, string(kind)) {
+				continue
+			}
 			dsn := func() string {
 				if kind == store.Postgres {
 					return testutil.PostgresDSN(t)

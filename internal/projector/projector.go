@@ -263,22 +263,39 @@ func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Sta
 // transaction (a dry run that must see its own earlier batches).
 func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch, opts ApplyOptions) (Stats, error) {
 	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
-	plan, err := p.plan(ctx, tx, b)
+	// Most ids of a replay are new. So the batch is planned as if every id
+	// were, and inserted; only the ids that turn out to exist have their
+	// state read (and locked) and are planned again. An id's outcome
+	// depends on nothing but its own state and messages, so the new ids'
+	// rows are already what the real plan would write.
+	plan := planBatch(b, nil)
+	skipped, err := tx.InsertNew(ctx, append(plan.upserts[:len(plan.upserts):len(plan.upserts)], plan.inFlight...))
 	if err != nil {
 		return st, err
 	}
+	if len(skipped) > 0 {
+		existing, err := tx.LoadResultStates(ctx, skipped)
+		if err != nil {
+			return st, err
+		}
+		if len(existing) != len(skipped) {
+			return st, ErrRace // a row went away between the insert and the read
+		}
+		plan = planBatch(b, existing)
+		inFlight, upserts := onlyIDs(plan.inFlight, existing), onlyIDs(plan.upserts, existing)
+		if n, err := tx.InsertInFlight(ctx, inFlight); err != nil {
+			return st, err
+		} else if n != int64(len(inFlight)) {
+			return st, ErrRace
+		}
+		if n, err := tx.UpsertResults(ctx, upserts); err != nil {
+			return st, err
+		} else if n != int64(len(upserts)) {
+			return st, ErrRace
+		}
+	}
 	st.Inserted, st.Completed, st.ReapedReplaced = plan.inserted, plan.completed, plan.reapedReplaced
 	st.InFlightCreated, st.Unchanged, st.InventorySkipped = plan.inFlightCreated, plan.unchanged, plan.inventorySkipped
-	if n, err := tx.InsertInFlight(ctx, plan.inFlight); err != nil {
-		return st, err
-	} else if n != int64(len(plan.inFlight)) {
-		return st, ErrRace
-	}
-	if n, err := tx.UpsertResults(ctx, plan.upserts); err != nil {
-		return st, err
-	} else if n != int64(len(plan.upserts)) {
-		return st, ErrRace
-	}
 	moved, err := tx.BumpExecutions(ctx, plan.deltas)
 	if err != nil {
 		return st, err
@@ -316,21 +333,21 @@ type plan struct {
 	inserted, completed, reapedReplaced, inFlightCreated, unchanged, inventorySkipped int64
 }
 
-// plan replays upstream's per-message rules over the batch in order.
-func (p *Projector) plan(ctx context.Context, tx store.ProjectionTx, b *Batch) (*plan, error) {
-	ids := make([]string, 0, len(b.items))
-	seen := make(map[string]bool, len(b.items))
-	for _, it := range b.items {
-		if !seen[it.id] {
-			seen[it.id] = true
-			ids = append(ids, it.id)
+// onlyIDs keeps the rows whose id is in ids.
+func onlyIDs(rows []store.ResultRow, ids map[string]store.RowState) []store.ResultRow {
+	var out []store.ResultRow
+	for _, r := range rows {
+		if _, ok := ids[r.ResultID]; ok {
+			out = append(out, r)
 		}
 	}
-	existing, err := tx.LoadResultStates(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	state := make(map[string]vstate, len(ids))
+	return out
+}
+
+// planBatch replays upstream's per-message rules over the batch in order,
+// given the state of the ids that exist (every other id is new).
+func planBatch(b *Batch, existing map[string]store.RowState) *plan {
+	state := make(map[string]vstate, len(existing))
 	for id, s := range existing {
 		switch {
 		case s.Reaped:
@@ -447,7 +464,7 @@ func (p *Projector) plan(ctx context.Context, tx store.ProjectionTx, b *Batch) (
 	for _, id := range deltaOrder {
 		pl.deltas = append(pl.deltas, pl.deltaOf[id])
 	}
-	return pl, nil
+	return pl
 }
 
 // Prepared is one decoded message of a batch, for read-only comparisons

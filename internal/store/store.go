@@ -101,6 +101,10 @@ type ProjectionTx interface {
 	// LoadResultStates returns the state of those ids that exist, locking
 	// them against concurrent writers where the database can.
 	LoadResultStates(ctx context.Context, ids []string) (map[string]RowState, error)
+	// InsertNew inserts the rows whose result_id does not exist yet and
+	// returns the ids of those it skipped because they did. ids must be
+	// unique in one call.
+	InsertNew(ctx context.Context, rows []ResultRow) (skipped []string, err error)
 	// InsertInFlight inserts rows, leaving any existing row untouched
 	// (upstream's events.started insert). It returns how many were inserted.
 	InsertInFlight(ctx context.Context, rows []ResultRow) (int64, error)

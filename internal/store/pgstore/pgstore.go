@@ -27,6 +27,7 @@ var migrationFS embed.FS
 type Store struct {
 	pool     *pgxpool.Pool
 	location string
+	direct   copyGate // shared by this store's projection batches
 }
 
 var _ store.Store = (*Store)(nil)
@@ -246,6 +247,15 @@ func (s *Store) requireSchema(ctx context.Context) error {
 	return nil
 }
 
+// AlwaysTryDirectCopy makes every projection batch try COPY straight into
+// execution_results first, whatever earlier batches met, so a test can
+// drive the fallback on every batch that meets an existing id.
+func (s *Store) AlwaysTryDirectCopy(on bool) {
+	s.direct.mu.Lock()
+	s.direct.always = on
+	s.direct.mu.Unlock()
+}
+
 // Project runs fn in a READ COMMITTED transaction; the row locks taken by
 // LoadResultStates and the conditional upserts keep it correct beside
 // upstream's own projector.
@@ -255,7 +265,10 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 	// takes its checkpoint with it and is replayed (--follow rebuilds its
 	// consumer from the checkpoint too). Without the wait, the next batch
 	// starts while the disk catches up.
-	return s.batchTx(ctx, rollback, "projection", "SET LOCAL synchronous_commit = off", func(t *projTx) error { return fn(t) })
+	return s.batchTx(ctx, rollback, "projection", "SET LOCAL synchronous_commit = off", func(t *projTx) error {
+		t.gate = &s.direct
+		return fn(t)
+	})
 }
 
 // batchTx runs fn in one transaction after the session settings, rolled

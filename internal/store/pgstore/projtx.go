@@ -2,16 +2,60 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
-type projTx struct{ tx pgx.Tx }
+type projTx struct {
+	tx pgx.Tx
+	// gate, when set, lets InsertNew try COPY straight into the table
+	// once in this transaction (one savepoint, never a pile of them in a
+	// dry run's single transaction).
+	gate        *copyGate
+	directTried bool
+}
+
+// copyGate decides whether InsertNew tries COPY straight into
+// execution_results. The COPY fails on the first id that exists, and its
+// work is rolled back, so after a failure the gate stays shut for a
+// doubling number of batches: a stream of new ids (a replay into new or
+// rebuilt tables) gets the fast path, a stream of known ids does not
+// pay for it more than about once in 64 batches.
+type copyGate struct {
+	mu      sync.Mutex
+	skip    int  // batches left to skip
+	backoff int  // batches to skip after the next failure
+	always  bool // never shut (tests drive the fallback with it)
+}
+
+func (g *copyGate) allow() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.skip > 0 && !g.always {
+		g.skip--
+		return false
+	}
+	return true
+}
+
+func (g *copyGate) record(ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ok {
+		g.backoff = 0
+		return
+	}
+	g.backoff = min(max(1, 2*g.backoff), 64)
+	g.skip = g.backoff
+}
 
 // pgText makes text storable: PostgreSQL rejects U+0000 in text columns,
 // so each NUL becomes U+FFFD, the smallest change that keeps every other
@@ -32,8 +76,10 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 		return out, nil
 	}
 	clean := make([]string, len(ids))
+	byStored := make(map[string]string, len(ids))
 	for i, id := range ids {
 		clean[i] = pgText(id)
+		byStored[clean[i]] = id
 	}
 	// ORDER BY gives every writer the same lock order, so two batches that
 	// share rows wait for each other instead of deadlocking.
@@ -49,7 +95,7 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 		if err := rows.Scan(&id, &st.Finished, &st.Reaped); err != nil {
 			return nil, err
 		}
-		out[id] = st
+		out[byStored[id]] = st
 	}
 	return out, rows.Err()
 }
@@ -70,19 +116,95 @@ func (t *projTx) stage(ctx context.Context, rows []store.ResultRow) error {
 	if _, err := t.tx.Exec(ctx, "TRUNCATE kanade_stage_results"); err != nil {
 		return fmt.Errorf("clear staging table: %w", err)
 	}
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"kanade_stage_results"}, resultColNames, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		r := &rows[i]
-		return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
-			r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
-	}))
-	if err != nil {
+	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"kanade_stage_results"}, resultColNames, copySource(rows)); err != nil {
 		return fmt.Errorf("copy batch into staging table: %w", err)
 	}
 	return nil
 }
 
+func copySource(rows []store.ResultRow) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
+			r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
+	})
+}
+
+// copyDirect COPYs rows straight into execution_results under a
+// savepoint: it saves writing and reading the staging table, and reports
+// false, with nothing written, when an id already exists.
+func (t *projTx) copyDirect(ctx context.Context, rows []store.ResultRow) (bool, error) {
+	if _, err := t.tx.Exec(ctx, "SAVEPOINT kanade_copy_direct"); err != nil {
+		return false, fmt.Errorf("insert new rows: %w", err)
+	}
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, resultColNames, copySource(rows))
+	if err == nil {
+		if _, err := t.tx.Exec(ctx, "RELEASE SAVEPOINT kanade_copy_direct"); err != nil {
+			return false, fmt.Errorf("insert new rows: %w", err)
+		}
+		return true, nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+		return false, fmt.Errorf("copy new rows into execution_results: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT kanade_copy_direct"); err != nil {
+		return false, fmt.Errorf("insert new rows: %w", err)
+	}
+	return false, nil
+}
+
 var insertFromStage = "INSERT INTO execution_results (" + strings.Join(resultColNames, ", ") + ") SELECT " +
 	strings.Join(resultColNames, ", ") + " FROM kanade_stage_results"
+
+// InsertNew returns only the skipped ids (computed in the server against
+// what the INSERT returned): on a replay into new tables that is none, so
+// the batch needs no separate row-state read.
+func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]string, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	if t.gate != nil && !t.directTried && t.gate.allow() {
+		t.directTried = true
+		ok, err := t.copyDirect(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
+		t.gate.record(ok)
+		if ok {
+			return nil, nil
+		}
+	}
+	if err := t.stage(ctx, rows); err != nil {
+		return nil, err
+	}
+	res, err := t.tx.Query(ctx, `WITH ins AS (`+insertFromStage+` ON CONFLICT (result_id) DO NOTHING RETURNING result_id)
+		SELECT s.result_id FROM kanade_stage_results s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.result_id = s.result_id)`)
+	if err != nil {
+		return nil, fmt.Errorf("insert new rows: %w", err)
+	}
+	stored, err := pgx.CollectRows(res, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert new rows: %w", err)
+	}
+	return unstoredIDs(stored, rows), nil
+}
+
+// unstoredIDs maps ids as stored (NUL replaced) back to the callers' ids.
+func unstoredIDs(stored []string, rows []store.ResultRow) []string {
+	if len(stored) == 0 {
+		return nil
+	}
+	byStored := make(map[string]string, len(rows))
+	for i := range rows {
+		byStored[pgText(rows[i].ResultID)] = rows[i].ResultID
+	}
+	out := make([]string, len(stored))
+	for i, id := range stored {
+		out[i] = byStored[id]
+	}
+	return out
+}
 
 func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
 	if len(rows) == 0 {

@@ -27,6 +27,14 @@ func (t shadowTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return t.Tx.QueryRow(ctx, store.ShadowNames.Replace(sql), args...)
 }
 
+func (t shadowTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	named := make(pgx.Identifier, len(table))
+	for i, part := range table {
+		named[i] = store.ShadowNames.Replace(part)
+	}
+	return t.Tx.CopyFrom(ctx, named, cols, src)
+}
+
 var projected = []string{"execution_results", "executions", "inventory_facts"}
 
 func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
@@ -71,7 +79,7 @@ func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) e
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			return err
 		}
-		return fn(&projTx{tx: shadowTx{tx}})
+		return fn(&projTx{tx: shadowTx{tx}, gate: &s.direct})
 	})
 }
 

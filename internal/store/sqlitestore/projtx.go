@@ -105,10 +105,45 @@ func rowValue(r *store.ResultRow, col string) any {
 // insertRows writes rows with multi-row VALUES statements, suffix being
 // the conflict clause, and returns the rows changed.
 func (s *Store) insertRows(ctx context.Context, ex execer, rows []store.ResultRow, suffix string) (int64, error) {
+	var total int64
+	err := s.eachInsert(rows, suffix, func(q string, args []any) error {
+		res, err := ex.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		return nil
+	})
+	return total, err
+}
+
+// insertRowsReturning is insertRows for a suffix ending in RETURNING
+// result_id; got sees each returned id.
+func (s *Store) insertRowsReturning(ctx context.Context, ex execer, rows []store.ResultRow, suffix string, got func(string)) error {
+	return s.eachInsert(rows, suffix, func(q string, args []any) error {
+		res, err := ex.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		for res.Next() {
+			var id string
+			if err := res.Scan(&id); err != nil {
+				return err
+			}
+			got(id)
+		}
+		return res.Err()
+	})
+}
+
+// eachInsert builds the multi-row INSERT statements for rows, each under
+// SQLite's bound-parameter limit, and hands them to run.
+func (s *Store) eachInsert(rows []store.ResultRow, suffix string, run func(q string, args []any) error) error {
 	cols := s.writeCols()
 	per := maxParams / len(cols)
 	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-	var total int64
 	for start := 0; start < len(rows); start += per {
 		chunk := rows[start:min(start+per, len(rows))]
 		args := make([]any, 0, len(chunk)*len(cols))
@@ -119,14 +154,11 @@ func (s *Store) insertRows(ctx context.Context, ex execer, rows []store.ResultRo
 		}
 		q := "INSERT INTO execution_results (" + strings.Join(cols, ", ") + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat(tuple+",", len(chunk)), ",") + " " + suffix
-		res, err := ex.ExecContext(ctx, q, args...)
-		if err != nil {
-			return total, err
+		if err := run(q, args); err != nil {
+			return err
 		}
-		n, _ := res.RowsAffected()
-		total += n
 	}
-	return total, nil
+	return nil
 }
 
 func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
@@ -157,6 +189,23 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 		}
 	}
 	return out, nil
+}
+
+func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]string, error) {
+	inserted := make(map[string]bool, len(rows))
+	err := t.s.insertRowsReturning(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING RETURNING result_id", func(id string) {
+		inserted[id] = true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert new rows: %w", err)
+	}
+	var skipped []string
+	for i := range rows {
+		if !inserted[rows[i].ResultID] {
+			skipped = append(skipped, rows[i].ResultID)
+		}
+	}
+	return skipped, nil
 }
 
 func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
