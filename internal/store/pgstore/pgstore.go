@@ -265,8 +265,22 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 	// takes its checkpoint with it and is replayed (--follow rebuilds its
 	// consumer from the checkpoint too). Without the wait, the next batch
 	// starts while the disk catches up.
-	return s.batchTx(ctx, rollback, "projection", "SET LOCAL synchronous_commit = off", func(t *projTx) error {
-		t.gate = &s.direct
+	return s.project(ctx, rollback, false, fn)
+}
+
+// project runs a projection batch against the live tables, or the
+// shadow tables of a rebuild.
+func (s *Store) project(ctx context.Context, rollback, shadow bool, fn func(store.ProjectionTx) error) error {
+	settings := "SET LOCAL synchronous_commit = off"
+	direct := s.direct.allow()
+	if direct {
+		settings += "; SAVEPOINT " + directSavepoint
+	}
+	return s.batchTx(ctx, rollback, "projection", settings, func(t *projTx) error {
+		t.gate, t.direct = &s.direct, direct
+		if shadow {
+			t.tx = shadowTx{t.tx}
+		}
 		return fn(t)
 	})
 }
@@ -274,14 +288,13 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 // batchTx runs fn in one transaction after the session settings, rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what, settings string, fn func(*projTx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	// One round trip: a batch waits for each of its own, and under a busy
+	// decoder each can cost more than the statement.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + settings})
 	if err != nil {
 		return fmt.Errorf("begin %s transaction: %w", what, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := tx.Exec(ctx, settings); err != nil {
-		return fmt.Errorf("begin %s transaction: %w", what, err)
-	}
 	if err := fn(&projTx{tx: tx}); err != nil {
 		return err
 	}

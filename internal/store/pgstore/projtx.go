@@ -16,12 +16,14 @@ import (
 
 type projTx struct {
 	tx pgx.Tx
-	// gate, when set, lets InsertNew try COPY straight into the table
-	// once in this transaction (one savepoint, never a pile of them in a
-	// dry run's single transaction).
-	gate        *copyGate
-	directTried bool
+	// direct says the transaction began with the savepoint for one COPY
+	// straight into the table (one, never a pile of them in a dry run's
+	// single transaction); gate hears how it went.
+	gate   *copyGate
+	direct bool
 }
+
+const directSavepoint = "kanade_copy_direct"
 
 // copyGate decides whether InsertNew tries COPY straight into
 // execution_results. The COPY fails on the first id that exists, and its
@@ -130,25 +132,21 @@ func copySource(rows []store.ResultRow) pgx.CopyFromSource {
 	})
 }
 
-// copyDirect COPYs rows straight into execution_results under a
-// savepoint: it saves writing and reading the staging table, and reports
-// false, with nothing written, when an id already exists.
+// copyDirect COPYs rows straight into execution_results under the
+// savepoint the transaction began with: it saves writing and reading the
+// staging table, and reports false, with nothing written, when an id
+// already exists. On success the savepoint is left to the commit (one
+// round trip fewer).
 func (t *projTx) copyDirect(ctx context.Context, rows []store.ResultRow) (bool, error) {
-	if _, err := t.tx.Exec(ctx, "SAVEPOINT kanade_copy_direct"); err != nil {
-		return false, fmt.Errorf("insert new rows: %w", err)
-	}
 	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, resultColNames, copySource(rows))
 	if err == nil {
-		if _, err := t.tx.Exec(ctx, "RELEASE SAVEPOINT kanade_copy_direct"); err != nil {
-			return false, fmt.Errorf("insert new rows: %w", err)
-		}
 		return true, nil
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
 		return false, fmt.Errorf("copy new rows into execution_results: %w", err)
 	}
-	if _, err := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT kanade_copy_direct"); err != nil {
+	if _, err := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+directSavepoint); err != nil {
 		return false, fmt.Errorf("insert new rows: %w", err)
 	}
 	return false, nil
@@ -164,8 +162,8 @@ func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]strin
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	if t.gate != nil && !t.directTried && t.gate.allow() {
-		t.directTried = true
+	if t.direct {
+		t.direct = false
 		ok, err := t.copyDirect(ctx, rows)
 		if err != nil {
 			return nil, err

@@ -75,12 +75,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 }
 
 func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return err
-		}
-		return fn(&projTx{tx: shadowTx{tx}, gate: &s.direct})
-	})
+	return s.project(ctx, false, true, fn)
 }
 
 func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
