@@ -52,6 +52,12 @@ type Projector struct {
 	manifests ManifestSource
 	cache     map[string]*wire.Manifest
 	now       func() time.Time
+	// written holds the ids of the last two applied batches. A redelivery
+	// usually lands a batch or two after the original; naming those ids
+	// as existing up front keeps a batch of otherwise new ids on the
+	// store's fastest insert path. It is only a hint: an id in it that
+	// does not exist is simply inserted.
+	written [2]map[string]struct{}
 }
 
 // New returns a projector writing to st. outputs and manifests may be nil
@@ -69,18 +75,23 @@ const (
 )
 
 type item struct {
-	kind     itemKind
-	msg      *Message
-	id       string
-	result   *wire.ExecResult
-	started  *wire.EventStarted
-	manifest *wire.Manifest // with an inventory hint, for exit-0 results
+	kind itemKind
+	// The message's header, not the message: the raw payload (the bulk
+	// of a batch's memory) is garbage once decoded.
+	seq       uint64
+	subject   string
+	published time.Time
+	id        string
+	result    *wire.ExecResult
+	started   *wire.EventStarted
+	manifest  *wire.Manifest // with an inventory hint, for exit-0 results
 }
 
 // Batch is a prepared run of messages: decoded, overflow fetched,
 // manifests resolved. Nothing has touched the database yet.
 type Batch struct {
 	items      []item
+	fresh      *plan // the plan if every id is new, made while the previous batch is written
 	quarantine []store.QuarantineEntry
 	ignored    int64
 	Stream     string
@@ -116,6 +127,7 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 			b.items = append(b.items, *it)
 		}
 	}
+	b.fresh = planBatch(b, nil)
 	return b, nil
 }
 
@@ -131,7 +143,7 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 		if reason, err := p.fetchOverflow(ctx, r); err != nil || reason != "" {
 			return nil, reason, err
 		}
-		it := &item{kind: kindResult, msg: m, id: r.StableID(), result: r}
+		it := &item{kind: kindResult, seq: m.Seq, subject: m.Subject, published: m.Published, id: r.StableID(), result: r}
 		if r.ExitCode == 0 && r.ManifestID != nil {
 			man, err := p.manifest(ctx, *r.ManifestID)
 			if err != nil {
@@ -147,7 +159,7 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 		if err != nil {
 			return nil, err.Error(), nil
 		}
-		return &item{kind: kindStarted, msg: m, id: e.ResultID, started: e}, "", nil
+		return &item{kind: kindStarted, seq: m.Seq, subject: m.Subject, published: m.Published, id: e.ResultID, started: e}, "", nil
 	default:
 		return nil, "", nil
 	}
@@ -264,25 +276,49 @@ func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Sta
 func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch, opts ApplyOptions) (Stats, error) {
 	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
 	// Most ids of a replay are new. So the batch is planned as if every id
-	// were, and inserted; only the ids that turn out to exist have their
-	// state read (and locked) and are planned again. An id's outcome
-	// depends on nothing but its own state and messages, so the new ids'
-	// rows are already what the real plan would write.
-	plan := planBatch(b, nil)
-	skipped, err := tx.InsertNew(ctx, append(plan.upserts[:len(plan.upserts):len(plan.upserts)], plan.inFlight...))
+	// were, and inserted; only the ids that turn out to exist (or were
+	// written by the last batches) have their state read (and locked) and
+	// are planned again. An id's outcome depends on nothing but its own
+	// state and messages, so the new ids' rows are already what the real
+	// plan would write.
+	plan := b.fresh
+	if plan == nil {
+		plan = planBatch(b, nil)
+	}
+	recheck := map[string]bool{}
+	var fresh []store.ResultRow
+	for _, rows := range [][]store.ResultRow{plan.upserts, plan.inFlight} {
+		for _, r := range rows {
+			if p.recentlyWritten(r.ResultID) {
+				recheck[r.ResultID] = true
+			} else {
+				fresh = append(fresh, r)
+			}
+		}
+	}
+	skipped, err := tx.InsertNew(ctx, fresh)
 	if err != nil {
 		return st, err
 	}
-	if len(skipped) > 0 {
-		existing, err := tx.LoadResultStates(ctx, skipped)
+	for _, id := range skipped {
+		recheck[id] = true
+	}
+	if len(recheck) > 0 {
+		ids := make([]string, 0, len(recheck))
+		for id := range recheck {
+			ids = append(ids, id)
+		}
+		existing, err := tx.LoadResultStates(ctx, ids)
 		if err != nil {
 			return st, err
 		}
-		if len(existing) != len(skipped) {
-			return st, ErrRace // a row went away between the insert and the read
+		for _, id := range skipped {
+			if _, ok := existing[id]; !ok {
+				return st, ErrRace // a row went away between the insert and the read
+			}
 		}
 		plan = planBatch(b, existing)
-		inFlight, upserts := onlyIDs(plan.inFlight, existing), onlyIDs(plan.upserts, existing)
+		inFlight, upserts := onlyIDs(plan.inFlight, recheck), onlyIDs(plan.upserts, recheck)
 		if n, err := tx.InsertInFlight(ctx, inFlight); err != nil {
 			return st, err
 		} else if n != int64(len(inFlight)) {
@@ -318,7 +354,25 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 			return st, err
 		}
 	}
+	p.remember(b)
 	return st, nil
+}
+
+func (p *Projector) recentlyWritten(id string) bool {
+	for _, w := range p.written {
+		if _, ok := w[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Projector) remember(b *Batch) {
+	ids := make(map[string]struct{}, len(b.items))
+	for _, it := range b.items {
+		ids[it.id] = struct{}{}
+	}
+	p.written[0], p.written[1] = p.written[1], ids
 }
 
 // Quarantined lists the batch's quarantined sequences.
@@ -334,7 +388,7 @@ type plan struct {
 }
 
 // onlyIDs keeps the rows whose id is in ids.
-func onlyIDs(rows []store.ResultRow, ids map[string]store.RowState) []store.ResultRow {
+func onlyIDs(rows []store.ResultRow, ids map[string]bool) []store.ResultRow {
 	var out []store.ResultRow
 	for _, r := range rows {
 		if _, ok := ids[r.ResultID]; ok {
@@ -379,7 +433,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			}
 			e := it.started
 			img := &image{row: store.ResultRow{ResultID: e.ResultID, RequestID: e.RequestID, ExecID: wire.Str(e.ExecID), PCID: e.PCID,
-				StartedAt: e.StartedAt, RecordedAt: it.msg.Published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: e.ExpiresAt}}
+				StartedAt: e.StartedAt, RecordedAt: it.published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: e.ExpiresAt}}
 			images[it.id] = img
 			order = append(order, it.id)
 			state[it.id] = stInFlight
@@ -404,7 +458,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 				} else {
 					images[it.id] = &image{isResult: true, row: store.ResultRow{ResultID: it.id, RequestID: r.RequestID, ExecID: r.ExecID,
 						PCID: r.PCID, ExitCode: &exit, Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin,
-						RecordedAt: it.msg.Published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.Skipped}}
+						RecordedAt: it.published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.Skipped}}
 					order = append(order, it.id)
 				}
 				switch prior {
@@ -440,7 +494,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 				}
 				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: r.Stdout,
 					DisplayJSON: wire.Str(it.manifest.Inventory.DisplayJSON()), SummaryJSON: it.manifest.Inventory.SummaryJSON(),
-					CollectedAt: &r.FinishedAt, RecordedAt: it.msg.Published}
+					CollectedAt: &r.FinishedAt, RecordedAt: it.published}
 				key := [2]string{f.PCID, f.JobID}
 				if i, ok := factIdx[key]; ok {
 					if !f.RecordedAt.Before(pl.facts[i].RecordedAt) {
@@ -482,7 +536,7 @@ type Prepared struct {
 func (b *Batch) Prepared() []Prepared {
 	out := make([]Prepared, len(b.items))
 	for i, it := range b.items {
-		out[i] = Prepared{Seq: it.msg.Seq, Subject: it.msg.Subject, ID: it.id, Result: it.result, Started: it.started}
+		out[i] = Prepared{Seq: it.seq, Subject: it.subject, ID: it.id, Result: it.result, Started: it.started}
 	}
 	return out
 }
