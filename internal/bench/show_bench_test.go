@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,10 +40,10 @@ func TestShowPerformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		mid := execs / 2
-		byExec := median(t, func() error {
+		byExec := medianMillis(t, func() error {
 			return showJSON(ctx, st, results.ShowOptions{ExecID: fmt.Sprintf("exec-%05d", mid), Sort: "pc"})
 		})
-		byReq := median(t, func() error {
+		byReq := medianMillis(t, func() error {
 			return showJSON(ctx, st, results.ShowOptions{RequestID: fmt.Sprintf("req-%05d", mid), Sort: "pc"})
 		})
 		start := time.Now()
@@ -69,7 +69,8 @@ func showJSON(ctx context.Context, st store.Store, o results.ShowOptions) error 
 	return results.Render(&output.Streams{Out: io.Discard, Err: io.Discard}, v, results.RenderOptions{Format: output.JSON})
 }
 
-func median(t *testing.T, fn func() error) float64 {
+// medianMillis times fn 31 times and returns the median in milliseconds.
+func medianMillis(t *testing.T, fn func() error) float64 {
 	var ds []float64
 	for i := 0; i < 31; i++ {
 		start := time.Now()
@@ -78,8 +79,12 @@ func median(t *testing.T, fn func() error) float64 {
 		}
 		ds = append(ds, float64(time.Since(start).Microseconds())/1000)
 	}
-	sort.Float64s(ds)
-	return ds[len(ds)/2]
+	return median(ds)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
 }
 
 // seedGrid lays out execs deployments x pcs PCs, plus one ad-hoc broadcast
