@@ -3,9 +3,11 @@
 // replay, its --follow mode and the demo all go through it.
 //
 // A batch is projected in one transaction with a few set-based statements.
-// The rules are applied in Go, in stream order, against the rows' state
-// read at the start of the transaction, so the batch leaves exactly the
-// tables upstream's one-message-at-a-time projector would.
+// The rules are applied in Go, in stream order: first as if every id were
+// new (planned while the previous batch is written), then again for the
+// ids that turn out to exist, against their state read under a row lock.
+// So the batch leaves exactly the tables upstream's one-message-at-a-time
+// projector would (docs/concepts.md, "How a batch is applied").
 package projector
 
 import (
