@@ -110,7 +110,9 @@ func TestReplayPerformance(t *testing.T) {
 					cRates, rss = append(cRates, c), max(rss, m)
 				})
 				if kind == store.Postgres {
-					ratios = append(ratios, cRates[len(cRates)-1]/aRates[len(aRates)-1])
+					a, c := aRates[len(aRates)-1], cRates[len(cRates)-1]
+					ratios = append(ratios, c/a)
+					t.Logf("N=%d pair %d: (a) %.0f, (c) %.0f msg/s, (c)/(a) %.2f", n, len(ratios), a, c, c/a)
 				}
 			}
 			a, ca := "-", "-"

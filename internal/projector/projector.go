@@ -248,6 +248,9 @@ type ApplyOptions struct {
 	// ClearQuarantine lists quarantined sequences this batch re-projected;
 	// they are removed in the same transaction.
 	ClearQuarantine []uint64
+	// Began, when set, is called once the batch's transaction is open
+	// (again on a retry).
+	Began func()
 }
 
 type vstate int
@@ -276,6 +279,9 @@ func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Sta
 // ApplyTx projects b inside tx, so a caller can put several batches in one
 // transaction (a dry run that must see its own earlier batches).
 func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch, opts ApplyOptions) (Stats, error) {
+	if opts.Began != nil {
+		opts.Began()
+	}
 	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
 	// Most ids of a replay are new. So the batch is planned as if every id
 	// were, and inserted; only the ids that turn out to exist (or were
