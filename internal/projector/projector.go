@@ -289,12 +289,9 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	// are planned again. An id's outcome depends on nothing but its own
 	// state and messages, so the new ids' rows are already what the real
 	// plan would write.
-	plan := b.fresh
-	if plan == nil {
-		plan = planBatch(b, nil)
-	}
+	plan := b.fresh // Prepare made it; a Batch comes from nowhere else
 	recheck := map[string]bool{}
-	var fresh []store.ResultRow
+	fresh := make([]store.ResultRow, 0, len(plan.upserts)+len(plan.inFlight))
 	for _, rows := range [][]store.ResultRow{plan.upserts, plan.inFlight} {
 		for _, r := range rows {
 			if p.recentlyWritten(r.ResultID) {
