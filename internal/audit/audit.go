@@ -115,16 +115,11 @@ func Run(ctx context.Context, st store.Auditor, o Options) (*Report, error) {
 					Detail: fmt.Sprintf("counters say %d succeeded / %d failed, the rows say %d / %d", f.SuccessCount, f.FailureCount, s, fl),
 					Fix:    "kanade results audit --fix counters --yes"})
 			}
-			done := f.SuccessCount+f.FailureCount >= f.TargetCount
+			counted := f.SuccessCount + f.FailureCount
 			if want(StatusMismatch) {
-				switch {
-				case f.Status == "completed" && !done:
+				if ws := store.ExecutionStatus(f.Status, counted, f.TargetCount); ws != f.Status {
 					add(Finding{Kind: StatusMismatch, ExecID: f.ExecID,
-						Detail: fmt.Sprintf("status completed with %d of %d targets counted", f.SuccessCount+f.FailureCount, f.TargetCount),
-						Fix:    "kanade results audit --fix counters --yes (recomputes counters and status)"})
-				case (f.Status == "pending" || f.Status == "running") && done && f.SuccessCount+f.FailureCount > 0:
-					add(Finding{Kind: StatusMismatch, ExecID: f.ExecID,
-						Detail: fmt.Sprintf("status %s with %d of %d targets counted", f.Status, f.SuccessCount+f.FailureCount, f.TargetCount),
+						Detail: fmt.Sprintf("status %s with %d of %d targets counted; the counters make it %s", f.Status, counted, f.TargetCount, ws),
 						Fix:    "kanade results audit --fix counters --yes (recomputes counters and status)"})
 				}
 			}
@@ -206,12 +201,7 @@ type Change struct {
 func next(f store.ExecutionFacts) store.Execution {
 	e := f.Execution
 	e.SuccessCount, e.FailureCount = Expected(f)
-	switch n := e.SuccessCount + e.FailureCount; {
-	case n >= e.TargetCount && n > 0:
-		e.Status = "completed"
-	case n > 0 && (e.Status == "pending" || e.Status == "running" || e.Status == "completed"):
-		e.Status = "running"
-	}
+	e.Status = store.ExecutionStatus(e.Status, e.SuccessCount+e.FailureCount, e.TargetCount)
 	return e
 }
 

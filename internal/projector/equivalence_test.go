@@ -56,6 +56,9 @@ func genWorkload(rng *rand.Rand) *workload {
 	reqs := []string{"req-a", "req-b", "req-c"}
 	execIDs := []string{"exec-1", "exec-2", "exec-3"}
 	inv := &wire.Manifest{ID: "inventory-hw", Version: "1.0.0", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "cpu", Label: "CPU"}}}}
+	// Only inventory-hw has an execute.timeout: started events of the
+	// others get no deadline.
+	inv.Execute = &wire.ExecuteHint{Timeout: ptrTo([]string{"10m", "30s", "1h 30m", "bogus"}[rng.IntN(4)])}
 	w := &workload{objects: map[string][]byte{}, manifest: map[string]*wire.Manifest{"inventory-hw": inv, "plain": {ID: "plain", Version: "1"}}}
 	for i, e := range execIDs[:2] {
 		target := int64(1 + rng.IntN(5))
@@ -114,11 +117,9 @@ func genWorkload(rng *rand.Rand) *workload {
 	for i := 0; i < n; i++ {
 		r := runs[rng.IntN(len(runs))]
 		switch k := rng.IntN(12); {
-		case k < 2: // started event (needs a result id and an exec id)
-			if r.resultID == "" || r.exec == "" {
-				continue
-			}
-			e := wire.EventStarted{ResultID: r.resultID, RequestID: r.req, ExecID: r.exec, PCID: r.pc, StartedAt: at(10), ManifestID: "inventory-hw", Version: "1.0.0"}
+		case k < 2: // started event (ad-hoc runs carry exec_id "")
+			e := wire.EventStarted{ResultID: r.resultID, RequestID: r.req, ExecID: r.exec, PCID: r.pc, StartedAt: at(10),
+				ManifestID: []string{"inventory-hw", "plain", "unknown"}[rng.IntN(3)], Version: "1.0.0"}
 			add("events.started."+r.exec+"."+r.pc, e.Encode())
 		case k < 3 && len(w.msgs) > 0: // redelivery of an earlier message
 			old := w.msgs[rng.IntN(len(w.msgs))]
@@ -140,9 +141,13 @@ func genWorkload(rng *rand.Rand) *workload {
 				res.ManifestID = ptr("inventory-hw")
 				res.Stdout = "not json"
 			}
-			if rng.IntN(8) == 0 {
-				res.Skipped = true
-				res.ExitCode = 125
+			switch rng.IntN(8) {
+			case 0:
+				res.Skipped, res.ExitCode = wire.Bool(true), 125
+			case 1: // a skip counts as a failure whatever its exit code
+				res.Skipped, res.ExitCode = wire.Bool(true), 0
+			case 2:
+				res.Skipped = wire.Bool(false)
 			}
 			if rng.IntN(8) == 0 {
 				key := r.req + "/stdout"
@@ -277,3 +282,5 @@ func diffTables(want, got *store.Tables) string {
 	}
 	return b.String()
 }
+
+func ptrTo[T any](v T) *T { return &v }

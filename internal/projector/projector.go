@@ -87,6 +87,7 @@ type item struct {
 	result    *wire.ExecResult
 	started   *wire.EventStarted
 	manifest  *wire.Manifest // with an inventory hint, for exit-0 results
+	expiresAt *time.Time     // a started event's reap deadline, when its manifest gives one
 }
 
 // Batch is a prepared run of messages: decoded, overflow fetched,
@@ -142,6 +143,9 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 		if err != nil {
 			return nil, err.Error(), nil
 		}
+		if reason := p.unstorable("started_at", r.StartedAt) + p.unstorable("finished_at", r.FinishedAt); reason != "" {
+			return nil, reason, nil
+		}
 		if reason, err := p.fetchOverflow(ctx, r); err != nil || reason != "" {
 			return nil, reason, err
 		}
@@ -161,10 +165,32 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 		if err != nil {
 			return nil, err.Error(), nil
 		}
-		return &item{kind: kindStarted, seq: m.Seq, subject: m.Subject, published: m.Published, id: e.ResultID, started: e}, "", nil
+		if e.ResultID == "" {
+			return nil, `started event has no result_id (an agent before v0.30): it cannot be tied to its result`, nil
+		}
+		if reason := p.unstorable("started_at", e.StartedAt); reason != "" {
+			return nil, reason, nil
+		}
+		it := &item{kind: kindStarted, seq: m.Seq, subject: m.Subject, published: m.Published, id: e.ResultID, started: e}
+		man, err := p.manifest(ctx, e.ManifestID)
+		if err != nil {
+			return nil, "", err
+		}
+		if t, ok := man.ReapDeadline(m.Published); ok {
+			it.expiresAt = &t
+		}
+		return it, "", nil
 	default:
 		return nil, "", nil
 	}
+}
+
+// unstorable says why the store cannot hold t in column, or "" when it can.
+func (p *Projector) unstorable(column string, t time.Time) string {
+	if err := p.store.Kind().CheckTime(t); err != nil {
+		return fmt.Sprintf("decode: field %q %v", column, err)
+	}
+	return ""
 }
 
 func (p *Projector) fetchOverflow(ctx context.Context, r *wire.ExecResult) (string, error) {
@@ -194,7 +220,7 @@ func (p *Projector) manifest(ctx context.Context, id string) (*wire.Manifest, er
 	if m, ok := p.cache[id]; ok {
 		return m, nil
 	}
-	if p.manifests == nil {
+	if p.manifests == nil || id == "" {
 		return nil, nil
 	}
 	m, err := p.manifests.Manifest(ctx, id)
@@ -337,6 +363,9 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	}
 	st.Inserted, st.Completed, st.ReapedReplaced = plan.inserted, plan.completed, plan.reapedReplaced
 	st.InFlightCreated, st.Unchanged, st.InventorySkipped = plan.inFlightCreated, plan.unchanged, plan.inventorySkipped
+	if err := tx.StartExecutions(ctx, plan.starts); err != nil {
+		return st, err
+	}
 	moved, err := tx.BumpExecutions(ctx, plan.deltas)
 	if err != nil {
 		return st, err
@@ -387,6 +416,7 @@ type plan struct {
 	inFlight, upserts []store.ResultRow
 	deltas            []store.CounterDelta
 	deltaOf           map[string]store.CounterDelta
+	starts            []string // executions started events promote from pending to running
 	facts             []store.InventoryFact
 
 	inserted, completed, reapedReplaced, inFlightCreated, unchanged, inventorySkipped int64
@@ -429,16 +459,25 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 	pl := &plan{deltaOf: map[string]store.CounterDelta{}}
 	var deltaOrder []string
 	factIdx := map[[2]string]int{}
+	started := map[string]bool{}
 
 	for _, it := range b.items {
 		switch it.kind {
 		case kindStarted:
+			e := it.started
+			// Every delivery promotes (a no-op unless pending); doing it
+			// before the batch's counter updates leaves what upstream's
+			// one-at-a-time order leaves, since a counted result sets the
+			// status whatever it was.
+			if e.ExecID != "" && !started[e.ExecID] {
+				started[e.ExecID] = true
+				pl.starts = append(pl.starts, e.ExecID)
+			}
 			if state[it.id] != stNone {
 				continue // ON CONFLICT DO NOTHING
 			}
-			e := it.started
 			img := &image{row: store.ResultRow{ResultID: e.ResultID, RequestID: e.RequestID, ExecID: wire.Str(e.ExecID), PCID: e.PCID,
-				StartedAt: e.StartedAt, RecordedAt: it.published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: e.ExpiresAt}}
+				StartedAt: e.StartedAt, RecordedAt: it.published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: it.expiresAt}}
 			images[it.id] = img
 			order = append(order, it.id)
 			state[it.id] = stInFlight
@@ -455,7 +494,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 					// Created earlier in this batch by a started event:
 					// the upsert's DO UPDATE branch, applied to that image.
 					img.row.ExitCode, img.row.Stdout, img.row.Stderr, img.row.FinishedAt = &exit, r.Stdout, r.Stderr, &fin
-					img.row.Reaped, img.row.Skipped, img.row.RequestID = false, r.Skipped, r.RequestID
+					img.row.Reaped, img.row.Skipped, img.row.RequestID = false, r.IsSkipped(), r.RequestID
 					if r.ManifestID != nil {
 						img.row.JobID = r.ManifestID
 					}
@@ -463,7 +502,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 				} else {
 					images[it.id] = &image{isResult: true, row: store.ResultRow{ResultID: it.id, RequestID: r.RequestID, ExecID: r.ExecID,
 						PCID: r.PCID, ExitCode: &exit, Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin,
-						RecordedAt: it.published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.Skipped}}
+						RecordedAt: it.published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.IsSkipped()}}
 					order = append(order, it.id)
 				}
 				switch prior {
@@ -482,7 +521,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 						deltaOrder = append(deltaOrder, *r.ExecID)
 						d.ExecID = *r.ExecID
 					}
-					if r.ExitCode == 0 {
+					if r.ExitCode == 0 && !r.IsSkipped() { // skips and refusals are failures
 						d.Success++
 					} else {
 						d.Failure++

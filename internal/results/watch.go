@@ -27,7 +27,7 @@ func Merge(rows []store.ResultRow, r *wire.ExecResult, at time.Time) ([]store.Re
 			return rows, false
 		}
 		rows[i].ExitCode, rows[i].FinishedAt, rows[i].Stdout, rows[i].Stderr = &exit, &fin, r.Stdout, r.Stderr
-		rows[i].Reaped, rows[i].Skipped, rows[i].RequestID = false, r.Skipped, r.RequestID
+		rows[i].Reaped, rows[i].Skipped, rows[i].RequestID = false, r.IsSkipped(), r.RequestID
 		if r.ManifestID != nil {
 			rows[i].JobID = r.ManifestID
 		}
@@ -35,7 +35,7 @@ func Merge(rows []store.ResultRow, r *wire.ExecResult, at time.Time) ([]store.Re
 	}
 	return append(rows, store.ResultRow{ResultID: id, RequestID: r.RequestID, ExecID: r.ExecID, PCID: r.PCID, ExitCode: &exit,
 		Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin, RecordedAt: at, JobID: r.ManifestID,
-		ParentResultID: r.ParentResultID, Skipped: r.Skipped}), true
+		ParentResultID: r.ParentResultID, Skipped: r.IsSkipped()}), true
 }
 
 // Selects reports whether an arriving result belongs to the selection;

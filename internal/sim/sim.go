@@ -116,7 +116,7 @@ func Generate(cfg Config) *Fleet {
 			r.ExitCode = -1
 			r.Stderr = "killed: timeout after 300s"
 		default:
-			r.ExitCode, r.Skipped, r.Stderr = 125, true, "skipped: starting deadline expired"
+			r.ExitCode, r.Skipped, r.Stderr = 125, wire.Bool(true), "skipped: starting deadline expired"
 		}
 		r.Stdout = fakeOutput(rng, manifest, pc, r.ExitCode)
 		if overflowLeft > 0 && !legacy[pcIdx] && r.ExitCode == 0 && manifest != "inventory-hw" {

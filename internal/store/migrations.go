@@ -14,7 +14,14 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// UpstreamTables marks a migration that creates or changes upstream's
+	// own tables or their indexes (its first line is
+	// "-- kanade:upstream-tables"). It is recorded but not run on a
+	// database upstream's backend created: those tables are upstream's.
+	UpstreamTables bool
 }
+
+const upstreamTablesMarker = "-- kanade:upstream-tables"
 
 // LoadMigrations reads NNNN_name.sql files from dir in fsys, in version
 // order. A gap or duplicate version is a build mistake and fails loudly.
@@ -38,7 +45,8 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Version: v, Name: rest, SQL: string(body)})
+		out = append(out, Migration{Version: v, Name: rest, SQL: string(body),
+			UpstreamTables: strings.HasPrefix(string(body), upstreamTablesMarker)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i, m := range out {

@@ -19,3 +19,14 @@ func execRaw(ctx context.Context, st store.Store, q string) error {
 	}
 	return nil
 }
+
+func queryString(ctx context.Context, st store.Store, q string) (string, error) {
+	var out string
+	switch s := st.(type) {
+	case *pgstore.Store:
+		return out, s.Pool().QueryRow(ctx, q).Scan(&out)
+	case *sqlitestore.Store:
+		return out, s.DB().QueryRowContext(ctx, q).Scan(&out)
+	}
+	return out, nil
+}

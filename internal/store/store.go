@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -112,6 +113,9 @@ type ProjectionTx interface {
 	// that is in flight or reaped; a finished row is never touched. It
 	// returns how many rows were written. ids must be unique in one call.
 	UpsertResults(ctx context.Context, rows []ResultRow) (int64, error)
+	// StartExecutions is what a started event does to its execution:
+	// pending becomes running; any other status stays.
+	StartExecutions(ctx context.Context, execIDs []string) error
 	// BumpExecutions adds the deltas and recomputes status as upstream
 	// does; it returns the exec ids that exist (and so moved).
 	BumpExecutions(ctx context.Context, deltas []CounterDelta) ([]string, error)
@@ -281,6 +285,19 @@ func (k Kind) StoredText(s string) string {
 		return strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
 	return s
+}
+
+// CheckTime reports why a store of kind k cannot hold t, or nil. chrono
+// accepts years from -262143 to 262142; PostgreSQL's timestamptz holds
+// 4713 BC (year -4712) to 294276 AD, so a payload outside it is
+// quarantined there rather than lost or shifted.
+func (k Kind) CheckTime(t time.Time) error {
+	if k == Postgres {
+		if y := t.UTC().Year(); y < -4712 || y > 294276 {
+			return fmt.Errorf("is in year %d, outside PostgreSQL's timestamp range (4713 BC to 294276 AD); upstream's SQLite file would hold it", y)
+		}
+	}
+	return nil
 }
 
 // TimePrecision is the finest time a store of kind k keeps.

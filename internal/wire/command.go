@@ -96,3 +96,10 @@ func (c *Command) Encode() []byte {
 	b = appendKeyString(b, &first, "run_as", runAs)
 	return append(b, '}')
 }
+
+func required(field string, v *string) (string, error) {
+	if v == nil {
+		return "", &DecodeError{Field: field, Offset: -1, Reason: "missing or null"}
+	}
+	return *v, nil
+}

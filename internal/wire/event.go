@@ -1,60 +1,42 @@
 package wire
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // EventStarted is published on events.started.<exec_id>.<pc_id> when an
 // agent spawns a script; the projector turns it into an in-flight row that
-// the matching ExecResult later completes (they share result_id).
+// the matching ExecResult later completes (they share result_id). The
+// deadline (expires_at) is not on the wire: the projector computes it from
+// the manifest's execute.timeout.
 type EventStarted struct {
-	ResultID   string
+	ResultID   string // "" from agents before v0.30's result_id
 	RequestID  string
-	ExecID     string
+	ExecID     string // "" for an ad-hoc run
 	PCID       string
 	StartedAt  time.Time
 	ManifestID string
 	Version    string
-	ExpiresAt  *time.Time // newer agents: when the backend may reap the row
 }
 
-type rawEventStarted struct {
-	ResultID   *string `json:"result_id"`
-	RequestID  *string `json:"request_id"`
-	ExecID     *string `json:"exec_id"`
-	PCID       *string `json:"pc_id"`
-	StartedAt  *string `json:"started_at"`
-	ManifestID *string `json:"manifest_id"`
-	Version    *string `json:"version"`
-	ExpiresAt  *string `json:"expires_at"`
+// eventStartedFields is upstream's struct with its serde attributes:
+// result_id and request_id came later and default to "".
+var eventStartedFields = []fieldSpec{
+	{name: "result_id", kind: kString, optional: true},
+	{name: "request_id", kind: kString, optional: true},
+	{name: "exec_id", kind: kString},
+	{name: "pc_id", kind: kString},
+	{name: "started_at", kind: kTime},
+	{name: "manifest_id", kind: kString},
+	{name: "version", kind: kString},
 }
 
-// DecodeEventStarted decodes a started event. Without result_id an event
-// cannot be tied to its result, so it is an error rather than a guess.
+// DecodeEventStarted decodes a started event by serde's rules (serde.go).
 func DecodeEventStarted(data []byte) (*EventStarted, error) {
-	var raw rawEventStarted
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, jsonError(err)
-	}
-	e := &EventStarted{RequestID: Deref(raw.RequestID), ManifestID: Deref(raw.ManifestID), Version: Deref(raw.Version)}
-	var err error
-	if e.ResultID, err = required("result_id", raw.ResultID); err != nil {
+	var v [7]fieldValue
+	if err := decodeStruct(data, eventStartedFields, v[:]); err != nil {
 		return nil, err
 	}
-	if e.ExecID, err = required("exec_id", raw.ExecID); err != nil {
-		return nil, err
-	}
-	if e.PCID, err = required("pc_id", raw.PCID); err != nil {
-		return nil, err
-	}
-	if e.StartedAt, err = requiredTime("started_at", raw.StartedAt); err != nil {
-		return nil, err
-	}
-	if e.ExpiresAt, err = optionalTime("expires_at", raw.ExpiresAt); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return &EventStarted{ResultID: v[0].str, RequestID: v[1].str, ExecID: v[2].str, PCID: v[3].str,
+		StartedAt: v[4].t, ManifestID: v[5].str, Version: v[6].str}, nil
 }
 
 // Encode writes the event as an agent would.
@@ -69,8 +51,5 @@ func (e *EventStarted) Encode() []byte {
 	b = appendKeyTime(b, &first, "started_at", e.StartedAt)
 	b = appendKeyString(b, &first, "manifest_id", e.ManifestID)
 	b = appendKeyString(b, &first, "version", e.Version)
-	if e.ExpiresAt != nil {
-		b = appendKeyTime(b, &first, "expires_at", *e.ExpiresAt)
-	}
 	return append(b, '}')
 }

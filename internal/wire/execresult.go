@@ -18,7 +18,7 @@ type ExecResult struct {
 	ParentResultID *string
 	PCID           string
 	ExitCode       int32
-	Skipped        bool
+	Skipped        *bool // nil when absent or null (agents before the key existed)
 	Stdout         string
 	Stderr         string
 	StartedAt      time.Time
@@ -31,7 +31,8 @@ type ExecResult struct {
 
 // DecodeError says which field of a payload was wrong and why.
 type DecodeError struct {
-	Field  string // "" when the payload is not a JSON object at all
+	Field  string // "" when the payload as a whole is not an object upstream reads
+	Offset int    // the byte where it went wrong; -1 when a field is missing
 	Reason string
 }
 
@@ -39,104 +40,69 @@ func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return "decode: " + e.Reason
 	}
-	return fmt.Sprintf("decode: field %q: %s", e.Field, e.Reason)
+	return fmt.Sprintf("decode: field %q %s", e.Field, e.Reason)
 }
 
-// rawExecResult mirrors serde's view: required keys must be present, the
-// optional ones may be absent or null, unknown keys are ignored.
-type rawExecResult struct {
-	ResultID       *string `json:"result_id"`
-	RequestID      *string `json:"request_id"`
-	ExecID         *string `json:"exec_id"`
-	ParentResultID *string `json:"parent_result_id"`
-	PCID           *string `json:"pc_id"`
-	ExitCode       *int32  `json:"exit_code"`
-	Skipped        *bool   `json:"skipped"`
-	Stdout         *string `json:"stdout"`
-	Stderr         *string `json:"stderr"`
-	StartedAt      *string `json:"started_at"`
-	FinishedAt     *string `json:"finished_at"`
-	StdoutObject   *string `json:"stdout_object"`
-	StderrObject   *string `json:"stderr_object"`
-	ManifestID     *string `json:"manifest_id"`
-	CollectObject  *string `json:"collect_object"`
+// execResultFields is upstream's struct, in its declaration order (which
+// a payload sent as a JSON array follows) with its serde attributes.
+var execResultFields = []fieldSpec{
+	{name: "result_id", kind: kString, optional: true},
+	{name: "request_id", kind: kString},
+	{name: "exec_id", kind: kOptString, optional: true},
+	{name: "parent_result_id", kind: kOptString, optional: true},
+	{name: "pc_id", kind: kString},
+	{name: "exit_code", kind: kInt32},
+	{name: "skipped", kind: kOptBool, optional: true},
+	{name: "stdout", kind: kString},
+	{name: "stderr", kind: kString},
+	{name: "started_at", kind: kTime},
+	{name: "finished_at", kind: kTime},
+	{name: "stdout_object", kind: kOptString, optional: true},
+	{name: "stderr_object", kind: kOptString, optional: true},
+	{name: "manifest_id", kind: kOptString, optional: true},
+	{name: "collect_object", kind: kOptString, optional: true},
 }
 
-// DecodeExecResult decodes a payload of any upstream agent version.
+// DecodeExecResult decodes a payload of any upstream agent version, and
+// accepts exactly what upstream's serde_json accepts (serde.go).
 func DecodeExecResult(data []byte) (*ExecResult, error) {
-	var raw rawExecResult
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, jsonError(err)
+	var v [15]fieldValue
+	if err := decodeStruct(data, execResultFields, v[:]); err != nil {
+		return nil, err
 	}
 	r := &ExecResult{
-		ExecID:         raw.ExecID,
-		ParentResultID: raw.ParentResultID,
-		StdoutObject:   raw.StdoutObject,
-		StderrObject:   raw.StderrObject,
-		ManifestID:     raw.ManifestID,
-		CollectObject:  raw.CollectObject,
+		ResultID:       v[0].str,
+		RequestID:      v[1].str,
+		ExecID:         v[2].optString(),
+		ParentResultID: v[3].optString(),
+		PCID:           v[4].str,
+		ExitCode:       v[5].i32,
+		Stdout:         v[7].str,
+		Stderr:         v[8].str,
+		StartedAt:      v[9].t,
+		FinishedAt:     v[10].t,
+		StdoutObject:   v[11].optString(),
+		StderrObject:   v[12].optString(),
+		ManifestID:     v[13].optString(),
+		CollectObject:  v[14].optString(),
 	}
-	if raw.ResultID != nil {
-		r.ResultID = *raw.ResultID
-	}
-	var err error
-	if r.RequestID, err = required("request_id", raw.RequestID); err != nil {
-		return nil, err
-	}
-	if r.PCID, err = required("pc_id", raw.PCID); err != nil {
-		return nil, err
-	}
-	if raw.ExitCode == nil {
-		return nil, &DecodeError{Field: "exit_code", Reason: "missing (every agent version sends it)"}
-	}
-	r.ExitCode = *raw.ExitCode
-	if raw.Skipped != nil {
-		r.Skipped = *raw.Skipped
-	}
-	if r.Stdout, err = required("stdout", raw.Stdout); err != nil {
-		return nil, err
-	}
-	if r.Stderr, err = required("stderr", raw.Stderr); err != nil {
-		return nil, err
-	}
-	if r.StartedAt, err = requiredTime("started_at", raw.StartedAt); err != nil {
-		return nil, err
-	}
-	if r.FinishedAt, err = requiredTime("finished_at", raw.FinishedAt); err != nil {
-		return nil, err
+	if v[6].set && !v[6].null {
+		b := v[6].b
+		r.Skipped = &b
 	}
 	return r, nil
 }
 
-func required(field string, v *string) (string, error) {
-	if v == nil {
-		return "", &DecodeError{Field: field, Reason: "missing or null (every agent version sends it)"}
+func (v *fieldValue) optString() *string {
+	if !v.set || v.null {
+		return nil
 	}
-	return *v, nil
+	s := v.str
+	return &s
 }
 
-func requiredTime(field string, v *string) (time.Time, error) {
-	s, err := required(field, v)
-	if err != nil {
-		return time.Time{}, err
-	}
-	t, err := ParseTimestamp(s)
-	if err != nil {
-		return time.Time{}, &DecodeError{Field: field, Reason: err.Error()}
-	}
-	return t, nil
-}
-
-func optionalTime(field string, v *string) (*time.Time, error) {
-	if v == nil {
-		return nil, nil
-	}
-	t, err := ParseTimestamp(*v)
-	if err != nil {
-		return nil, &DecodeError{Field: field, Reason: err.Error()}
-	}
-	return &t, nil
-}
+// IsSkipped reports whether the agent marked the run a skip (skipped: true).
+func (r *ExecResult) IsSkipped() bool { return r.Skipped != nil && *r.Skipped }
 
 // jsonError turns encoding/json's errors into a DecodeError naming the field.
 func jsonError(err error) error {
@@ -182,9 +148,9 @@ func (r *ExecResult) Encode() []byte {
 	b = appendKeyString(b, &first, "pc_id", r.PCID)
 	b = appendKey(b, &first, "exit_code")
 	b = strconv.AppendInt(b, int64(r.ExitCode), 10)
-	if r.Skipped {
+	if r.Skipped != nil {
 		b = appendKey(b, &first, "skipped")
-		b = append(b, "true"...)
+		b = strconv.AppendBool(b, *r.Skipped)
 	}
 	b = appendKeyString(b, &first, "stdout", r.Stdout)
 	b = appendKeyString(b, &first, "stderr", r.Stderr)
@@ -207,3 +173,6 @@ func Deref(p *string) string {
 	}
 	return *p
 }
+
+// Bool returns a pointer to b, for Skipped.
+func Bool(b bool) *bool { return &b }

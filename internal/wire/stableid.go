@@ -26,3 +26,15 @@ func LegacyResultID(requestID, pcID string) string {
 func (r *ExecResult) StableID() string {
 	return StableResultID(r.ResultID, r.RequestID, r.PCID)
 }
+
+// SignatureRefusalID is the result_id an agent gives the exit-123 result it
+// sends when it refuses a command whose signature does not verify. Real
+// scripts exit 123 too; only this id marks a refusal (spec section 1).
+func SignatureRefusalID(requestID, pcID string) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(requestID+"|"+pcID+"|signature-refused")).String()
+}
+
+// IsSignatureRefusal reports whether r is an agent's signature refusal.
+func (r *ExecResult) IsSignatureRefusal() bool {
+	return r.ExitCode == 123 && r.ResultID == SignatureRefusalID(r.RequestID, r.PCID)
+}

@@ -44,6 +44,7 @@ type Reference struct {
 	begin func(ctx context.Context) (tx any, commit func() error, err error)
 	ts    func(time.Time) any
 	flag  func(bool) any
+	kind  store.Kind
 }
 
 func forPostgres(st *pgstore.Store) *Reference {
@@ -85,6 +86,7 @@ func forPostgres(st *pgstore.Store) *Reference {
 		},
 		ts:   func(t time.Time) any { return t },
 		flag: func(b bool) any { return b },
+		kind: store.Postgres,
 	}
 }
 
@@ -117,6 +119,7 @@ func forSQLite(st *sqlitestore.Store) *Reference {
 		},
 		ts:   func(t time.Time) any { return wire.FormatSQLiteTimestamp(t) },
 		flag: func(b bool) any { return map[bool]int{false: 0, true: 1}[b] },
+		kind: store.SQLite,
 	}
 }
 
@@ -143,13 +146,20 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 	switch {
 	case strings.HasPrefix(m.Subject, "events.started."):
 		e, err := wire.DecodeEventStarted(m.Data)
-		if err != nil {
-			return nil
+		if err != nil || e.ResultID == "" || ref.kind.CheckTime(e.StartedAt) != nil {
+			return nil // quarantined by kanade
+		}
+		var expires *time.Time
+		if t, ok := manifests[e.ManifestID].ReapDeadline(m.Published); ok {
+			expires = &t
 		}
 		_, err = ref.exec(ctx, tx, `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, started_at, version, job_id, recorded_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(result_id) DO NOTHING`,
-			e.ResultID, e.RequestID, e.ExecID, e.PCID, ref.ts(e.StartedAt), e.Version, e.ManifestID, ref.ts(m.Published), optTS(ref, e.ExpiresAt))
+			e.ResultID, e.RequestID, e.ExecID, e.PCID, ref.ts(e.StartedAt), e.Version, e.ManifestID, ref.ts(m.Published), optTS(ref, expires))
 		if err != nil {
+			return err
+		}
+		if _, err := ref.exec(ctx, tx, `UPDATE executions SET status = 'running' WHERE exec_id = ? AND status = 'pending'`, e.ExecID); err != nil {
 			return err
 		}
 		return commit()
@@ -158,7 +168,7 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 		return nil
 	}
 	r, err := wire.DecodeExecResult(m.Data)
-	if err != nil {
+	if err != nil || ref.kind.CheckTime(r.StartedAt) != nil || ref.kind.CheckTime(r.FinishedAt) != nil {
 		return nil // quarantined by kanade; upstream loses it; no table row either way
 	}
 	for _, f := range []struct{ key, dst *string }{{r.StdoutObject, &r.Stdout}, {r.StderrObject, &r.Stderr}} {
@@ -183,13 +193,13 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 			reaped = ?, skipped = excluded.skipped, job_id = COALESCE(excluded.job_id, execution_results.job_id), request_id = excluded.request_id
 		WHERE execution_results.finished_at IS NULL OR execution_results.reaped = ?`,
 		id, r.RequestID, r.ExecID, r.PCID, r.ExitCode, r.Stdout, r.Stderr, ref.ts(r.StartedAt), ref.ts(r.FinishedAt), r.ManifestID,
-		r.ParentResultID, ref.ts(m.Published), ref.flag(r.Skipped), ref.flag(false), ref.flag(true))
+		r.ParentResultID, ref.ts(m.Published), ref.flag(r.IsSkipped()), ref.flag(false), ref.flag(true))
 	if err != nil {
 		return fmt.Errorf("upsert: %w", err)
 	}
 	if n > 0 && (wasReaped == nil || *wasReaped != 1) && r.ExecID != nil {
 		s, f := 0, 1
-		if r.ExitCode == 0 {
+		if r.ExitCode == 0 && !r.IsSkipped() {
 			s, f = 1, 0
 		}
 		if _, err := ref.exec(ctx, tx, `UPDATE executions SET success_count = success_count + ?, failure_count = failure_count + ?,

@@ -10,16 +10,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
-const factsQuery = `SELECT e.exec_id, e.job_id, e.version, e.initiated_by, e.initiated_at, e.target_count, e.success_count, e.failure_count, e.status,
-	COALESCE(r.s, 0), COALESCE(r.f, 0), COALESCE(r.pcs, 0), r.last
-FROM executions e LEFT JOIN (
-	SELECT exec_id,
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND exit_code = 0) AS s,
-		count(*) FILTER (WHERE (finished_at IS NOT NULL AND NOT reaped AND exit_code <> 0) OR reaped) AS f,
-		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL) AS pcs,
-		max(finished_at) AS last
-	FROM execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id
-ORDER BY e.exec_id`
+var factsQuery = store.ExecutionFactsSQL("e.initiated_at", "max(finished_at)", store.AllColumns)
 
 func scanFacts(r pgx.CollectableRow) (store.ExecutionFacts, error) {
 	var f store.ExecutionFacts

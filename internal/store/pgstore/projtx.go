@@ -244,14 +244,29 @@ WHERE execution_results.finished_at IS NULL OR execution_results.reaped`)
 	return tag.RowsAffected(), nil
 }
 
-// sqlBumpExecutions is upstream's counter update, for a batch of deltas.
-const sqlBumpExecutions = `UPDATE executions e SET
+// sqlBumpExecutions is upstream's counter update, for a batch of deltas
+// (negative ones too: backfill takes back what it removes).
+var sqlBumpExecutions = `UPDATE executions e SET
 	success_count = e.success_count + d.s,
 	failure_count = e.failure_count + d.f,
-	status = CASE WHEN e.success_count + d.s + e.failure_count + d.f >= e.target_count THEN 'completed' ELSE 'running' END
+	status = ` + store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count") + `
 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(exec_id, s, f)
 WHERE e.exec_id = d.exec_id
 RETURNING e.exec_id`
+
+func (t *projTx) StartExecutions(ctx context.Context, execIDs []string) error {
+	if len(execIDs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(execIDs))
+	for i, id := range execIDs {
+		ids[i] = pgText(id)
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE executions SET status = 'running' WHERE exec_id = ANY($1) AND status = 'pending'`, ids); err != nil {
+		return fmt.Errorf("mark started executions running: %w", err)
+	}
+	return nil
+}
 
 func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
 	if len(deltas) == 0 {

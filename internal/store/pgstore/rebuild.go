@@ -56,16 +56,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 		}
 		// Counters start from the carried rows, by upstream's rules; the
 		// replay adds the rest.
-		_, err = tx.Exec(ctx, `INSERT INTO kanade_shadow_executions
-			SELECT e.exec_id, e.job_id, e.version, e.initiated_by, e.initiated_at, e.target_count, COALESCE(r.s, 0), COALESCE(r.f, 0),
-				CASE WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) >= e.target_count AND COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'completed'
-				     WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'running'
-				     WHEN e.status = 'expired' THEN 'expired' ELSE 'pending' END
-			FROM executions e LEFT JOIN (
-				SELECT exec_id,
-					count(*) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND exit_code = 0) AS s,
-					count(*) FILTER (WHERE (finished_at IS NOT NULL AND NOT reaped AND exit_code <> 0) OR reaped) AS f
-				FROM kanade_shadow_execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id`)
+		_, err = tx.Exec(ctx, store.CountedExecutionsSQL("kanade_shadow_executions", "kanade_shadow_execution_results", store.AllColumns))
 		if err != nil {
 			return fmt.Errorf("prepare executions: %w", err)
 		}

@@ -11,23 +11,16 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
-const factsQuery = `SELECT e.exec_id, e.job_id, e.version, e.initiated_by, CAST(e.initiated_at AS TEXT), e.target_count, e.success_count, e.failure_count, e.status,
-	COALESCE(r.s, 0), COALESCE(r.f, 0), COALESCE(r.pcs, 0), r.last
-FROM executions e LEFT JOIN (
-	SELECT exec_id,
-		count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND exit_code = 0) AS s,
-		count(*) FILTER (WHERE (finished_at IS NOT NULL AND reaped = 0 AND exit_code <> 0) OR reaped <> 0) AS f,
-		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL) AS pcs,
-		CAST(max(finished_at) AS TEXT) AS last
-	FROM execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id
-ORDER BY e.exec_id`
+func (s *Store) factsQuery() string {
+	return store.ExecutionFactsSQL("CAST(e.initiated_at AS TEXT)", "CAST(max(finished_at) AS TEXT)", s.hasColumn)
+}
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func readFacts(ctx context.Context, q querier) ([]store.ExecutionFacts, error) {
-	rows, err := q.QueryContext(ctx, factsQuery)
+func readFacts(ctx context.Context, q querier, query string) ([]store.ExecutionFacts, error) {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("audit executions: %w", err)
 	}
@@ -51,7 +44,7 @@ func readFacts(ctx context.Context, q querier) ([]store.ExecutionFacts, error) {
 }
 
 func (s *Store) ExecutionFacts(ctx context.Context) ([]store.ExecutionFacts, error) {
-	return readFacts(ctx, s.db)
+	return readFacts(ctx, s.db, s.factsQuery())
 }
 
 func (s *Store) refs(ctx context.Context, what, where string, limit int, args ...any) ([]store.ResultRef, int64, error) {
@@ -139,7 +132,7 @@ func (s *Store) DuplicatePairs(ctx context.Context, limit int) ([]store.Duplicat
 func (s *Store) FixCounters(ctx context.Context, decide func(store.ExecutionFacts) (store.Execution, bool)) ([]store.ExecutionFacts, error) {
 	var changed []store.ExecutionFacts
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		facts, err := readFacts(ctx, tx)
+		facts, err := readFacts(ctx, tx, s.factsQuery())
 		if err != nil {
 			return err
 		}

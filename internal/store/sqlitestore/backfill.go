@@ -35,7 +35,7 @@ func (s *Store) BackfillStatements() []string {
 		"DELETE FROM execution_results WHERE rowid IN (?, ...)",
 		"WITH r(k, n) AS (VALUES (?,?), ...) UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k",
 		`WITH d(exec_id, s, f) AS (VALUES (?,?,?), ...) UPDATE executions SET success_count = success_count + d.s, failure_count = failure_count + d.f,
-	status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
+	status = ` + sqliteBumpStatus + `
 	FROM d WHERE executions.exec_id = d.exec_id RETURNING executions.exec_id`,
 		"INSERT INTO kanade_backfill_state (name, cursor, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
 		"COMMIT"}

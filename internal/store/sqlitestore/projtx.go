@@ -231,6 +231,24 @@ func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int
 	return n, nil
 }
 
+func (t *projTx) StartExecutions(ctx context.Context, execIDs []string) error {
+	for start := 0; start < len(execIDs); start += maxParams {
+		chunk := execIDs[start:min(start+maxParams, len(execIDs))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE executions SET status = 'running' WHERE status = 'pending' AND exec_id IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`, args...); err != nil {
+			return fmt.Errorf("mark started executions running: %w", err)
+		}
+	}
+	return nil
+}
+
+// sqliteBumpStatus is the status rule for a counter update by d.
+var sqliteBumpStatus = store.ExecutionStatusSQL("status", "success_count + d.s + failure_count + d.f", "target_count")
+
 func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
 	var moved []string
 	per := maxParams / 3
@@ -244,7 +262,7 @@ func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta
 			UPDATE executions SET
 				success_count = success_count + d.s,
 				failure_count = failure_count + d.f,
-				status = CASE WHEN success_count + d.s + failure_count + d.f >= target_count THEN 'completed' ELSE 'running' END
+				status = `+sqliteBumpStatus+`
 			FROM d WHERE executions.exec_id = d.exec_id
 			RETURNING executions.exec_id`, args...)
 		if err != nil {

@@ -86,16 +86,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 		if _, err := tx.ExecContext(ctx, "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < ?", ts(carryBefore)); err != nil {
 			return fmt.Errorf("carry over old inventory facts: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO kanade_shadow_executions
-			SELECT e.exec_id, e.job_id, e.version, e.initiated_by, e.initiated_at, e.target_count, COALESCE(r.s, 0), COALESCE(r.f, 0),
-				CASE WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) >= e.target_count AND COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'completed'
-				     WHEN COALESCE(r.s, 0) + COALESCE(r.f, 0) > 0 THEN 'running'
-				     WHEN e.status = 'expired' THEN 'expired' ELSE 'pending' END
-			FROM executions e LEFT JOIN (
-				SELECT exec_id,
-					count(*) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND exit_code = 0) AS s,
-					count(*) FILTER (WHERE (finished_at IS NOT NULL AND reaped = 0 AND exit_code <> 0) OR reaped <> 0) AS f
-				FROM kanade_shadow_execution_results WHERE exec_id IS NOT NULL GROUP BY exec_id) r ON r.exec_id = e.exec_id`)
+		_, err = tx.ExecContext(ctx, store.CountedExecutionsSQL("kanade_shadow_executions", "kanade_shadow_execution_results", s.hasColumn))
 		if err != nil {
 			return fmt.Errorf("prepare executions: %w", err)
 		}

@@ -125,12 +125,12 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 			continue
 		}
 		name := m.Name
-		skip := s.upstream && m.Version == 1
+		skip := s.upstream && m.UpstreamTables
 		if skip {
 			if missing := s.missingTables(ctx); len(missing) > 0 {
 				return applied, fmt.Errorf("upstream database %s lacks table(s) %s: it is too old or damaged; let upstream's backend migrate it first", s.path, strings.Join(missing, ", "))
 			}
-			name += " (upstream's own, left as it is)"
+			name += " (upstream's tables, left as they are)"
 		}
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			if !skip {
@@ -337,3 +337,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// hasColumn reports whether execution_results has the column (old
+// upstream files lack the later optional ones).
+func (s *Store) hasColumn(name string) bool { return s.cols[name] }

@@ -83,7 +83,7 @@ func TestUpstreamBackendDB(t *testing.T) {
 
 	// Project a result: it lands with upstream's TEXT timestamp shape even
 	// though the file lacks the skipped/expires_at/parent_result_id columns.
-	r := wire.ExecResult{ResultID: "r1", RequestID: "q1", PCID: "PC-02", ExitCode: 0, Skipped: true,
+	r := wire.ExecResult{ResultID: "r1", RequestID: "q1", PCID: "PC-02", ExitCode: 0, Skipped: wire.Bool(true),
 		StartedAt: time.Date(2026, 5, 16, 0, 0, 0, 123456700, time.UTC), FinishedAt: time.Date(2026, 5, 16, 0, 0, 5, 500_000_000, time.UTC)}
 	p := projector.New(st, nil, nil)
 	b, err := p.Prepare(ctx, []projector.Message{{Stream: "RESULTS", Seq: 1, Subject: "results.q1", Published: time.Date(2026, 5, 16, 0, 0, 6, 0, time.UTC), Data: r.Encode()}})

@@ -1,3 +1,4 @@
+-- kanade:upstream-tables
 -- Upstream's projected tables exactly as upstream's SQLite backend lays
 -- them out (TEXT timestamps, INTEGER flags), so a database this tool
 -- creates is one upstream's backend could open, and the other way round.
