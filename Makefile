@@ -2,9 +2,21 @@
 # default postgres://postgres@127.0.0.1:5432/test); NATS is embedded.
 GO ?= go
 
-.PHONY: test build vet lint bench docs snapshot
+.PHONY: test build vet lint bench docs snapshot fuzz
 test: vet lint
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+# Fuzz the decoder and the timestamp parser (seconds in `make test`;
+# FUZZTIME=10m for a real run). go test fuzzes one target at a time.
+FUZZTIME ?= 2m
+FUZZ_TARGETS = ./internal/wire:FuzzDecodeExecResult ./internal/wire:FuzzParseChrono
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o kanade ./cmd/kanade

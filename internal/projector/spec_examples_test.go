@@ -44,7 +44,9 @@ func (r *specRun) send(subject string, data []byte, pub time.Time) {
 	}
 }
 
-func (r *specRun) result(res wire.ExecResult, pub time.Time) { r.send("results."+res.RequestID, res.Encode(), pub) }
+func (r *specRun) result(res wire.ExecResult, pub time.Time) {
+	r.send("results."+res.RequestID, res.Encode(), pub)
+}
 
 func (r *specRun) tables() *store.Tables {
 	r.t.Helper()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file decodes upstream's payloads the way serde_json decodes them into
@@ -55,7 +56,7 @@ type fieldValue struct {
 // decodeStruct decodes data into vals, one per field of fields, or returns
 // a *DecodeError that says where and why serde would have refused it.
 func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
-	d := decoder{s: string(data), fields: fields, vals: vals}
+	d := decoder{s: string(data), fields: fields}
 	d.ws()
 	if d.i >= len(d.s) {
 		if len(d.s) == 0 {
@@ -66,9 +67,9 @@ func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
 	var err error
 	switch d.s[d.i] {
 	case '{':
-		err = d.object()
+		err = d.object(vals)
 	case '[':
-		err = d.array()
+		err = d.array(vals)
 	case '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return d.errAt("", "the payload is %s, not a JSON object", d.describe())
 	default:
@@ -93,7 +94,6 @@ type decoder struct {
 	s       string
 	i       int
 	fields  []fieldSpec
-	vals    []fieldValue
 	unknown []string // the first unknown keys, to name a near miss
 }
 
@@ -153,7 +153,7 @@ func (d *decoder) lookup(key string) int {
 	return -1
 }
 
-func (d *decoder) object() error {
+func (d *decoder) object(vals []fieldValue) error {
 	d.i++
 	d.ws()
 	if d.i < len(d.s) && d.s[d.i] == '}' {
@@ -185,10 +185,10 @@ func (d *decoder) object() error {
 				return err
 			}
 		} else {
-			if d.vals[k].set {
+			if vals[k].set {
 				return d.errAt(key, "appears twice; upstream rejects a payload with a duplicate key")
 			}
-			if err := d.value(k); err != nil {
+			if err := d.value(k, &vals[k]); err != nil {
 				return err
 			}
 		}
@@ -213,7 +213,7 @@ func (d *decoder) object() error {
 }
 
 // array decodes the struct by position, as serde's visit_seq does.
-func (d *decoder) array() error {
+func (d *decoder) array(vals []fieldValue) error {
 	d.i++
 	ended := false
 	for k, f := range d.fields {
@@ -242,7 +242,7 @@ func (d *decoder) array() error {
 			}
 			continue
 		}
-		if err := d.value(k); err != nil {
+		if err := d.value(k, &vals[k]); err != nil {
 			return err
 		}
 	}
@@ -264,8 +264,8 @@ func (d *decoder) minElements() int {
 	return n
 }
 
-func (d *decoder) value(k int) error {
-	f, v := &d.fields[k], &d.vals[k]
+func (d *decoder) value(k int, v *fieldValue) error {
+	f := &d.fields[k]
 	v.set = true
 	if d.i >= len(d.s) {
 		return d.errAt(f.name, "the value is cut off")
@@ -341,6 +341,15 @@ func (d *decoder) int32(field string, dst *int32) error {
 	return nil
 }
 
+// plain marks the bytes a string's fast loop passes over: printable ASCII
+// other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str reads a string strictly (serde's parse_str): valid UTF-8, valid
 // escapes, paired surrogates, no raw control characters. Without escapes
 // the result is a slice of the payload's string, not a copy.
@@ -350,11 +359,7 @@ func (d *decoder) str(field string) (string, error) {
 	var buf []byte // nil until the first escape
 	ascii := true
 	for {
-		for d.i < len(d.s) {
-			c := d.s[d.i]
-			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-				break
-			}
+		for d.i < len(d.s) && plain[d.s[d.i]] {
 			d.i++
 		}
 		if d.i >= len(d.s) {
@@ -371,7 +376,9 @@ func (d *decoder) str(field string) (string, error) {
 			if buf == nil {
 				s = d.s[start:d.i]
 			} else {
-				s = string(append(buf, d.s[run:d.i]...))
+				// buf is this string's own and never written again.
+				buf = append(buf, d.s[run:d.i]...)
+				s = unsafe.String(unsafe.SliceData(buf), len(buf))
 			}
 			d.i++
 			return s, nil

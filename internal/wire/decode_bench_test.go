@@ -1,0 +1,90 @@
+package wire_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// jsonExecResult is how the decoder read payloads before it followed
+// serde: encoding/json into pointer fields, then RFC 3339 timestamps. It
+// is the baseline of BenchmarkDecode, not a second decoder.
+type jsonExecResult struct {
+	ResultID       *string `json:"result_id"`
+	RequestID      *string `json:"request_id"`
+	ExecID         *string `json:"exec_id"`
+	ParentResultID *string `json:"parent_result_id"`
+	PCID           *string `json:"pc_id"`
+	ExitCode       *int32  `json:"exit_code"`
+	Skipped        *bool   `json:"skipped"`
+	Stdout         *string `json:"stdout"`
+	Stderr         *string `json:"stderr"`
+	StartedAt      *string `json:"started_at"`
+	FinishedAt     *string `json:"finished_at"`
+	StdoutObject   *string `json:"stdout_object"`
+	StderrObject   *string `json:"stderr_object"`
+	ManifestID     *string `json:"manifest_id"`
+	CollectObject  *string `json:"collect_object"`
+}
+
+func decodeWithEncodingJSON(data []byte) error {
+	var raw jsonExecResult
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for _, s := range []*string{raw.StartedAt, raw.FinishedAt} {
+		if s != nil {
+			if _, err := time.Parse(time.RFC3339Nano, *s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// simPayloads are the RESULTS payloads of a simulated fleet (inventory
+// JSON, PowerShell text, broadcasts, legacy agents), the replay's diet.
+func simPayloads(b *testing.B) ([][]byte, int64) {
+	cfg := sim.Defaults()
+	cfg.Undecodable = 0
+	f := sim.Generate(cfg)
+	var out [][]byte
+	var n int64
+	for _, m := range f.Results {
+		if _, err := wire.DecodeExecResult(m.Data); err == nil {
+			out = append(out, m.Data)
+			n += int64(len(m.Data))
+		}
+	}
+	if len(out) == 0 {
+		b.Fatal("the simulator made no payloads")
+	}
+	return out, n / int64(len(out))
+}
+
+// BenchmarkDecode compares the serde-exact decoder with encoding/json on
+// the same payloads, per payload: go test -run '^$' -bench Decode -benchmem ./internal/wire
+func BenchmarkDecode(b *testing.B) {
+	payloads, avg := simPayloads(b)
+	b.Run("serde", func(b *testing.B) {
+		b.SetBytes(avg)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := wire.DecodeExecResult(payloads[i%len(payloads)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(avg)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := decodeWithEncodingJSON(payloads[i%len(payloads)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
