@@ -123,7 +123,7 @@ func toItem(r store.ListRow) Item {
 		it.Target = &e.TargetCount
 		m := max(e.TargetCount-r.PCs, 0)
 		it.Missing = &m
-	} else if r.ExecID != nil {
+	} else if store.HasExec(r.ExecID) {
 		it.Kind = "deployment"
 	}
 	return it

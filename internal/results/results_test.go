@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade-cli/internal/audit"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/results"
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -174,6 +175,38 @@ func TestListGoldenAndPaging(t *testing.T) {
 		running, _ := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}, Status: "running"})
 		if len(running.Items) != 1 {
 			t.Errorf("--status running: %+v", running.Items)
+		}
+	})
+}
+
+// An ad-hoc run's started event stores exec_id "" (as upstream does);
+// every view reads it as "no execution".
+func TestAdHocEmptyExecIDIsNoExecution(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		empty := ""
+		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		if err := st.Seed(ctx, nil, []store.ResultRow{{ResultID: "adhoc-1", RequestID: "req-adhoc", ExecID: &empty, PCID: "PC-1",
+			StartedAt: t0, RecordedAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := results.Show(ctx, st, results.ShowOptions{RequestID: "req-adhoc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Summary.ExecID != nil || len(v.Results) != 1 || v.Results[0].ExecID != nil {
+			t.Fatalf("show: %+v", v)
+		}
+		page, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 1 || page.Items[0].Kind != "adhoc" || page.Items[0].ExecID != nil {
+			t.Fatalf("list: %+v", page.Items)
+		}
+		rep, err := audit.Run(ctx, st, audit.Options{Only: []string{audit.OrphanResult}})
+		if err != nil || rep.Total != 0 {
+			t.Fatalf("an ad-hoc row is no orphan: %+v %v", rep, err)
 		}
 	})
 }

@@ -122,7 +122,7 @@ func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.Re
 		return nil, nil, err
 	}
 	execID := o.ExecID
-	if execID == "" && len(rows) > 0 && rows[0].ExecID != nil {
+	if execID == "" && len(rows) > 0 && store.HasExec(rows[0].ExecID) {
 		execID = *rows[0].ExecID
 	}
 	var exec *store.Execution
@@ -145,7 +145,7 @@ func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.Re
 				return nil, nil, err
 			}
 			for _, m := range more {
-				if m.ExecID == nil {
+				if !store.HasExec(m.ExecID) {
 					rows = append(rows, m)
 				}
 			}
@@ -274,6 +274,9 @@ func toResult(r store.ResultRow) Result {
 	res := Result{ResultID: r.ResultID, RequestID: r.RequestID, ExecID: r.ExecID, PCID: r.PCID, Status: StatusOf(r), ExitCode: r.ExitCode,
 		StartedAt: r.StartedAt.UTC(), Stdout: r.Stdout, Stderr: r.Stderr, ManifestID: r.JobID, RecordedAt: r.RecordedAt.UTC(),
 		Legacy: r.ResultID == r.RequestID}
+	if !store.HasExec(res.ExecID) {
+		res.ExecID = nil // an ad-hoc run's in-flight row holds "", not NULL
+	}
 	if r.FinishedAt != nil {
 		f := r.FinishedAt.UTC()
 		res.FinishedAt = &f

@@ -43,7 +43,7 @@ func Merge(rows []store.ResultRow, r *wire.ExecResult, at time.Time) ([]store.Re
 // answer to a deployment carries its request_id but no exec_id).
 func (o ShowOptions) Selects(r *wire.ExecResult, requests map[string]bool) bool {
 	switch {
-	case o.ExecID != "" && wire.Deref(r.ExecID) != o.ExecID && !(r.ExecID == nil && requests[r.RequestID]):
+	case o.ExecID != "" && wire.Deref(r.ExecID) != o.ExecID && !(!store.HasExec(r.ExecID) && requests[r.RequestID]):
 		return false
 	case o.RequestID != "" && r.RequestID != o.RequestID:
 		return false
@@ -101,7 +101,7 @@ func (w *Watcher) Run(ctx context.Context, payloads <-chan []byte, timeout time.
 			}
 			requests := map[string]bool{}
 			for _, x := range w.Rows {
-				if x.ExecID != nil {
+				if store.HasExec(x.ExecID) {
 					requests[x.RequestID] = true
 				}
 			}

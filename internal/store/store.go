@@ -151,6 +151,11 @@ type LockInfo struct {
 	AcquiredAt time.Time `json:"acquired_at"`
 }
 
+// HasExec reports whether a row's exec_id names an execution: upstream
+// stores NULL for results without one and "" for an ad-hoc run's started
+// event, and both mean "no execution".
+func HasExec(execID *string) bool { return execID != nil && *execID != "" }
+
 // ErrLocked is returned (wrapped, with the holder) when another writer
 // holds the lock.
 var ErrLocked = errors.New("database is locked by another kanade writer")

@@ -57,7 +57,7 @@ func (s *Store) LegacyRows(ctx context.Context, limit int) ([]store.ResultRef, i
 }
 
 func (s *Store) OrphanResults(ctx context.Context, limit int) ([]store.ResultRef, int64, error) {
-	return s.refs(ctx, "orphan results", "exec_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.exec_id = r.exec_id)", limit)
+	return s.refs(ctx, "orphan results", "exec_id IS NOT NULL AND exec_id <> '' AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.exec_id = r.exec_id)", limit)
 }
 
 func (s *Store) UnreapedInFlight(ctx context.Context, now, cutoff time.Time, limit int) ([]store.ResultRef, int64, error) {

@@ -185,7 +185,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if f.After != nil {
 		having = append(having, "(max(recorded_at), request_id) < ("+arg(f.After.LastRecorded)+"::timestamptz, "+arg(f.After.Key)+"::text)")
 	}
-	q := `SELECT request_id AS key, max(exec_id), request_id, max(job_id), min(started_at), max(recorded_at),
+	q := `SELECT request_id AS key, max(NULLIF(exec_id, '')), request_id, max(job_id), min(started_at), max(recorded_at),
 		count(*),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code = 0),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0),

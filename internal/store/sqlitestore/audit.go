@@ -86,7 +86,7 @@ func (s *Store) LegacyRows(ctx context.Context, limit int) ([]store.ResultRef, i
 }
 
 func (s *Store) OrphanResults(ctx context.Context, limit int) ([]store.ResultRef, int64, error) {
-	return s.refs(ctx, "orphan results", "exec_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.exec_id = r.exec_id)", limit)
+	return s.refs(ctx, "orphan results", "exec_id IS NOT NULL AND exec_id <> '' AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.exec_id = r.exec_id)", limit)
 }
 
 // UnreapedInFlight compares timestamps as text, as upstream does: its

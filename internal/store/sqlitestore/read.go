@@ -274,7 +274,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		at := ts(f.After.LastRecorded)
 		hargs = append(hargs, at, at, f.After.Key)
 	}
-	q := `SELECT request_id AS key, max(exec_id), request_id, max(job_id), CAST(min(started_at) AS TEXT), CAST(max(recorded_at) AS TEXT),
+	q := `SELECT request_id AS key, max(NULLIF(exec_id, '')), request_id, max(job_id), CAST(min(started_at) AS TEXT), CAST(max(recorded_at) AS TEXT),
 		count(*),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code = 0),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0),
