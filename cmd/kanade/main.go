@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/kanadehq/kanade-cli/internal/cli"
 	"github.com/kanadehq/kanade-cli/internal/output"
@@ -21,7 +22,9 @@ func main() { os.Exit(run()) }
 
 // run is main without the exit, so the end-to-end tests run the same code.
 func run() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM and SIGHUP (a closed terminal) end a command as Ctrl-C does,
+	// so it stops at a commit and removes what it made.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	return cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
 }

@@ -49,8 +49,15 @@ Kinds: ` + strings.Join(audit.Kinds, ", "),
 			if f.opts.Limit < 1 {
 				return usageErrorf(cmd, "--limit must be 1 or more")
 			}
+			if f.stale <= 0 || f.ttl <= 0 {
+				return usageErrorf(cmd, "--stale-after and --in-flight-ttl must be positive durations (e.g. 1h, 24h)")
+			}
 			f.opts.StaleAfter, f.opts.InFlightTTL = f.stale, f.ttl
-			st, err := g.openStore(cmd.Context(), false)
+			open := g.openReader
+			if f.fix != "" {
+				open = func(ctx context.Context) (store.Store, error) { return g.openStore(ctx, false) }
+			}
+			st, err := open(cmd.Context())
 			if err != nil {
 				return err
 			}

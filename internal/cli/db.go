@@ -31,7 +31,7 @@ func newDBCmd(g *Globals) *cobra.Command {
 		Short: "Show the schema version, tables, row counts and whether the database is upstream's",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := dial.Open(cmd.Context(), g.DB)
+			st, err := dial.OpenReadOnly(cmd.Context(), g.DB)
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/results"
 	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
@@ -32,8 +33,13 @@ func newDemoCmd(g *Globals) *cobra.Command {
 		Short: "Run the whole pipeline on a simulated fleet, with nothing installed",
 		Long: `demo starts a NATS server with JetStream in-process (loopback, temporary
 directory), publishes a simulated fleet with upstream's stream layout, replays it
-into a temporary SQLite database (or --db), and shows the fan-out view of one
-broadcast. Without --keep it leaves nothing behind.`,
+into a temporary SQLite database, and shows the fan-out view of one broadcast.
+It leaves nothing behind: with --keep, it removes its files when stopped
+(Ctrl-C, SIGTERM or a closed terminal).
+
+KANADE_DB and the config file are ignored: the demo writes simulated rows, so it
+writes only to its own database, or to a --db given on its command line, which
+it refuses unless that database is empty.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.pcs < 1 || f.pcs > 20000 {
@@ -53,11 +59,7 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if !f.keep {
-			os.RemoveAll(dir)
-		}
-	}()
+	defer os.RemoveAll(dir)
 	srv, err := natsconn.StartEmbedded(filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
@@ -78,15 +80,20 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 	if err := fleet.Publish(ctx, js); err != nil {
 		return fmt.Errorf("publish the simulated fleet: %w", err)
 	}
-	dbPath := g.DB
-	if !g.dbExplicit {
-		dbPath = filepath.Join(dir, "kanade.db")
+	dbPath := filepath.Join(dir, "kanade.db")
+	if g.dbFlag {
+		dbPath = g.DB
 	}
 	st, err := dial.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if g.dbFlag {
+		if err := refuseNonEmpty(ctx, st); err != nil {
+			return err
+		}
+	}
 	if _, err := st.Migrate(ctx); err != nil {
 		return err
 	}
@@ -143,9 +150,28 @@ instead of lost.
 		fmt.Fprintln(s.Out, "\nRun `kanade demo --keep` to keep the server and database and try the commands yourself.")
 		return nil
 	}
-	fmt.Fprintf(s.Out, "\nIn another shell:\n  export KANADE_NATS_URL=%s\n  export KANADE_DB=%s\n", srv.ClientURL(), dbPath)
+	fmt.Fprintf(s.Out, "\nIn another shell:\n  export KANADE_NATS_URL=%s\n  export KANADE_DB=%s\n", srv.ClientURL(), dial.Redact(dbPath))
+	if dial.Redact(dbPath) != dbPath {
+		fmt.Fprintln(s.Out, "  (the password is not printed: put it back, or use PGPASSWORD or ~/.pgpass)")
+	}
 	fmt.Fprintf(s.Out, "  kanade results show --exec-id %s --sort status\n  kanade stream replay --plan\n  kanade db status\n", fleet.Executions[0].ExecID)
-	fmt.Fprintf(s.Out, "Files are in %s. Press Ctrl-C to stop.\n", dir)
+	fmt.Fprintf(s.Out, "Files are in %s until you press Ctrl-C.\n", dir)
 	<-ctx.Done()
+	return nil
+}
+
+// refuseNonEmpty stops the demo from writing simulated rows into a
+// database that holds anything.
+func refuseNonEmpty(ctx context.Context, st store.Store) error {
+	status, err := st.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("check that --db %s is empty: %w", st.Location(), err)
+	}
+	for _, t := range status.Tables {
+		if t.Exists && t.Rows > 0 {
+			return fmt.Errorf("--db %s holds %d rows in %s: the demo writes a simulated fleet, so give it an empty database (or no --db, for a temporary one)",
+				st.Location(), t.Rows, t.Name)
+		}
+	}
 	return nil
 }

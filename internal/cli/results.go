@@ -61,7 +61,7 @@ func newResultsShowCmd(g *Globals) *cobra.Command {
 			if f.timeout < 0 {
 				return usageErrorf(cmd, "--timeout must be positive")
 			}
-			st, err := g.openStore(cmd.Context(), false)
+			st, err := g.openReader(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -191,7 +191,7 @@ func newResultsListCmd(g *Globals) *cobra.Command {
 					return usageErrorf(cmd, "%v", err)
 				}
 			}
-			st, err := g.openStore(cmd.Context(), false)
+			st, err := g.openReader(cmd.Context())
 			if err != nil {
 				return err
 			}

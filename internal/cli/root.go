@@ -70,6 +70,8 @@ type Globals struct {
 	// dbExplicit is set when --db, KANADE_DB or the config file chose the
 	// database (the demo then uses it instead of a temporary file).
 	dbExplicit bool
+	// dbFlag is set only when --db was given on the command line.
+	dbFlag bool
 
 	streams *output.Streams
 	build   BuildInfo
@@ -185,6 +187,7 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 		g.NATS.URL = "nats://127.0.0.1:4222"
 	}
 	g.dbExplicit = g.DB != ""
+	g.dbFlag = flags.Changed("db")
 	if g.DB == "" {
 		p, err := DefaultDBPath()
 		if err != nil {
@@ -227,6 +230,20 @@ func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, err
 			return nil, fmt.Errorf("prepare database %s: %w", st.Location(), err)
 		}
 	} else if err := st.Ready(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// openReader opens --db for a command that only reads: nothing is created
+// or migrated, and the connection cannot write.
+func (g *Globals) openReader(ctx context.Context) (store.Store, error) {
+	st, err := dial.OpenReadOnly(ctx, g.DB)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Ready(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
@@ -161,13 +162,38 @@ func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
 	return js, nc.Close, nil
 }
 
+// openReplayStore opens the database as the replay needs it. A plan reads
+// the stream, and the database only for --resume's checkpoint: it opens
+// read-only and creates nothing. A dry run writes nothing either, so it
+// needs the tables to exist. A replay creates them on first use.
+func (g *Globals) openReplayStore(ctx context.Context, o replay.Options, f replayFlags) (store.Store, error) {
+	switch {
+	case f.plan:
+		st, err := dial.OpenReadOnly(ctx, g.DB)
+		if err != nil {
+			return nil, err
+		}
+		if o.Resume {
+			if err := st.Ready(ctx); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
+		return st, nil
+	case o.DryRun:
+		return g.openStore(ctx, false)
+	default:
+		return g.openStore(ctx, true)
+	}
+}
+
 func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags) error {
 	js, closeNATS, err := connectJS(g)
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
-	st, err := g.openStore(ctx, true)
+	st, err := g.openReplayStore(ctx, o, f)
 	if err != nil {
 		return err
 	}

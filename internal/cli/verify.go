@@ -56,7 +56,7 @@ func runVerify(ctx context.Context, g *Globals, o replay.Options, limit int) err
 		return err
 	}
 	defer closeNATS()
-	st, err := g.openStore(ctx, false)
+	st, err := g.openReader(ctx)
 	if err != nil {
 		return err
 	}

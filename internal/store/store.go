@@ -160,6 +160,9 @@ func HasExec(execID *string) bool { return execID != nil && *execID != "" }
 // holds the lock.
 var ErrLocked = errors.New("database is locked by another kanade writer")
 
+// ErrNoDatabase means a read-only open found no database to read.
+var ErrNoDatabase = errors.New("no such database")
+
 // ErrNotMigrated means the tables are missing: run `kanade db migrate`.
 var ErrNotMigrated = errors.New("database has no kanade tables")
 

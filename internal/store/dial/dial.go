@@ -52,20 +52,33 @@ func Parse(dsn string) (Target, error) {
 	}
 }
 
-// Open connects to the database dsn names.
-func Open(ctx context.Context, dsn string) (store.Store, error) {
+// Open connects to the database dsn names, creating an SQLite file that
+// does not exist yet.
+func Open(ctx context.Context, dsn string) (store.Store, error) { return open(ctx, dsn, false) }
+
+// OpenReadOnly connects for reading only: it creates nothing, and neither
+// the connection nor the file can be written through it.
+func OpenReadOnly(ctx context.Context, dsn string) (store.Store, error) { return open(ctx, dsn, true) }
+
+func open(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 	t, err := Parse(dsn)
 	if err != nil {
 		return nil, err
 	}
 	switch t.Kind {
 	case store.Postgres:
+		if readOnly {
+			return pgstore.OpenReadOnly(ctx, t.DSN)
+		}
 		return pgstore.Open(ctx, t.DSN)
 	default:
 		if dir := filepath.Dir(t.DSN); dir != "" {
 			if _, err := os.Stat(dir); err != nil {
 				return nil, fmt.Errorf("open SQLite database %s: directory %s does not exist", t.DSN, dir)
 			}
+		}
+		if readOnly {
+			return sqlitestore.OpenReadOnly(ctx, t.DSN)
 		}
 		return sqlitestore.Open(ctx, t.DSN)
 	}

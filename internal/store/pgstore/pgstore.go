@@ -34,10 +34,19 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects and checks the server answers. The standard PG* variables
 // fill in whatever the DSN leaves out (pgx reads them).
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, false) }
+
+// OpenReadOnly connects with every transaction read-only, so the server
+// itself refuses any write a reading command might attempt.
+func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, true) }
+
+func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse PostgreSQL DSN %s: %s", redact(dsn), scrub(err.Error(), cfg))
+	}
+	if readOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	if cfg.MaxConns < 4 {
 		cfg.MaxConns = 4

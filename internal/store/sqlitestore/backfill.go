@@ -14,7 +14,30 @@ import (
 // Backfill runs one batch in an IMMEDIATE transaction; the 10 s busy
 // timeout bounds how long it waits for, or holds up, another writer.
 func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.BackfillTx) error) error {
-	return s.batchTx(ctx, rollback, "backfill", func(t *projTx) error { return fn(t) })
+	return s.batchTx(ctx, rollback, "backfill", func(t *projTx) error {
+		if rollback {
+			if err := s.dryRunBookkeeping(ctx, t); err != nil {
+				return err
+			}
+		}
+		return fn(t)
+	})
+}
+
+// dryRunBookkeeping lets a dry run work on a file that has no kanade_*
+// tables yet (an upstream backend.db before `db migrate`): it creates the
+// backfill's own tables as TEMP tables, which live outside the file and
+// go with the rolled-back transaction.
+func (s *Store) dryRunBookkeeping(ctx context.Context, t *projTx) error {
+	ok, err := s.tableExists(ctx, "kanade_backfill_conflicts")
+	if err != nil || ok {
+		return err
+	}
+	ddl := strings.ReplaceAll(backfillTablesSQL, "CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE IF NOT EXISTS")
+	if _, err := t.tx.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("dry run: prepare temporary backfill tables: %w", err)
+	}
+	return nil
 }
 
 // Rows are addressed by rowid here: SQLite lets a TEXT primary key be
@@ -183,8 +206,8 @@ func (t *projTx) ClearBackfillCursor(ctx context.Context, name string) error {
 
 func (s *Store) BackfillCursors(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
-	if !s.tableExists(ctx, "kanade_backfill_state") {
-		return out, nil
+	if ok, err := s.tableExists(ctx, "kanade_backfill_state"); err != nil || !ok {
+		return out, err
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT name, cursor FROM kanade_backfill_state")
 	if err != nil {

@@ -23,6 +23,12 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
+// backfillTablesSQL is the migration that creates the backfill's tables;
+// a dry run on a file without them makes TEMP copies from it.
+//
+//go:embed migrations/0003_backfill.sql
+var backfillTablesSQL string
+
 // Store is an SQLite database file.
 type Store struct {
 	db       *sql.DB
@@ -37,10 +43,23 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) { return open(ctx, path, false) }
+
+// OpenReadOnly opens an existing file for reading only: nothing is created
+// or written (not even the journal mode), so it works on a file the user
+// may only read and never changes one it may write.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) { return open(ctx, path, true) }
+
+func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	_, statErr := os.Stat(path)
 	isNew := errors.Is(statErr, os.ErrNotExist)
+	if isNew && readOnly {
+		return nil, fmt.Errorf("no SQLite database at %s (check --db; `kanade db migrate` creates one): %w", path, store.ErrNoDatabase)
+	}
 	q := url.Values{}
+	if readOnly {
+		q.Set("mode", "ro")
+	}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(0)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
@@ -64,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	s.upstream = n > 0
-	if isNew || n == 0 {
+	if !readOnly && (isNew || n == 0) {
 		// Only a database this tool owns gets WAL switched on: the journal
 		// mode is stored in the file, and upstream's is upstream's choice.
 		if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
@@ -127,7 +146,11 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		name := m.Name
 		skip := s.upstream && m.UpstreamTables
 		if skip {
-			if missing := s.missingTables(ctx); len(missing) > 0 {
+			missing, err := s.missingTables(ctx)
+			if err != nil {
+				return applied, err
+			}
+			if len(missing) > 0 {
 				return applied, fmt.Errorf("upstream database %s lacks table(s) %s: it is too old or damaged; let upstream's backend migrate it first", s.path, strings.Join(missing, ", "))
 			}
 			name += " (upstream's tables, left as they are)"
@@ -150,25 +173,31 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return applied, s.loadColumns(ctx)
 }
 
-func (s *Store) missingTables(ctx context.Context) []string {
+func (s *Store) missingTables(ctx context.Context) ([]string, error) {
 	var missing []string
 	for _, t := range store.ProjectedTables {
-		if !s.tableExists(ctx, t) {
+		ok, err := s.tableExists(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			missing = append(missing, t)
 		}
 	}
-	return missing
+	return missing, nil
 }
 
-func (s *Store) tableExists(ctx context.Context, name string) bool {
+func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
 	var n int
-	_ = s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n)
-	return n > 0
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for table %s in %s: %w", name, s.path, err)
+	}
+	return n > 0, nil
 }
 
 func (s *Store) schemaVersion(ctx context.Context) (int, error) {
-	if !s.tableExists(ctx, "kanade_schema_migrations") {
-		return 0, nil
+	if ok, err := s.tableExists(ctx, "kanade_schema_migrations"); err != nil || !ok {
+		return 0, err
 	}
 	var v int
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM kanade_schema_migrations").Scan(&v); err != nil {
@@ -199,7 +228,10 @@ func (s *Store) Status(ctx context.Context) (*store.Status, error) {
 		return nil, err
 	}
 	for _, name := range append(append([]string{}, store.ProjectedTables...), store.BookkeepingTables...) {
-		ts := store.TableStatus{Name: name, Exists: s.tableExists(ctx, name)}
+		ts := store.TableStatus{Name: name}
+		if ts.Exists, err = s.tableExists(ctx, name); err != nil {
+			return nil, err
+		}
 		if ts.Exists {
 			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+name+`"`).Scan(&ts.Rows); err != nil {
 				return nil, fmt.Errorf("count %s: %w", name, err)
@@ -283,8 +315,8 @@ func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func
 }
 
 func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpoint, error) {
-	if !s.tableExists(ctx, "kanade_checkpoints") {
-		return nil, nil
+	if ok, err := s.tableExists(ctx, "kanade_checkpoints"); err != nil || !ok {
+		return nil, err
 	}
 	cp := store.Checkpoint{Name: name}
 	var created, updated string
@@ -332,7 +364,11 @@ func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([
 }
 
 func (s *Store) Ready(ctx context.Context) error {
-	if !s.tableExists(ctx, "execution_results") {
+	ok, err := s.tableExists(ctx, "execution_results")
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return fmt.Errorf("%w in %s (no execution_results table): run `kanade db migrate`, or point --db at the right file", store.ErrNotMigrated, s.path)
 	}
 	return nil

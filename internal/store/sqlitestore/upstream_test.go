@@ -1,13 +1,18 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kanadehq/kanade-cli/internal/backfill"
 	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
@@ -105,5 +110,94 @@ func TestUpstreamBackendDB(t *testing.T) {
 	tables, err := st.Dump(ctx)
 	if err != nil || len(tables.Results) != 2 {
 		t.Fatalf("dump: %v %+v", err, tables)
+	}
+}
+
+// newUpstreamFile writes an older upstream backend.db and returns its path.
+func newUpstreamFile(t *testing.T) string {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "backend.db")
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().ExecContext(ctx, upstreamSchema); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A backfill dry run works on an upstream file nobody migrated: it reports
+// what it would rename and leaves the file without a single kanade table.
+func TestBackfillDryRunOnUntouchedUpstreamFile(t *testing.T) {
+	ctx := context.Background()
+	path := newUpstreamFile(t)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The legacy payload was replayed later, so its row also exists under
+	// the stable id: the backfill must archive one of the two.
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().ExecContext(ctx, `INSERT INTO execution_results (result_id, request_id, pc_id, exit_code, started_at, finished_at, recorded_at)
+		VALUES (?, 'req-old', 'PC-01', 0, '2026-05-16T00:00:00+00:00', '2026-05-16T00:00:01+00:00', '2026-05-17T00:00:00+00:00')`,
+		wire.LegacyResultID("req-old", "PC-01")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // checkpoints the WAL into the file, so the file is the whole state
+	if before, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = sqlitestore.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := backfill.Run(ctx, st, backfill.Options{DryRun: true})
+	if err != nil {
+		t.Fatalf("dry run on an unmigrated upstream file: %v", err)
+	}
+	if sum.Collisions != 1 || sum.ConflictsArchived != 1 {
+		t.Fatalf("the dry run should report the one collision it would archive: %+v", sum)
+	}
+	var n int
+	if err := st.DB().QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'kanade%'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the dry run left %d kanade objects in the file (%v)", n, err)
+	}
+	st.Close()
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("the dry run changed the file")
+	}
+}
+
+// A read-only open reads, and cannot write: not the rows, not the journal
+// mode, not a new file.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	path := newUpstreamFile(t)
+	st, err := sqlitestore.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Status(ctx); err != nil {
+		t.Fatalf("status through a read-only open: %v", err)
+	}
+	if _, err := st.DB().ExecContext(ctx, "DELETE FROM execution_results"); err == nil {
+		t.Fatal("a read-only open wrote")
+	}
+	missing := filepath.Join(t.TempDir(), "missing.db")
+	if _, err := sqlitestore.OpenReadOnly(ctx, missing); !errors.Is(err, store.ErrNoDatabase) {
+		t.Fatalf("read-only open of a missing file: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a read-only open created the file")
 	}
 }
