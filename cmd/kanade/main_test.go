@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +66,47 @@ func TestScripts(t *testing.T) {
 				if got != want {
 					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 				}
+			},
+			// more: run the "More: kanade ..." command the last command
+			// printed on stderr (the next page of results list).
+			"more": func(ts *testscript.TestScript, neg bool, args []string) {
+				for _, line := range strings.Split(ts.ReadFile("stderr"), "\n") {
+					if cmdline, ok := strings.CutPrefix(line, "More: "); ok {
+						f := strings.Fields(cmdline)
+						err := ts.Exec(f[0], f[1:]...)
+						if (err != nil) != neg {
+							ts.Fatalf("%s: %v", cmdline, err)
+						}
+						return
+					}
+				}
+				ts.Fatalf("no More: line on stderr")
+			},
+			// schema NAME: stdout matches block NAME of docs/output-schemas.md.
+			"schema": checkSchema,
+			// schemadraft: print stdout's paths and types as a fields block
+			// (a help for writing the docs; never in a committed script).
+			"schemadraft": func(ts *testscript.TestScript, neg bool, args []string) {
+				seen := map[string]map[string]bool{}
+				for _, d := range strings.Split(strings.TrimRight(ts.ReadFile("stdout"), "\n"), "\n") {
+					dec := json.NewDecoder(strings.NewReader(d))
+					dec.UseNumber()
+					var v any
+					if dec.Decode(&v) == nil {
+						walk("", v, seen)
+					}
+				}
+				var lines []string
+				for p, types := range seen {
+					var ts []string
+					for t := range types {
+						ts = append(ts, t)
+					}
+					sort.Strings(ts)
+					lines = append(lines, fmt.Sprintf("%-34s %s", p, strings.Join(ts, " ")))
+				}
+				sort.Strings(lines)
+				fmt.Fprintf(os.Stderr, "```fields %s\n%s\n```\n", strings.Join(args, " "), strings.Join(lines, "\n"))
 			},
 			// nodemo: the demo left no temporary directory behind.
 			"nodemo": func(ts *testscript.TestScript, neg bool, args []string) {

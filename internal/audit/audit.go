@@ -40,10 +40,10 @@ type Options struct {
 // Finding is one problem. Field names are stable (docs/output-schemas.md).
 type Finding struct {
 	Kind      string `json:"kind"`
-	ExecID    string `json:"exec_id,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	PCID      string `json:"pc_id,omitempty"`
-	ResultID  string `json:"result_id,omitempty"`
+	ExecID    string `json:"exec_id"`
+	RequestID string `json:"request_id"`
+	PCID      string `json:"pc_id"`
+	ResultID  string `json:"result_id"` // "" where the finding is not about one row
 	Detail    string `json:"detail"`
 	Fix       string `json:"suggested_fix"`
 }

@@ -111,11 +111,8 @@ func runBackfill(ctx context.Context, s *output.Streams, st store.Store, f backf
 }
 
 func printBackfill(s *output.Streams, sum *backfill.Summary, f output.Format) error {
-	switch f {
-	case output.JSON, output.JSONL:
-		return output.WriteJSON(s.Out, sum)
-	case output.YAML:
-		return output.WriteYAML(s.Out, sum)
+	if done, err := output.WriteDocument(s.Out, f, sum); done || err != nil {
+		return err
 	}
 	if sum.Complete && sum.Scanned == 0 && !sum.Resumed {
 		fmt.Fprintln(s.Out, "Nothing to do: no legacy rows (result_id = request_id, empty or NULL).")

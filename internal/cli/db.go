@@ -24,7 +24,7 @@ func newDBCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			return runMigrate(cmd.Context(), g.streams, st)
+			return runMigrate(cmd.Context(), g.streams, st, g.format())
 		},
 	}, &cobra.Command{
 		Use:   "status",
@@ -42,10 +42,32 @@ func newDBCmd(g *Globals) *cobra.Command {
 	return cmd
 }
 
-func runMigrate(ctx context.Context, s *output.Streams, st store.Store) error {
+// MigrateReport is `db migrate`'s machine output.
+type MigrateReport struct {
+	Location      string   `json:"location"`
+	Applied       []string `json:"applied"` // [] when up to date
+	SchemaVersion int      `json:"schema_version"`
+}
+
+func runMigrate(ctx context.Context, s *output.Streams, st store.Store, f output.Format) error {
 	applied, err := st.Migrate(ctx)
 	if err != nil {
 		return err
+	}
+	if f.IsMachine() {
+		status, err := st.Status(ctx)
+		if err != nil {
+			return err
+		}
+		rep := MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion}
+		if done, err := output.WriteDocument(s.Out, f, rep); done || err != nil {
+			return err
+		}
+		rows := [][]string{}
+		for _, m := range rep.Applied {
+			rows = append(rows, []string{m})
+		}
+		return output.WriteCSV(s.Out, []string{"applied"}, rows)
 	}
 	if len(applied) == 0 {
 		fmt.Fprintf(s.Out, "%s is up to date.\n", st.Location())

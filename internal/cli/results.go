@@ -9,10 +9,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/results"
+	"github.com/kanadehq/kanade-cli/internal/secret"
 	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
@@ -200,17 +202,75 @@ func newResultsListCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if page.NextAfter != "" {
+				page.NextCommand = nextListCommand(cmd, f, page.NextAfter)
+			}
 			return results.RenderList(g.streams, page, g.format())
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.opts.Filter.PCs, "pc", nil, "only runs on these PCs (repeatable)")
 	fl.StringVar(&f.opts.Filter.Manifest, "manifest", "", "only this manifest id")
-	fl.StringVar(&f.since, "since", "", "results recorded at or after: RFC 3339 or a duration (24h)")
-	fl.StringVar(&f.until, "until", "", "results recorded before: RFC 3339 or a duration")
+	fl.StringVar(&f.since, "since", "", "only those with a result recorded at or after this (RFC 3339 or a duration, 24h); their counts cover all their results")
+	fl.StringVar(&f.until, "until", "", "only those with a result recorded before this (RFC 3339 or a duration); counts cover all their results")
 	fl.StringVar(&f.opts.Status, "status", "", "only this status: "+strings.Join(results.ListStatuses, ", "))
 	fl.BoolVar(&f.opts.Filter.Failed, "failed", false, "only those with at least one failed run")
 	fl.IntVar(&f.opts.Filter.Limit, "limit", 50, "rows per page")
 	fl.StringVar(&f.opts.After, "after", "", "continue after this cursor (printed at the end of a page)")
 	return cmd
+}
+
+// nextListCommand is the command for the page after this one: every flag
+// this one was given, with --since and --until pinned to the instants this
+// page used (so "24h" does not move between pages), and the new --after.
+func nextListCommand(cmd *cobra.Command, f listFlags, after string) string {
+	args := []string{"kanade"}
+	var local []*pflag.Flag
+	inherited := cmd.InheritedFlags()
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if inherited.Lookup(fl.Name) == nil {
+			local = append(local, fl)
+			return
+		}
+		switch fl.Name {
+		case "password", "token", "nkey", "creds":
+			return // secrets are not printed; the environment or config supplies them
+		case "db", "nats-url", "server":
+			args = append(args, "--"+fl.Name, shellQuote(secret.URL(fl.Value.String())))
+		default:
+			args = append(args, "--"+fl.Name, shellQuote(fl.Value.String()))
+		}
+	})
+	args = append(args, "results", "list")
+	for _, fl := range local {
+		switch fl.Name {
+		case "after":
+		case "since":
+			args = append(args, "--since", f.opts.Filter.Since.UTC().Format(time.RFC3339Nano))
+		case "until":
+			args = append(args, "--until", f.opts.Filter.Until.UTC().Format(time.RFC3339Nano))
+		case "pc":
+			for _, pc := range f.opts.Filter.PCs {
+				args = append(args, "--pc", shellQuote(pc))
+			}
+		default:
+			if fl.Value.Type() == "bool" {
+				args = append(args, "--"+fl.Name)
+			} else {
+				args = append(args, "--"+fl.Name, shellQuote(fl.Value.String()))
+			}
+		}
+	}
+	return strings.Join(append(args, "--after", after), " ")
+}
+
+// shellQuote quotes v for a POSIX shell when it needs quoting.
+func shellQuote(v string) string {
+	if v != "" && strings.IndexFunc(v, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r == '/' || r == ':' || r == '=' || r == '@' || r == ',' || r == '+' ||
+			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
+	}) < 0 {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }

@@ -166,7 +166,9 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 		}
 	}
 	pick(&g.DB, "db", []string{"KANADE_DB"}, fc.DB)
-	pick(&g.NATS.URL, "nats-url", []string{"KANADE_NATS_URL", "NATS_URL"}, fc.NATSURL)
+	if !flags.Changed("server") { // --server is --nats-url's alias: given, it wins too
+		pick(&g.NATS.URL, "nats-url", []string{"KANADE_NATS_URL", "NATS_URL"}, fc.NATSURL)
+	}
 	pick(&g.NATS.Creds, "creds", []string{"KANADE_NATS_CREDS", "NATS_CREDS"}, fc.Creds)
 	pick(&g.NATS.NKey, "nkey", []string{"KANADE_NATS_NKEY", "NATS_NKEY"}, fc.NKey)
 	pick(&g.NATS.User, "user", []string{"KANADE_NATS_USER", "NATS_USER"}, fc.User)
@@ -185,6 +187,16 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 	}
 	if g.NATS.URL == "" && g.NATS.Context == "" {
 		g.NATS.URL = "nats://127.0.0.1:4222"
+	}
+	if g.NATS.URL != "" {
+		if err := natsconn.CheckURL(g.NATS.URL); err != nil {
+			return err
+		}
+	}
+	if g.DB != "" {
+		if _, err := dial.Parse(g.DB); err != nil {
+			return err
+		}
 	}
 	g.dbExplicit = g.DB != ""
 	g.dbFlag = flags.Changed("db")

@@ -16,7 +16,6 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
@@ -162,29 +161,22 @@ func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
 	return js, nc.Close, nil
 }
 
-// openReplayStore opens the database as the replay needs it. A plan reads
-// the stream, and the database only for --resume's checkpoint: it opens
-// read-only and creates nothing. A dry run writes nothing either, so it
-// needs the tables to exist. A replay creates them on first use.
-func (g *Globals) openReplayStore(ctx context.Context, o replay.Options, f replayFlags) (store.Store, error) {
-	switch {
-	case f.plan:
-		st, err := dial.OpenReadOnly(ctx, g.DB)
-		if err != nil {
-			return nil, err
+// runPlan says what a replay would read. It reads the stream, and the
+// database only for --resume's checkpoint (read-only, creating nothing).
+func runPlan(ctx context.Context, g *Globals, js jetstream.JetStream, o replay.Options) error {
+	var st store.Store
+	if o.Resume {
+		var err error
+		if st, err = g.openReader(ctx); err != nil {
+			return err
 		}
-		if o.Resume {
-			if err := st.Ready(ctx); err != nil {
-				st.Close()
-				return nil, err
-			}
-		}
-		return st, nil
-	case o.DryRun:
-		return g.openStore(ctx, false)
-	default:
-		return g.openStore(ctx, true)
+		defer st.Close()
 	}
+	plan, err := replay.Resolve(ctx, js, st, o)
+	if err != nil {
+		return err
+	}
+	return printPlan(g.streams, plan, g.format())
 }
 
 func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags) error {
@@ -193,19 +185,17 @@ func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags)
 		return err
 	}
 	defer closeNATS()
-	st, err := g.openReplayStore(ctx, o, f)
+	if f.plan {
+		return runPlan(ctx, g, js, o)
+	}
+	// A dry run writes nothing, so it needs the tables to exist; a replay
+	// creates them on first use.
+	st, err := g.openStore(ctx, !o.DryRun)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	s := g.streams
-	if f.plan {
-		plan, err := replay.Resolve(ctx, js, st, o)
-		if err != nil {
-			return err
-		}
-		return printPlan(s, plan, g.format())
-	}
 	if f.rebuild {
 		return runRebuild(ctx, g, st, js, o, f)
 	}
@@ -277,11 +267,8 @@ func progressPrinter(s *output.Streams, mode string) func(replay.Progress) {
 }
 
 func printPlan(s *output.Streams, p *replay.Plan, f output.Format) error {
-	switch f {
-	case output.JSON, output.JSONL:
-		return output.WriteJSON(s.Out, p)
-	case output.YAML:
-		return output.WriteYAML(s.Out, p)
+	if done, err := output.WriteDocument(s.Out, f, p); done || err != nil {
+		return err
 	}
 	rows := [][]string{
 		{"stream", p.Stream},
@@ -307,11 +294,8 @@ func spanText(a, b time.Time) string {
 }
 
 func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error {
-	switch f {
-	case output.JSON, output.JSONL:
-		return output.WriteJSON(s.Out, sum)
-	case output.YAML:
-		return output.WriteYAML(s.Out, sum)
+	if done, err := output.WriteDocument(s.Out, f, sum); done || err != nil {
+		return err
 	}
 	st := sum.Stats
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
@@ -333,8 +317,8 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	if sum.DryRun {
 		rows = append(rows, []string{"dry run", "yes: nothing was written"})
 	}
-	if sum.StoppedEarly != "" {
-		rows = append(rows, []string{"stopped early", sum.StoppedEarly})
+	if sum.StoppedEarly {
+		rows = append(rows, []string{"stopped early", sum.StopReason})
 	}
 	if f == output.CSV {
 		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
@@ -343,7 +327,10 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	if err := output.WriteTable(s.Out, []string{title, ""}, rows); err != nil {
 		return err
 	}
-	if st.Quarantined > 0 {
+	switch {
+	case st.Quarantined > 0 && sum.DryRun:
+		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected; a replay would keep them in kanade_quarantine (this dry run wrote nothing).\n", st.Quarantined)
+	case st.Quarantined > 0:
 		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
 	}
 	return nil
@@ -359,11 +346,8 @@ func runRebuild(ctx context.Context, g *Globals, st store.Store, js jetstream.Je
 	if err != nil {
 		return err
 	}
-	switch g.format() {
-	case output.JSON, output.JSONL:
-		return output.WriteJSON(s.Out, rep)
-	case output.YAML:
-		return output.WriteYAML(s.Out, rep)
+	if done, err := output.WriteDocument(s.Out, g.format(), rep); done || err != nil {
+		return err
 	}
 	d := rep.Diff
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
@@ -377,6 +361,10 @@ func runRebuild(ctx context.Context, g *Globals, st store.Store, js jetstream.Je
 		{"executions with other counters", n(d.ExecutionsDiff)},
 		{"inventory facts: live / rebuilt", n(d.InventoryLive) + " / " + n(d.InventoryShadow)},
 		{"quarantined", n(rep.Stats.Quarantined)},
+		{"swapped", strconv.FormatBool(rep.Swapped)},
+	}
+	if g.format() == output.CSV {
+		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
 	}
 	if err := output.WriteTable(s.Out, []string{"REBUILD " + rep.Plan.Stream, ""}, rows); err != nil {
 		return err

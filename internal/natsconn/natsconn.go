@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/kanadehq/kanade-cli/internal/secret"
 )
 
 // Options are the connection settings; empty fields are unset.
@@ -82,22 +84,34 @@ func (o *Options) ApplyContext() error {
 }
 
 // Redacted is the URL with any password or token removed, for messages.
-func (o Options) Redacted() string {
-	var parts []string
-	for _, s := range strings.Split(o.URL, ",") {
-		u, err := url.Parse(strings.TrimSpace(s))
-		if err != nil || u.User == nil {
-			parts = append(parts, s)
-			continue
+func (o Options) Redacted() string { return secret.URL(o.URL) }
+
+// CheckURL says what is wrong with a server list that cannot name NATS
+// servers: each entry is host[:port] or a nats://, tls://, ws:// or wss://
+// URL. The error never repeats a password.
+func CheckURL(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return fmt.Errorf("--nats-url %s has an empty entry", secret.URL(list))
 		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx")
+		i := strings.Index(s, "://")
+		if i < 0 {
+			continue // host[:port]
 		}
-		parts = append(parts, u.String())
+		if err := secret.CheckUserinfo("--nats-url", s); err != nil {
+			return err
+		}
+		switch strings.ToLower(s[:i]) {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("--nats-url %s: scheme %q is not NATS; use nats://, tls://, ws:// or wss://", secret.URL(s), s[:i])
+		}
+		if _, err := url.Parse(s); err != nil {
+			return fmt.Errorf("--nats-url %s is not a valid URL: %s", secret.URL(s), secret.Scrub(err.Error(), s))
+		}
 	}
-	return strings.Join(parts, ",")
+	return nil
 }
 
 // Connect dials NATS. name identifies the connection in server monitoring.
@@ -136,13 +150,7 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		msg := err.Error()
-		for _, secret := range []string{o.Password, o.Token} {
-			if secret != "" {
-				msg = strings.ReplaceAll(msg, secret, "xxxxx")
-			}
-		}
-		return nil, fmt.Errorf("connect to NATS at %s: %s", o.Redacted(), msg)
+		return nil, fmt.Errorf("connect to NATS at %s: %s", o.Redacted(), secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
 	}
 	return nc, nil
 }

@@ -107,6 +107,21 @@ func WriteJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// WriteDocument prints a command's single result document in a machine
+// format: indented JSON, one compact JSONL line or YAML. It reports false
+// for the formats the caller renders itself (table, wide, CSV).
+func WriteDocument(w io.Writer, f Format, v any) (bool, error) {
+	switch f {
+	case JSON:
+		return true, WriteJSON(w, v)
+	case JSONL:
+		return true, WriteJSONL(w, []any{v})
+	case YAML:
+		return true, WriteYAML(w, v)
+	}
+	return false, nil
+}
+
 // WriteJSONL prints one compact JSON document per item.
 func WriteJSONL[T any](w io.Writer, items []T) error {
 	enc := json.NewEncoder(w)

@@ -55,7 +55,7 @@ type RebuildReport struct {
 	Carried   int64             `json:"carried_over_rows"`
 	Diff      *store.ShadowDiff `json:"difference"`
 	Swapped   bool              `json:"swapped"`
-	OldPrefix string            `json:"old_tables_prefix,omitempty"`
+	OldPrefix string            `json:"old_tables_prefix"` // "" until swapped
 	Elapsed   float64           `json:"elapsed_seconds"`
 }
 
@@ -129,6 +129,7 @@ func Rebuild(ctx context.Context, st store.Store, js jetstream.JetStream, o Opti
 	if rep.Diff, err = st.DiffShadow(ctx, 10); err != nil {
 		return dropOnError(err)
 	}
+	rep.Diff.Carried = rep.Carried
 	rep.Elapsed = time.Since(start).Seconds()
 	if !swap {
 		return rep, st.DropShadow(ctx)

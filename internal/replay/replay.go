@@ -53,7 +53,7 @@ type Progress struct {
 // Plan is a resolved window.
 type Plan struct {
 	Stream        string    `json:"stream"`
-	Subjects      []string  `json:"subjects,omitempty"`
+	Subjects      []string  `json:"subjects"` // [] without --subject
 	StreamCreated time.Time `json:"stream_created"`
 	FromSeq       uint64    `json:"from_seq"`
 	ToSeq         uint64    `json:"to_seq"`
@@ -72,7 +72,8 @@ type Summary struct {
 	Elapsed        time.Duration   `json:"-"`
 	ElapsedSeconds float64         `json:"elapsed_seconds"`
 	RatePerSecond  float64         `json:"rate_per_second"`
-	StoppedEarly   string          `json:"stopped_early,omitempty"`
+	StoppedEarly   bool            `json:"stopped_early"`
+	StopReason     string          `json:"stop_reason"` // why it stopped early; "" when it did not
 	CheckpointSeq  uint64          `json:"checkpoint_seq"`
 }
 
@@ -91,7 +92,8 @@ func CheckpointName(stream string, subjects []string) string {
 }
 
 // Resolve turns the options into a concrete window, checking a resume
-// checkpoint against the stream as it is now.
+// checkpoint against the stream as it is now. st is read only for
+// --resume (its checkpoint) and may be nil otherwise.
 func Resolve(ctx context.Context, js jetstream.JetStream, st store.Store, o Options) (*Plan, error) {
 	s, err := js.Stream(ctx, o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -104,7 +106,7 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Store, o Opti
 	if err != nil {
 		return nil, fmt.Errorf("stream %s info: %w", o.Stream, err)
 	}
-	p := &Plan{Stream: o.Stream, Subjects: o.Subjects, StreamCreated: info.Created.UTC()}
+	p := &Plan{Stream: o.Stream, Subjects: append([]string{}, o.Subjects...), StreamCreated: info.Created.UTC()}
 	state := info.State
 	from := max(state.FirstSeq, 1)
 	to := state.LastSeq // fixed now, so a replay of a live stream ends

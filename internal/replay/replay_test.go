@@ -329,7 +329,7 @@ func TestDryRunMaxErrorsAndQuarantineRetry(t *testing.T) {
 		t.Fatal("a dry run wrote rows")
 	}
 	stopped, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, MaxErrors: 1, Batch: 1000})
-	if !errors.Is(err, replay.ErrTooManyErrors) || stopped.StoppedEarly == "" {
+	if !errors.Is(err, replay.ErrTooManyErrors) || !stopped.StoppedEarly || stopped.StopReason == "" {
 		t.Fatalf("--max-errors 1: %+v %v", stopped, err)
 	}
 	replayAll(t, st, js, replay.Options{Stream: streams.Results, Resume: true})

@@ -123,7 +123,7 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 				o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
 			}
 			if o.MaxErrors > 0 && sum.Stats.Quarantined >= int64(o.MaxErrors) {
-				sum.StoppedEarly = fmt.Sprintf("--max-errors %d reached at sequence %d", o.MaxErrors, b.LastSeq)
+				sum.StoppedEarly, sum.StopReason = true, fmt.Sprintf("--max-errors %d reached at sequence %d", o.MaxErrors, b.LastSeq)
 				return ErrTooManyErrors
 			}
 		}
@@ -260,7 +260,13 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{Plan: &Plan{Stream: o.Stream, Messages: uint64(len(entries))}, DryRun: o.DryRun}
+	sum := &Summary{Plan: &Plan{Stream: o.Stream, Subjects: []string{}, Messages: uint64(len(entries))}, DryRun: o.DryRun}
+	// A retry moves no stream position: report the checkpoint as it stands.
+	if cp, err := st.LoadCheckpoint(ctx, CheckpointName(o.Stream, nil)); err != nil {
+		return nil, err
+	} else if cp != nil {
+		sum.CheckpointSeq = cp.LastSeq
+	}
 	for startIdx := 0; startIdx < len(entries); startIdx += o.Batch {
 		chunk := entries[startIdx:min(startIdx+o.Batch, len(entries))]
 		msgs := make([]projector.Message, len(chunk))
@@ -289,5 +295,8 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 	}
 	sum.Elapsed = time.Since(start)
 	sum.ElapsedSeconds = sum.Elapsed.Seconds()
+	if s := sum.ElapsedSeconds; s > 0 {
+		sum.RatePerSecond = float64(sum.Stats.Messages) / s
+	}
 	return sum, nil
 }

@@ -30,8 +30,8 @@ type Difference struct {
 	Kind     string `json:"kind"`
 	Seq      uint64 `json:"seq"`
 	Subject  string `json:"subject"`
-	ResultID string `json:"result_id,omitempty"`
-	PCID     string `json:"pc_id,omitempty"`
+	ResultID string `json:"result_id"`
+	PCID     string `json:"pc_id"`
 	Detail   string `json:"detail"`
 }
 

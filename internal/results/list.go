@@ -46,6 +46,9 @@ type Item struct {
 type Page struct {
 	Items     []Item `json:"items"`
 	NextAfter string `json:"next_after"`
+	// NextCommand is the command that shows the next page: this one's
+	// filters and --after NextAfter (printed on stderr, not in the schema).
+	NextCommand string `json:"-"`
 }
 
 // EncodeCursor and DecodeCursor make the keyset position an opaque token.

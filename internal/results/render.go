@@ -42,6 +42,7 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 		header = []string{"PC", "STATUS", "EXIT", "DURATION", "STARTED", "FINISHED", "RECORDED", "RESULT ID", "REQUEST ID", "MANIFEST", "OUTPUT"}
 	}
 	var rows [][]string
+	var shown []Result // the result behind each row (wide lists a PC's duplicates too)
 	for _, r := range v.Results {
 		list := []Result{r}
 		if o.Format == output.Wide {
@@ -61,13 +62,14 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 			} else {
 				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), timeText(x.FinishedAt), x.ResultID, firstLine(x)})
 			}
+			shown = append(shown, x)
 		}
 	}
 	if !o.Stdout && !o.Stderr {
 		return output.WriteTable(w, header, rows)
 	}
-	// With full outputs each PC is a block: its row, then the text.
-	for i, r := range v.Results {
+	// With full outputs each row is a block: the row, then its own text.
+	for i, r := range shown {
 		if err := output.WriteTable(w, header, rows[i:i+1]); err != nil {
 			return err
 		}
@@ -133,7 +135,11 @@ func csvRows(v *View) [][]string {
 		if r.FinishedAt != nil {
 			fin = r.FinishedAt.Format(time.RFC3339Nano)
 		}
-		rows = append(rows, []string{r.PCID, r.Status, exitText(r.ExitCode), dur, r.StartedAt.Format(time.RFC3339Nano), fin, r.ResultID, r.RequestID,
+		code := "" // CSV writes every missing value as an empty cell
+		if r.ExitCode != nil {
+			code = strconv.FormatInt(int64(*r.ExitCode), 10)
+		}
+		rows = append(rows, []string{r.PCID, r.Status, code, dur, r.StartedAt.Format(time.RFC3339Nano), fin, r.ResultID, r.RequestID,
 			deref(r.ExecID), deref(r.ManifestID), r.Stdout, r.Stderr})
 	}
 	return rows
@@ -197,8 +203,8 @@ func ensureNL(s string) string {
 	return s + "\n"
 }
 
-var listCSVHeader = []string{"kind", "exec_id", "request_id", "manifest_id", "status", "started_at", "last_recorded_at", "target", "reported",
-	"succeeded", "failed", "skipped", "in_flight", "reaped", "missing"}
+var listCSVHeader = []string{"kind", "exec_id", "request_id", "manifest_id", "version", "initiated_by", "initiated_at", "status", "started_at",
+	"last_recorded_at", "target", "reported", "succeeded", "failed", "skipped", "in_flight", "reaped", "missing"}
 
 // RenderList prints a page of `results list`.
 func RenderList(s *output.Streams, p *Page, f output.Format) error {
@@ -225,9 +231,20 @@ func RenderList(s *output.Streams, p *Page, f output.Format) error {
 		}
 		n := strconv.FormatInt
 		if f == output.CSV {
-			rows = append(rows, []string{it.Kind, deref(it.ExecID), it.RequestID, deref(it.ManifestID), it.Status, it.StartedAt.Format(time.RFC3339Nano),
-				it.LastAt.Format(time.RFC3339Nano), opt(it.Target), n(it.Reported, 10), n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10),
-				n(it.InFlight, 10), n(it.Reaped, 10), opt(it.Missing)})
+			// One empty form in CSV: a missing value is an empty cell.
+			cell := func(v *int64) string {
+				if v == nil {
+					return ""
+				}
+				return strconv.FormatInt(*v, 10)
+			}
+			at := ""
+			if it.InitiatedAt != nil {
+				at = it.InitiatedAt.Format(time.RFC3339Nano)
+			}
+			rows = append(rows, []string{it.Kind, deref(it.ExecID), it.RequestID, deref(it.ManifestID), deref(it.Version), deref(it.InitiatedBy), at,
+				it.Status, it.StartedAt.Format(time.RFC3339Nano), it.LastAt.Format(time.RFC3339Nano), cell(it.Target), n(it.Reported, 10),
+				n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10), n(it.InFlight, 10), n(it.Reaped, 10), cell(it.Missing)})
 			continue
 		}
 		row := []string{id, it.Kind, deref(it.ManifestID), s.Color(listStatusColor[it.Status], it.Status), it.StartedAt.Format(time.RFC3339),
@@ -252,7 +269,11 @@ func RenderList(s *output.Streams, p *Page, f output.Format) error {
 		return err
 	}
 	if p.NextAfter != "" {
-		fmt.Fprintf(s.Err, "More: kanade results list --after %s\n", p.NextAfter)
+		next := p.NextCommand
+		if next == "" {
+			next = "kanade results list --after " + p.NextAfter
+		}
+		fmt.Fprintf(s.Err, "More: %s\n", next)
 	}
 	return nil
 }

@@ -107,6 +107,8 @@ func TestShowGolden(t *testing.T) {
 			{"show_broadcast.jsonl", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.JSONL}, false},
 			{"show_broadcast.csv", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.CSV}, false},
 			{"show_broadcast_stdout.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc", PCs: []string{"PC-01"}}, results.RenderOptions{Format: output.Table, Stdout: true}, false},
+			// Wide lists a PC's duplicate rows; each row's block shows its own output.
+			{"show_broadcast_wide_stdout.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.Wide, Stdout: true}, false},
 		}
 		for _, c := range cases {
 			v, err := results.Show(ctx, st, c.opts)
@@ -207,6 +209,65 @@ func TestAdHocEmptyExecIDIsNoExecution(t *testing.T) {
 		rep, err := audit.Run(ctx, st, audit.Options{Only: []string{audit.OrphanResult}})
 		if err != nil || rep.Total != 0 {
 			t.Fatalf("an ad-hoc row is no orphan: %+v %v", rep, err)
+		}
+	})
+}
+
+// Narrowing a deployment to a PC that answered as a pre-v0.29 agent (no
+// exec_id) keeps that PC's row: narrowing never loses a row the whole
+// view shows.
+func TestShowExecNarrowedToLegacyPC(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		exec, code := "dep-1", int32(0)
+		fin := t0.Add(time.Minute)
+		if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}},
+			[]store.ResultRow{
+				{ResultID: "tagged", RequestID: "req-1", ExecID: &exec, PCID: "PC-NEW", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+				{ResultID: "legacy", RequestID: "req-1", PCID: "PC-OLD", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+			}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := results.Show(ctx, st, results.ShowOptions{ExecID: exec})
+		if err != nil || len(all.Results) != 2 {
+			t.Fatalf("whole deployment: %+v %v", all, err)
+		}
+		for _, pcs := range [][]string{{"PC-OLD"}, {"PC-OLD", "PC-NEW"}} {
+			v, err := results.Show(ctx, st, results.ShowOptions{ExecID: exec, PCs: pcs})
+			if err != nil || len(v.Results) != len(pcs) {
+				t.Fatalf("--pc %v: %+v %v", pcs, v, err)
+			}
+		}
+	})
+}
+
+// --since selects deployments with a result in the window; it does not cut
+// their counts to the results inside it.
+func TestListWindowSelectsWholeGroups(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		exec, ok, bad := "dep-2", int32(0), int32(1)
+		early, late := t0.Add(time.Minute), t0.Add(48*time.Hour)
+		if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "completed"}},
+			[]store.ResultRow{
+				{ResultID: "a", RequestID: "req-2", ExecID: &exec, PCID: "PC-1", ExitCode: &ok, StartedAt: t0, FinishedAt: &early, RecordedAt: early},
+				{ResultID: "b", RequestID: "req-2", ExecID: &exec, PCID: "PC-2", ExitCode: &bad, StartedAt: t0, FinishedAt: &late, RecordedAt: late},
+			}); err != nil {
+			t.Fatal(err)
+		}
+		since := t0.Add(24 * time.Hour)
+		page, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Since: &since, Failed: true, Limit: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 1 || page.Items[0].Reported != 2 || page.Items[0].Succeeded != 1 || page.Items[0].Failed != 1 || *page.Items[0].Missing != 0 {
+			t.Fatalf("the window must select the deployment whole: %+v", page.Items)
+		}
+		after := late.Add(time.Hour)
+		if page, err = results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Since: &after, Limit: 10}}); err != nil || len(page.Items) != 0 {
+			t.Fatalf("nothing was recorded after the last result: %+v %v", page.Items, err)
 		}
 	})
 }

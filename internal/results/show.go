@@ -39,7 +39,7 @@ type ShowOptions struct {
 type Summary struct {
 	ExecID       *string    `json:"exec_id"`
 	RequestID    *string    `json:"request_id"`
-	ResultID     *string    `json:"result_id,omitempty"`
+	ResultID     *string    `json:"result_id"`
 	ManifestID   *string    `json:"manifest_id"`
 	Version      *string    `json:"version"`
 	InitiatedBy  *string    `json:"initiated_by"`
@@ -72,7 +72,7 @@ type Result struct {
 	ManifestID     *string    `json:"manifest_id"`
 	RecordedAt     time.Time  `json:"recorded_at"`
 	Legacy         bool       `json:"legacy"`
-	OtherResultIDs []string   `json:"other_result_ids,omitempty"`
+	OtherResultIDs []string   `json:"other_result_ids"` // [] when the PC has one row
 	// All holds every row of this PC (itself first), for -o wide.
 	All []Result `json:"-"`
 }
@@ -133,9 +133,17 @@ func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.Re
 	}
 	if o.ExecID != "" {
 		// Agents older than v0.29 answer a deployment's command without its
-		// exec_id; they share its request_id, so they belong to it too.
+		// exec_id; they share its request_id, so they belong to it too. The
+		// deployment's requests come from all its tagged rows, not only the
+		// --pc ones: narrowing must not lose a legacy answer.
+		tagged := rows
+		if len(o.PCs) > 0 {
+			if tagged, err = q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID}); err != nil {
+				return nil, nil, err
+			}
+		}
 		seen := map[string]bool{}
-		for _, r := range rows {
+		for _, r := range tagged {
 			if seen[r.RequestID] {
 				continue
 			}
@@ -273,7 +281,7 @@ func StatusOf(r store.ResultRow) string {
 func toResult(r store.ResultRow) Result {
 	res := Result{ResultID: r.ResultID, RequestID: r.RequestID, ExecID: r.ExecID, PCID: r.PCID, Status: StatusOf(r), ExitCode: r.ExitCode,
 		StartedAt: r.StartedAt.UTC(), Stdout: r.Stdout, Stderr: r.Stderr, ManifestID: r.JobID, RecordedAt: r.RecordedAt.UTC(),
-		Legacy: r.ResultID == r.RequestID}
+		Legacy: r.ResultID == r.RequestID, OtherResultIDs: []string{}}
 	if !store.HasExec(res.ExecID) {
 		res.ExecID = nil // an ad-hoc run's in-flight row holds "", not NULL
 	}

@@ -55,11 +55,15 @@ func (o ShowOptions) Selects(r *wire.ExecResult, requests map[string]bool) bool 
 	return true
 }
 
-// Complete reports whether every target PC has reported and none is still
-// running: the natural end of a watch.
+// Finished counts the PCs whose run is over: a result, or reaped.
+func (s *Summary) Finished() int64 { return s.Succeeded + s.Failed + s.Skipped + s.Reaped }
+
+// Complete reports whether as many PCs as the deployment targets have
+// finished: the natural end of a watch. A PC still running beyond that
+// (one the deployment did not count) does not hold it open.
 func (v *View) Complete() bool {
 	s := v.Summary
-	return s.Target != nil && s.Reported >= *s.Target && s.InFlight == 0
+	return s.Target != nil && s.Finished() >= *s.Target
 }
 
 // Watcher redraws a view as results arrive.
@@ -78,7 +82,17 @@ func (w *Watcher) Run(ctx context.Context, payloads <-chan []byte, timeout time.
 	v := Build(w.Rows, w.Exec, w.Opts)
 	tty := w.Streams.OutTTY && !w.Render.Format.IsMachine()
 	if tty {
-		w.redraw(v, "")
+		if err := w.redraw(v, ""); err != nil {
+			return v, err
+		}
+	} else {
+		// Piped: what is already stored comes first, a line each, so a
+		// script sees every PC whether it reported before or during.
+		for _, res := range v.Results {
+			if err := w.line(v, res); err != nil {
+				return v, err
+			}
+		}
 	}
 	var deadline <-chan time.Time
 	if timeout > 0 {
@@ -89,7 +103,8 @@ func (w *Watcher) Run(ctx context.Context, payloads <-chan []byte, timeout time.
 		case <-ctx.Done():
 			return v, ctx.Err()
 		case <-deadline:
-			return v, fmt.Errorf("--timeout %s passed: %d of %s PCs reported", timeout, v.Summary.Reported, targetText(v.Summary.Target))
+			return v, fmt.Errorf("--timeout %s passed: %d of %s PCs finished, %d still running", timeout, v.Summary.Finished(),
+				targetText(v.Summary.Target), v.Summary.InFlight)
 		case data, ok := <-payloads:
 			if !ok {
 				return v, fmt.Errorf("the NATS subscription ended")
@@ -114,13 +129,28 @@ func (w *Watcher) Run(ctx context.Context, payloads <-chan []byte, timeout time.
 			}
 			v = Build(w.Rows, w.Exec, w.Opts)
 			if tty {
-				w.redraw(v, r.PCID)
-			} else if err := w.line(v, r); err != nil {
+				if err := w.redraw(v, r.PCID); err != nil {
+					return v, err
+				}
+			} else if err := w.line(v, resultOf(v, r.PCID)); err != nil {
 				return v, err
 			}
 		}
 	}
+	if !tty && !w.Render.Format.IsMachine() {
+		s := v.Summary
+		fmt.Fprintf(w.Streams.Out, "%s  complete: %d of %s PCs finished\n", time.Now().UTC().Format(time.RFC3339), s.Finished(), targetText(s.Target))
+	}
 	return v, nil
+}
+
+func resultOf(v *View, pc string) Result {
+	for _, x := range v.Results {
+		if x.PCID == pc {
+			return x
+		}
+	}
+	return Result{PCID: pc}
 }
 
 func targetText(t *int64) string {
@@ -130,23 +160,20 @@ func targetText(t *int64) string {
 	return fmt.Sprint(*t)
 }
 
-func (w *Watcher) redraw(v *View, last string) {
+func (w *Watcher) redraw(v *View, last string) error {
 	fmt.Fprint(w.Streams.Out, "\x1b[H\x1b[2J")
-	_ = Render(w.Streams, v, w.Render)
+	if err := Render(w.Streams, v, w.Render); err != nil {
+		return err
+	}
 	if last != "" {
 		fmt.Fprintf(w.Streams.Out, "\nLast: %s at %s. Waiting for results (Ctrl-C to stop)...\n", last, time.Now().Format(time.TimeOnly))
 	}
+	return nil
 }
 
-// line prints one arriving result: a JSON object for machine formats, a
-// text line otherwise.
-func (w *Watcher) line(v *View, r *wire.ExecResult) error {
-	var res Result
-	for _, x := range v.Results {
-		if x.PCID == r.PCID {
-			res = x
-		}
-	}
+// line prints one result: a JSON object for machine formats, a text line
+// otherwise.
+func (w *Watcher) line(v *View, res Result) error {
 	if w.Render.Format.IsMachine() {
 		return output.WriteJSONL(w.Streams.Out, []Result{res})
 	}

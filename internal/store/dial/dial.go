@@ -9,9 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"github.com/kanadehq/kanade-cli/internal/secret"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
@@ -30,8 +30,11 @@ func Parse(dsn string) (Target, error) {
 	case dsn == "":
 		return Target{}, fmt.Errorf("--db is empty: give a postgres:// URL or an SQLite file path")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if err := secret.CheckUserinfo("--db", dsn); err != nil {
+			return Target{}, err
+		}
 		if _, err := url.Parse(dsn); err != nil {
-			return Target{}, fmt.Errorf("--db %s is not a valid URL: %v", Redact(dsn), redactErr(err, dsn))
+			return Target{}, fmt.Errorf("--db %s is not a valid URL: %s", secret.URL(dsn), secret.Scrub(err.Error(), dsn))
 		}
 		return Target{Kind: store.Postgres, DSN: dsn}, nil
 	case strings.HasPrefix(dsn, "sqlite://"):
@@ -84,28 +87,5 @@ func open(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 	}
 }
 
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
-
 // Redact removes a password from a DSN so it can be printed.
-func Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
-	}
-	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
-}
-
-// redactErr keeps url.Parse's reason without echoing the raw DSN.
-func redactErr(err error, dsn string) string {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err.Error()
-	}
-	return strings.ReplaceAll(err.Error(), dsn, Redact(dsn))
-}
+func Redact(dsn string) string { return secret.URL(dsn) }

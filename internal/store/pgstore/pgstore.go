@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kanadehq/kanade-cli/internal/secret"
 	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
@@ -43,7 +43,7 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) { return open
 func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse PostgreSQL DSN %s: %s", redact(dsn), scrub(err.Error(), cfg))
+		return nil, fmt.Errorf("parse PostgreSQL DSN %s: %s", secret.URL(dsn), secret.Scrub(err.Error(), dsn))
 	}
 	if readOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
@@ -63,29 +63,9 @@ func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %s (is PostgreSQL running, and are the host, user and database right?)", loc, scrub(err.Error(), cfg))
+		return nil, fmt.Errorf("connect to %s: %s (is PostgreSQL running, and are the host, user and database right?)", loc, secret.Scrub(err.Error(), dsn, cfg.ConnConfig.Password))
 	}
 	return &Store{pool: pool, location: loc}, nil
-}
-
-// scrub removes the password from a pgx error, which can echo parts of
-// the connection string.
-func scrub(msg string, cfg *pgxpool.Config) string {
-	if cfg != nil && cfg.ConnConfig.Password != "" {
-		msg = strings.ReplaceAll(msg, cfg.ConnConfig.Password, "xxxxx")
-	}
-	return msg
-}
-
-func redact(dsn string) string {
-	if i := strings.Index(dsn, "@"); i > 0 {
-		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-			if k := strings.LastIndex(dsn[:i], ":"); k > j+2 {
-				return dsn[:k+1] + "xxxxx" + dsn[i:]
-			}
-		}
-	}
-	return dsn
 }
 
 func (s *Store) Kind() store.Kind    { return store.Postgres }

@@ -173,11 +173,17 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if f.Manifest != "" {
 		where = append(where, "job_id = "+arg(f.Manifest))
 	}
+	// The window selects groups (any result recorded in it); their counts
+	// cover all their rows, so a deployment is not cut in two.
+	var window []string
 	if f.Since != nil {
-		where = append(where, "recorded_at >= "+arg(*f.Since))
+		window = append(window, "recorded_at >= "+arg(*f.Since))
 	}
 	if f.Until != nil {
-		where = append(where, "recorded_at < "+arg(*f.Until))
+		window = append(window, "recorded_at < "+arg(*f.Until))
+	}
+	if len(window) > 0 {
+		where = append(where, "request_id IN (SELECT request_id FROM execution_results WHERE "+strings.Join(window, " AND ")+")")
 	}
 	if f.Failed {
 		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND NOT skipped AND exit_code <> 0) > 0")

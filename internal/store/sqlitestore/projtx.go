@@ -323,6 +323,9 @@ func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error 
 
 func (t *projTx) AddQuarantine(ctx context.Context, entries []store.QuarantineEntry) error {
 	for _, q := range entries {
+		if q.Payload == nil {
+			q.Payload = []byte{} // an empty message (read back as nil) is an empty blob, not NULL
+		}
 		_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_quarantine (stream, seq, subject, published_at, error, payload, quarantined_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at`,

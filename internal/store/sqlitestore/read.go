@@ -260,11 +260,17 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	if f.Manifest != "" {
 		where, args = append(where, "job_id = ?"), append(args, f.Manifest)
 	}
+	// The window selects groups (any result recorded in it); their counts
+	// cover all their rows, so a deployment is not cut in two.
+	var window []string
 	if f.Since != nil {
-		where, args = append(where, "recorded_at >= ?"), append(args, ts(*f.Since))
+		window, args = append(window, "recorded_at >= ?"), append(args, ts(*f.Since))
 	}
 	if f.Until != nil {
-		where, args = append(where, "recorded_at < ?"), append(args, ts(*f.Until))
+		window, args = append(window, "recorded_at < ?"), append(args, ts(*f.Until))
+	}
+	if len(window) > 0 {
+		where = append(where, "request_id IN (SELECT request_id FROM execution_results WHERE "+strings.Join(window, " AND ")+")")
 	}
 	if f.Failed {
 		having = append(having, "count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped = 0 AND exit_code <> 0) > 0")

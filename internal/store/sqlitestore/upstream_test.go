@@ -133,10 +133,6 @@ func newUpstreamFile(t *testing.T) string {
 func TestBackfillDryRunOnUntouchedUpstreamFile(t *testing.T) {
 	ctx := context.Background()
 	path := newUpstreamFile(t)
-	before, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The legacy payload was replayed later, so its row also exists under
 	// the stable id: the backfill must archive one of the two.
 	st, err := sqlitestore.Open(ctx, path)
@@ -150,7 +146,8 @@ func TestBackfillDryRunOnUntouchedUpstreamFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close() // checkpoints the WAL into the file, so the file is the whole state
-	if before, err = os.ReadFile(path); err != nil {
+	before, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if st, err = sqlitestore.Open(ctx, path); err != nil {
