@@ -130,6 +130,10 @@ func Rebuild(ctx context.Context, st store.Store, js jetstream.JetStream, o Opti
 		return dropOnError(err)
 	}
 	rep.Diff.Carried = rep.Carried
+	// Lists are [] when empty, never null: scripts index them.
+	rep.Diff.SampleChanged = nonNil(rep.Diff.SampleChanged)
+	rep.Diff.SampleOnlyLive = nonNil(rep.Diff.SampleOnlyLive)
+	rep.Diff.SampleCounters = nonNil(rep.Diff.SampleCounters)
 	rep.Elapsed = time.Since(start).Seconds()
 	if !swap {
 		return rep, st.DropShadow(ctx)
@@ -140,4 +144,11 @@ func Rebuild(ctx context.Context, st store.Store, js jetstream.JetStream, o Opti
 	rep.Swapped = true
 	rep.Elapsed = time.Since(start).Seconds()
 	return rep, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
