@@ -34,9 +34,11 @@ BENCH_N ?= 200000,1000000
 bench:
 	$(GO) test -tags bench -count=1 -timeout 60m -run "TestReplayPerformance|TestShowPerformance|TestBackfillPerformance" -v ./internal/bench -args -bench.n=$(BENCH_N)
 
-# The command reference and man pages, generated from the cobra commands.
+# The command reference and man pages, generated from the cobra commands,
+# and docs/examples.md, from a run of every command the guides show.
 docs:
 	$(GO) run ./cmd/kanade gen-docs --dir docs/reference --man-dir docs/man
+	$(GO) test -count=1 -run '^TestDocs$$' ./cmd/kanade -args -update-examples
 
 # A local release build (no publishing): archives, checksums, deb and rpm
 # in dist/. Installs goreleaser from the Go module proxy on first use.

@@ -39,8 +39,15 @@ func TestMain(m *testing.M) {
 // against a real PostgreSQL schema and an embedded JetStream server holding
 // a simulated fleet.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	testscript.Run(t, scriptParams(t, "testdata/script"))
+}
+
+// scriptParams are the commands and the environment every end-to-end
+// script gets: a fresh PostgreSQL schema, an SQLite file and an embedded
+// JetStream server holding a simulated fleet.
+func scriptParams(t *testing.T, dir string) testscript.Params {
+	return testscript.Params{
+		Dir: dir,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])
@@ -141,6 +148,34 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Check(nc.Flush())
 			},
+			// mkupstream PATH: an SQLite file laid out as upstream's current
+			// backend.db: its tables, sqlx's bookkeeping, no kanade_* table.
+			"mkupstream": func(ts *testscript.TestScript, neg bool, args []string) {
+				ctx := context.Background()
+				st, err := sqlitestore.Open(ctx, ts.MkAbs(args[0]))
+				ts.Check(err)
+				defer st.Close()
+				_, err = st.Migrate(ctx)
+				ts.Check(err)
+				rows, err := st.DB().QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'kanade%'")
+				ts.Check(err)
+				var own []string
+				for rows.Next() {
+					var n string
+					ts.Check(rows.Scan(&n))
+					own = append(own, n)
+				}
+				ts.Check(rows.Err())
+				rows.Close()
+				for _, n := range own {
+					_, err = st.DB().ExecContext(ctx, "DROP TABLE "+n)
+					ts.Check(err)
+				}
+				_, err = st.DB().ExecContext(ctx, `CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+					installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+					INSERT INTO _sqlx_migrations VALUES (20260930000000, 'backend notices', CURRENT_TIMESTAMP, 1, x'00', 1)`)
+				ts.Check(err)
+			},
 			// mklegacy DSN: turn each request's first row into a row as
 			// upstream's v0.29 migration left it (result_id = request_id).
 			"mklegacy": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -232,5 +267,5 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-	})
+	}
 }
