@@ -19,6 +19,9 @@ func newDBCmd(g *Globals) *cobra.Command {
 		Short: "Create or upgrade the tables (never alters an upstream backend.db's own tables)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.makeDefaultDir(); err != nil {
+				return err
+			}
 			st, err := dial.Open(cmd.Context(), g.DB)
 			if err != nil {
 				return err

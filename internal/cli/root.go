@@ -205,10 +205,7 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 		if err != nil {
 			return fmt.Errorf("find the default database location: %v (give --db)", err)
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("create %s: %v (give --db)", filepath.Dir(p), err)
-		}
-		g.DB = p
+		g.DB = p // its directory is made by the first command that writes
 	}
 	if g.Output != "" {
 		if _, err := output.ParseFormat(g.Output); err != nil {
@@ -232,6 +229,9 @@ func (g *Globals) format() output.Format {
 // openStore opens --db; migrate creates the tables when the database is
 // new, as "created on first use" promises.
 func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, error) {
+	if err := g.makeDefaultDir(); err != nil {
+		return nil, err
+	}
 	st, err := dial.Open(ctx, g.DB)
 	if err != nil {
 		return nil, err
@@ -246,6 +246,18 @@ func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, err
 		return nil, err
 	}
 	return st, nil
+}
+
+// makeDefaultDir creates the embedded default database's directory, for a
+// command about to write to it; reading commands create nothing.
+func (g *Globals) makeDefaultDir() error {
+	if g.dbExplicit {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(g.DB), 0o755); err != nil {
+		return fmt.Errorf("create %s: %v (give --db)", filepath.Dir(g.DB), err)
+	}
+	return nil
 }
 
 // openReader opens --db for a command that only reads: nothing is created

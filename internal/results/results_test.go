@@ -271,3 +271,24 @@ func TestListWindowSelectsWholeGroups(t *testing.T) {
 		}
 	})
 }
+
+// A watch ends when as many PCs as targeted have finished, even if another
+// PC's run is still in flight (it would otherwise wait for --timeout).
+func TestWatchCompleteIgnoresStrayInFlight(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	fin, code, exec := t0.Add(time.Minute), int32(0), "dep-3"
+	rows := []store.ResultRow{
+		{ResultID: "a", RequestID: "q", ExecID: &exec, PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+		{ResultID: "b", RequestID: "q", ExecID: &exec, PCID: "PC-2", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+		{ResultID: "c", RequestID: "q", ExecID: &exec, PCID: "PC-3", StartedAt: t0, RecordedAt: t0},
+	}
+	e := &store.Execution{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}
+	v := results.Build(rows, e, results.ShowOptions{ExecID: exec})
+	if !v.Complete() {
+		t.Fatalf("2 of 2 targets finished: the watch is complete (%+v)", v.Summary)
+	}
+	v = results.Build(rows[1:], e, results.ShowOptions{ExecID: exec})
+	if v.Complete() {
+		t.Fatalf("1 of 2 finished: not complete (%+v)", v.Summary)
+	}
+}

@@ -75,13 +75,13 @@ func open(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 		}
 		return pgstore.Open(ctx, t.DSN)
 	default:
+		if readOnly {
+			return sqlitestore.OpenReadOnly(ctx, t.DSN) // says when there is no file
+		}
 		if dir := filepath.Dir(t.DSN); dir != "" {
 			if _, err := os.Stat(dir); err != nil {
 				return nil, fmt.Errorf("open SQLite database %s: directory %s does not exist", t.DSN, dir)
 			}
-		}
-		if readOnly {
-			return sqlitestore.OpenReadOnly(ctx, t.DSN)
 		}
 		return sqlitestore.Open(ctx, t.DSN)
 	}
