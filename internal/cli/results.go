@@ -103,7 +103,9 @@ func runWatch(ctx context.Context, g *Globals, st store.Store, f showFlags, fail
 			subject = "results." + *v.Summary.RequestID
 		}
 	}
-	nc, err := natsconn.Connect(g.NATS, "kanade results show --watch")
+	o := g.NATS
+	o.Notify = g.streams.Err
+	nc, err := natsconn.Connect(o, "kanade results show --watch")
 	if err != nil {
 		return err
 	}

@@ -149,7 +149,9 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 }
 
 func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
-	nc, err := natsconn.Connect(g.NATS, "kanade")
+	o := g.NATS
+	o.Notify = g.streams.Err
+	nc, err := natsconn.Connect(o, "kanade")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,6 +205,10 @@ func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags)
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
 	}
 	o.Progress = progressPrinter(s, f.progress)
+	o.OnRetry = func(seq uint64, attempt int, wait time.Duration, err error) {
+		fmt.Fprintf(s.Err, "%s  batch ending at sequence %d failed (attempt %d): %v; retrying in %s\n",
+			time.Now().UTC().Format(time.RFC3339), seq, attempt, err, wait)
+	}
 	if f.follow {
 		o.OnFollowBatch = func(st projector.Stats, seq uint64) {
 			if f.progress == "none" {

@@ -6,6 +6,7 @@ package natsconn
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,9 @@ type Options struct {
 	TLSCert  string
 	TLSKey   string
 	Context  string
+	// Notify, when set, hears when the connection is lost and comes back
+	// (a command's stderr): a command waiting on NATS says so.
+	Notify io.Writer
 }
 
 // natsContext is the part of a natscli context file we use.
@@ -122,7 +126,24 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 	if o.URL == "" {
 		o.URL = nats.DefaultURL
 	}
-	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.MaxReconnects(10)}
+	// Reconnect without limit: a replay bounds its own wait (it knows what
+	// it has committed), --follow and --watch wait as long as it takes.
+	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second), nats.ReconnectJitter(500*time.Millisecond, time.Second)}
+	if w := o.Notify; w != nil {
+		redacted := o.Redacted()
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err == nil {
+					return // the command closed it
+				}
+				fmt.Fprintf(w, "%s  lost the connection to NATS at %s (%s); reconnecting...\n", time.Now().UTC().Format(time.RFC3339), redacted,
+					secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
+			}),
+			nats.ReconnectHandler(func(*nats.Conn) {
+				fmt.Fprintf(w, "%s  reconnected to NATS at %s\n", time.Now().UTC().Format(time.RFC3339), redacted)
+			}))
+	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}

@@ -44,37 +44,87 @@ func follow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *p
 	if err := s.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("reset consumer %s: %w", name, err)
 	}
-	cfg := jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckAllPolicy, AckWait: 5 * time.Minute,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: sum.CheckpointSeq + 1, FilterSubjects: o.Subjects,
-		Description: "kanade stream replay --follow"}
-	if cfg.OptStartSeq == 0 {
-		cfg.OptStartSeq = 1
+	// The consumer starts right after the checkpoint, and is made again
+	// from it when a restarted server has lost it.
+	create := func() (jetstream.Consumer, error) {
+		cfg := jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckAllPolicy, AckWait: 5 * time.Minute,
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(sum.CheckpointSeq+1, 1), FilterSubjects: o.Subjects,
+			Description: "kanade stream replay --follow"}
+		c, err := s.CreateOrUpdateConsumer(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("create consumer %s on %s: %w", name, o.Stream, err)
+		}
+		return c, nil
 	}
-	c, err := s.CreateConsumer(ctx, cfg)
+	c, err := create()
 	if err != nil {
-		return fmt.Errorf("create consumer %s on %s: %w", name, o.Stream, err)
+		return err
+	}
+	// While NATS is away, --follow waits for it (the connection says so on
+	// stderr as it reconnects) instead of giving up. A fetch error while
+	// connected is taken as passing too (a restarted server answers "server
+	// shutdown" or loses the consumer), unless it lasts a minute.
+	var failingSince time.Time
+	transient := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if nc, cerr := create(); cerr == nil {
+				c = nc
+			}
+		}
+		if failingSince.IsZero() || !js.Conn().IsConnected() {
+			failingSince = time.Now()
+		} else if time.Since(failingSince) > time.Minute {
+			return fmt.Errorf("fetch from %s: failing for a minute while connected: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return nil
 	}
 	for ctx.Err() == nil {
 		fetched, err := c.Fetch(o.Batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			if ctx.Err() != nil {
-				break
+			if terr := transient(err); terr != nil {
+				return terr
 			}
-			return fmt.Errorf("fetch from %s: %w", name, err)
+			continue
 		}
 		var msgs []projector.Message
 		var last jetstream.Msg
-		for m := range fetched.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("message metadata: %w", err)
+		// A pull request lost with the server never closes its channel, so
+		// the wait is bounded here (the fetch itself waits a second).
+		abandon := time.NewTimer(10 * time.Second)
+	collect:
+		for {
+			select {
+			case m, ok := <-fetched.Messages():
+				if !ok {
+					break collect
+				}
+				meta, err := m.Metadata()
+				if err != nil {
+					return fmt.Errorf("message metadata: %w", err)
+				}
+				msgs = append(msgs, projector.Message{Stream: o.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
+				last = m
+			case <-abandon.C:
+				break collect
+			case <-ctx.Done():
+				break collect
 			}
-			msgs = append(msgs, projector.Message{Stream: o.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
-			last = m
 		}
-		if fetched.Error() != nil && !errors.Is(fetched.Error(), jetstream.ErrNoMessages) && ctx.Err() == nil {
-			return fmt.Errorf("fetch from %s: %w", name, fetched.Error())
+		abandon.Stop()
+		if ferr := fetched.Error(); ferr != nil && !errors.Is(ferr, jetstream.ErrNoMessages) && len(msgs) == 0 {
+			if terr := transient(ferr); terr != nil {
+				return terr
+			}
+			continue
 		}
+		failingSince = time.Time{}
 		if len(msgs) == 0 {
 			continue
 		}
@@ -88,8 +138,10 @@ func follow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *p
 		if err != nil {
 			return err
 		}
-		// AckAll on the last message acknowledges the whole batch.
-		if err := last.Ack(); err != nil && ctx.Err() == nil {
+		// AckAll on the last message acknowledges the whole batch. An ack
+		// lost to an outage only means the batch comes again, which changes
+		// nothing: it is committed.
+		if err := last.Ack(); err != nil && ctx.Err() == nil && js.Conn().IsConnected() {
 			return fmt.Errorf("ack batch ending at %d: %w", b.LastSeq, err)
 		}
 		sum.Stats.Add(stats)

@@ -40,6 +40,13 @@ type Options struct {
 	// Retry controls database retries; zero means the defaults.
 	RetryAttempts int
 	RetryBase     time.Duration
+	// NATSTimeout bounds how long a replay waits for an unreachable NATS
+	// server before it stops with an error (0: two minutes). --follow waits
+	// as long as it takes.
+	NATSTimeout time.Duration
+	// OnRetry, when set, hears each failed attempt at a batch that will be
+	// tried again (a lost database connection, a restarting server).
+	OnRetry func(lastSeq uint64, attempt int, wait time.Duration, err error)
 }
 
 // Progress is the state after a batch.

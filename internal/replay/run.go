@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,8 +57,12 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		return nil, fmt.Errorf("open stream %s: %w", o.Stream, err)
 	}
 	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
+	var committed atomic.Uint64 // sum.CheckpointSeq, for the watchdog's message
+	committed.Store(sum.CheckpointSeq)
+	go watchNATS(ctx, js, o.natsTimeout(), committed.Load, cancelCause)
 	raw := make(chan []projector.Message, 1)
 	prepared := make(chan *projector.Batch, 1)
 	errc := make(chan error, 2)
@@ -119,6 +124,7 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 			}
 			sum.Stats.Add(stats)
 			sum.CheckpointSeq = b.LastSeq
+			committed.Store(b.LastSeq)
 			if o.Progress != nil {
 				o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
 			}
@@ -137,6 +143,9 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		err = loop(nil)
 	}
 	cancel()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
+		return sum, cause
+	}
 	if err != nil {
 		if errors.Is(err, ErrTooManyErrors) {
 			return sum, err
@@ -162,6 +171,15 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 			}
 		default:
 		}
+	}
+	// Interrupted, or NATS stayed away: the pipeline may have drained
+	// without an error (the reader and preparer stop quietly), but the run
+	// did not finish. The checkpoint is at the last committed batch.
+	if err := parent.Err(); err != nil {
+		return sum, err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
+		return sum, cause
 	}
 	return sum, followIfAsked(parent, st, js, proj, o, plan, sum)
 }
@@ -239,8 +257,14 @@ func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector
 			return st, ctx.Err()
 		}
 		last = err
+		if errors.Is(err, store.ErrLockLost) {
+			return st, err // another writer holds the lock now: never write beside it
+		}
 		if errors.Is(err, projector.ErrRace) {
 			continue // another writer moved rows; re-plan at once
+		}
+		if o.OnRetry != nil && attempt < o.RetryAttempts {
+			o.OnRetry(b.LastSeq, attempt, delay, err)
 		}
 		select {
 		case <-time.After(delay):
@@ -299,4 +323,42 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 		sum.RatePerSecond = float64(sum.Stats.Messages) / s
 	}
 	return sum, nil
+}
+
+// ErrNATSUnreachable stops a replay whose NATS server stayed away.
+var ErrNATSUnreachable = errors.New("NATS unreachable")
+
+func (o Options) natsTimeout() time.Duration {
+	if o.NATSTimeout > 0 {
+		return o.NATSTimeout
+	}
+	return 2 * time.Minute
+}
+
+// watchNATS stops the replay (through cancel) when the connection has been
+// down for longer than limit: the client reconnects without end, and the
+// ordered consumer resumes where it was when the server comes back, but a
+// replay must not wait forever for one that does not.
+func watchNATS(ctx context.Context, js jetstream.JetStream, limit time.Duration, committed func() uint64, cancel context.CancelCauseFunc) {
+	nc := js.Conn()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var down time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		switch {
+		case nc.IsConnected():
+			down = time.Time{}
+		case down.IsZero():
+			down = time.Now()
+		case nc.IsClosed() || time.Since(down) > limit:
+			cancel(fmt.Errorf("%w for %s: stopped; everything up to sequence %d is committed, run again with --resume to continue",
+				ErrNATSUnreachable, time.Since(down).Round(time.Second), committed()))
+			return
+		}
+	}
 }

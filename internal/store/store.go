@@ -163,6 +163,11 @@ var ErrLocked = errors.New("database is locked by another kanade writer")
 // ErrNoDatabase means a read-only open found no database to read.
 var ErrNoDatabase = errors.New("no such database")
 
+// ErrLockLost means a writer's lock went with its database session (a
+// server restart, a dropped connection) and another writer took it before
+// this one could take it back: the writer stops rather than write beside it.
+var ErrLockLost = errors.New("the writer lock was lost")
+
 // ErrNotMigrated means the tables are missing: run `kanade db migrate`.
 var ErrNotMigrated = errors.New("database has no kanade tables")
 

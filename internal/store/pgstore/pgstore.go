@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,18 @@ type Store struct {
 	pool     *pgxpool.Pool
 	location string
 	direct   copyGate // shared by this store's projection batches
+
+	lockMu sync.Mutex
+	lock   *writerLock // held by this store's writer, nil otherwise
+}
+
+// writerLock is a session advisory lock and the kanade_locks row that
+// names its holder. The lock lives as long as conn's session does.
+type writerLock struct {
+	conn     *pgxpool.Conn
+	key      int64
+	holder   string
+	acquired time.Time // the row's acquired_at: which row is this holder's
 }
 
 var _ store.Store = (*Store)(nil)
@@ -208,21 +221,77 @@ func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
 		}
 		return nil, fmt.Errorf("%w: %q, pid %d on %s, since %s", store.ErrLocked, li.Holder, li.PID, li.Host, li.AcquiredAt.UTC().Format(time.RFC3339))
 	}
-	host, _ := os.Hostname()
-	_, err = conn.Exec(ctx, `INSERT INTO kanade_locks (name, holder, pid, host, acquired_at) VALUES ('writer', $1, $2, $3, now())
-		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at`,
-		holder, os.Getpid(), host)
-	if err != nil {
+	l := &writerLock{conn: conn, key: key, holder: holder}
+	if err := l.record(ctx); err != nil {
 		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck
 		conn.Release()
-		return nil, fmt.Errorf("record writer lock holder: %w", err)
+		return nil, err
 	}
+	s.lockMu.Lock()
+	s.lock = l
+	s.lockMu.Unlock()
 	return func() {
+		s.lockMu.Lock()
+		defer s.lockMu.Unlock()
+		s.lock = nil
 		bg := context.WithoutCancel(ctx)
-		conn.Exec(bg, "DELETE FROM kanade_locks WHERE name = 'writer' AND pid = $1", os.Getpid()) //nolint:errcheck
-		conn.Exec(bg, "SELECT pg_advisory_unlock($1)", key)                                       //nolint:errcheck
-		conn.Release()
+		// Only this holder's row: another writer that took the lock after
+		// this one lost it has a row of its own.
+		host, _ := os.Hostname()
+		const own = "DELETE FROM kanade_locks WHERE name = 'writer' AND pid = $1 AND host = $2 AND acquired_at = $3"
+		if l.conn == nil { // lost, and not taken back
+			s.pool.Exec(bg, own, os.Getpid(), host, l.acquired) //nolint:errcheck
+			return
+		}
+		l.conn.Exec(bg, own, os.Getpid(), host, l.acquired)     //nolint:errcheck
+		l.conn.Exec(bg, "SELECT pg_advisory_unlock($1)", l.key) //nolint:errcheck
+		l.conn.Release()
 	}, nil
+}
+
+// record writes the kanade_locks row naming this holder.
+func (l *writerLock) record(ctx context.Context) error {
+	host, _ := os.Hostname()
+	err := l.conn.QueryRow(ctx, `INSERT INTO kanade_locks (name, holder, pid, host, acquired_at) VALUES ('writer', $1, $2, $3, now())
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at
+		RETURNING acquired_at`, l.holder, os.Getpid(), host).Scan(&l.acquired)
+	if err != nil {
+		return fmt.Errorf("record writer lock holder: %w", err)
+	}
+	return nil
+}
+
+// checkLock makes sure this store's writer still holds its lock before a
+// batch writes. The advisory lock lives in one session: when the server
+// restarts or drops it, the lock is gone and another writer may take it.
+// Then the lock is taken again on a new session, or the write stops.
+func (s *Store) checkLock(ctx context.Context) error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	l := s.lock
+	if l == nil || (l.conn != nil && l.conn.Ping(ctx) == nil) {
+		return nil
+	}
+	if l.conn != nil {
+		l.conn.Release() // its session is gone, and the lock with it
+		l.conn = nil
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("%w with its database session, and the database cannot be reached to take it again: %v", store.ErrLockLost, err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", l.key).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		var li store.LockInfo
+		who := "another writer"
+		if s.pool.QueryRow(ctx, "SELECT holder, pid, host FROM kanade_locks WHERE name = 'writer'").Scan(&li.Holder, &li.PID, &li.Host) == nil {
+			who = fmt.Sprintf("%q (pid %d on %s)", li.Holder, li.PID, li.Host)
+		}
+		return fmt.Errorf("%w with its database session (a restart or a dropped connection), and %s took it since: stopping so two writers do not write at once; everything before this batch is committed", store.ErrLockLost, who)
+	}
+	l.conn = conn
+	return l.record(ctx)
 }
 
 func (s *Store) requireSchema(ctx context.Context) error {
@@ -277,6 +346,11 @@ func (s *Store) project(ctx context.Context, rollback, shadow bool, fn func(stor
 // batchTx runs fn in one transaction after the session settings, rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what, settings string, fn func(*projTx) error) error {
+	if !rollback {
+		if err := s.checkLock(ctx); err != nil {
+			return err
+		}
+	}
 	// One round trip: a batch waits for each of its own, and under a busy
 	// decoder each can cost more than the statement.
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + settings})

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 func (s *Store) factsQuery() string {
@@ -34,7 +33,9 @@ func readFacts(ctx context.Context, q querier, query string) ([]store.ExecutionF
 			&f.RowsSuccess, &f.RowsFailure, &f.ReportedPCs, &last); err != nil {
 			return nil, err
 		}
-		f.InitiatedAt, _ = wire.ParseTimestamp(at)
+		if f.InitiatedAt, err = storedTime("executions", f.ExecID, "initiated_at", at); err != nil {
+			return nil, err
+		}
 		if f.LastFinished, err = nullTime(last); err != nil {
 			return nil, err
 		}
@@ -72,7 +73,9 @@ func (s *Store) refs(ctx context.Context, what, where string, limit int, args ..
 		if err := rows.Scan(&x.ResultID, &x.RequestID, &x.ExecID, &x.PCID, &started, &expires); err != nil {
 			return nil, 0, err
 		}
-		x.StartedAt, _ = wire.ParseTimestamp(started)
+		if x.StartedAt, err = storedTime("execution_results", x.ResultID, "started_at", started); err != nil {
+			return nil, 0, err
+		}
 		if x.ExpiresAt, err = nullTime(expires); err != nil {
 			return nil, 0, err
 		}

@@ -243,7 +243,10 @@ func (s *Store) ListConflicts(ctx context.Context, limit int) ([]store.Conflict,
 		if err := rows.Scan(&c.ResultID, &c.RequestID, &c.PCID, &c.Reason, &c.KeptID, &c.RowJSON, &at); err != nil {
 			return nil, err
 		}
-		c.ArchivedAt, _ = wire.ParseTimestamp(at)
+		var err error
+		if c.ArchivedAt, err = storedTime("kanade_backfill_conflicts", c.ResultID, "archived_at", at); err != nil {
+			return nil, err
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -314,8 +314,15 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 			rows.Close()
 			return nil, err
 		}
-		l.FirstStarted, _ = wire.ParseTimestamp(first)
-		l.LastRecorded, _ = wire.ParseTimestamp(last)
+		var err error
+		if l.FirstStarted, err = storedTime("execution_results", "of request "+l.RequestID, "started_at", first); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if l.LastRecorded, err = storedTime("execution_results", "of request "+l.RequestID, "recorded_at", last); err != nil {
+			rows.Close()
+			return nil, err
+		}
 		out = append(out, l)
 	}
 	rows.Close()

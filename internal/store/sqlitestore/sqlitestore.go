@@ -333,8 +333,20 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpo
 	if cp.StreamCreated, err = wire.ParseTimestamp(created); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: stream_created: %w", name, err)
 	}
-	cp.UpdatedAt, _ = wire.ParseTimestamp(updated)
+	if cp.UpdatedAt, err = storedTime("kanade_checkpoints", name, "updated_at", updated); err != nil {
+		return nil, err
+	}
 	return &cp, nil
+}
+
+// storedTime reads a timestamp column of one row; a value that is not one
+// is an error naming the row, never a zero time.
+func storedTime(table, row, column, text string) (time.Time, error) {
+	t, err := wire.ParseTimestamp(text)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s row %s: column %s: %w", table, row, column, err)
+	}
+	return t, nil
 }
 
 func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
@@ -356,8 +368,14 @@ func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([
 			return nil, err
 		}
 		q.Seq = uint64(seq)
-		q.PublishedAt, _ = wire.ParseTimestamp(pub)
-		q.QuarantinedAt, _ = wire.ParseTimestamp(at)
+		row := fmt.Sprintf("%s/%d", q.Stream, seq)
+		var err error
+		if q.PublishedAt, err = storedTime("kanade_quarantine", row, "published_at", pub); err != nil {
+			return nil, err
+		}
+		if q.QuarantinedAt, err = storedTime("kanade_quarantine", row, "quarantined_at", at); err != nil {
+			return nil, err
+		}
 		out = append(out, q)
 	}
 	return out, rows.Err()

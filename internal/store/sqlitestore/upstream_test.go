@@ -198,3 +198,25 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatal("a read-only open created the file")
 	}
 }
+
+// A stored timestamp that does not parse is an error that names the row
+// and the column, never a zero time that sorts and prints as year 1.
+func TestBrokenTimestampNamesTheRow(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `INSERT INTO execution_results (result_id, request_id, pc_id, exit_code, started_at, finished_at, recorded_at)
+		VALUES ('r-broken', 'req-broken', 'PC-1', 0, 'last tuesday', '2026-05-16T00:00:01+00:00', 'soon')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.ListGroups(ctx, store.ListFilter{Limit: 10})
+	if err == nil || !strings.Contains(err.Error(), "req-broken") || !strings.Contains(err.Error(), "started_at") {
+		t.Fatalf("want an error naming the row and column, got %v", err)
+	}
+}

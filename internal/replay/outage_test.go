@@ -1,0 +1,232 @@
+package replay_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+// outageServer is an embedded server that a test can stop and start again
+// on the same port and store, with a client that reconnects as the CLI's
+// does.
+type outageServer struct {
+	t    *testing.T
+	dir  string
+	port int
+	mu   sync.Mutex
+	srv  *natsserver.Server
+	js   jetstream.JetStream
+}
+
+func newOutageServer(t *testing.T, f *sim.Fleet) *outageServer {
+	o := &outageServer{t: t, dir: t.TempDir()}
+	srv, err := natsconn.StartEmbedded(o.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.srv, o.port = srv, srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { o.mu.Lock(); o.srv.Shutdown(); o.mu.Unlock() })
+	nc, err := natsconn.Connect(natsconn.Options{URL: srv.ClientURL()}, "outage test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if o.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Publish(context.Background(), o.js); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (o *outageServer) stop() { o.mu.Lock(); o.srv.Shutdown(); o.mu.Unlock() }
+
+func (o *outageServer) start() {
+	srv, err := natsconn.StartEmbeddedOn(o.dir, o.port)
+	if err != nil {
+		o.t.Error(err)
+		return
+	}
+	o.mu.Lock()
+	o.srv = srv
+	o.mu.Unlock()
+}
+
+// F1: a replay survives the server going away mid-run and coming back; the
+// tables equal those of a run without the outage.
+func TestReplaySurvivesNATSOutage(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		srv := newOutageServer(t, f)
+		ref := testutil.Another(t, st)
+		for _, s := range []store.Store{st, ref} {
+			if err := s.Seed(ctx, f.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replayAll(t, ref, srv.js, replay.Options{Stream: streams.Results})
+		var once sync.Once
+		sum, err := replay.Run(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: time.Minute,
+			Progress: func(replay.Progress) {
+				once.Do(func() {
+					srv.stop()
+					time.AfterFunc(3*time.Second, srv.start)
+				})
+			}})
+		if err != nil {
+			t.Fatalf("replay across an outage: %v", err)
+		}
+		if sum.Stats.Messages != int64(len(f.Results)) {
+			t.Fatalf("read %d of %d messages", sum.Stats.Messages, len(f.Results))
+		}
+		want, _ := ref.Dump(ctx)
+		got, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(normalise(want), normalise(got)) {
+			t.Fatal("tables after the outage differ from an uninterrupted replay")
+		}
+	})
+}
+
+// F1: when the server does not come back, a replay stops within its bound
+// and says where it stopped and what to do; the checkpoint is the last
+// committed batch.
+func TestReplayStopsWhenNATSStaysAway(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	var once sync.Once
+	start := time.Now()
+	sum, err := replay.Run(context.Background(), st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: 2 * time.Second,
+		Progress: func(replay.Progress) { once.Do(srv.stop) }})
+	if !errors.Is(err, replay.ErrNATSUnreachable) || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("want a clear NATS error, got %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("took %s to give up on a 2s bound", took)
+	}
+	cp, err := st.LoadCheckpoint(context.Background(), replay.CheckpointName(streams.Results, nil))
+	if err != nil || cp == nil || cp.LastSeq != sum.CheckpointSeq || cp.LastSeq == 0 {
+		t.Fatalf("checkpoint %+v (%v), summary says %d", cp, err, sum.CheckpointSeq)
+	}
+}
+
+// F2: an interrupt at any moment ends the run with the interruption, never
+// with a summary that looks complete; the checkpoint is the last commit.
+func TestReplayInterruptIsNotSuccess(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	js, _ := fleetServer(t, cfg)
+	for _, after := range []time.Duration{0, time.Millisecond, 20 * time.Millisecond} {
+		st := testutil.SQLiteStore(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(after, cancel)
+		sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 20})
+		cancel()
+		if err == nil {
+			t.Fatalf("interrupted after %s: the run reported success (%+v)", after, sum)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted after %s: %v", after, err)
+		}
+		cp, _ := st.LoadCheckpoint(context.Background(), replay.CheckpointName(streams.Results, nil))
+		if sum != nil && sum.CheckpointSeq > 0 && (cp == nil || cp.LastSeq != sum.CheckpointSeq) {
+			t.Fatalf("checkpoint %+v, summary %d", cp, sum.CheckpointSeq)
+		}
+	}
+}
+
+// F2, the way it was found: interrupted while the reader waits for a
+// server that went away, the run must end interrupted, not successful.
+func TestReplayInterruptDuringOutage(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	sum, err := replay.Run(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: time.Minute,
+		Progress: func(replay.Progress) {
+			once.Do(func() {
+				srv.stop()
+				time.AfterFunc(500*time.Millisecond, cancel)
+			})
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted during an outage: got %v (summary %+v)", err, sum)
+	}
+}
+
+// F1 for --follow: it waits through an outage and projects what arrives
+// after the server is back.
+func TestFollowWaitsThroughOutage(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 30
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan uint64, 100)
+	done := make(chan error, 1)
+	go func() {
+		_, err := replay.Run(ctx, st, srv.js, replay.Options{Stream: streams.Results, Follow: true,
+			OnFollowBatch: func(_ projector.Stats, seq uint64) { seen <- seq }})
+		done <- err
+	}()
+	last := uint64(len(f.Results))
+	waitFor := func(what string, ok func() bool) {
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the catch-up", func() bool {
+		cp, _ := st.LoadCheckpoint(context.Background(), replay.CheckpointName(streams.Results, nil))
+		return cp != nil && cp.LastSeq >= last
+	})
+	srv.stop()
+	time.Sleep(2 * time.Second)
+	srv.start()
+	late := sim.Generate(sim.Config{Seed: 99, PCs: 1, Broadcasts: 1, Start: cfg.Start})
+	waitFor("a publish after the restart", func() bool {
+		_, err := srv.js.Publish(context.Background(), late.Results[0].Subject, late.Results[0].Data)
+		return err == nil
+	})
+	waitFor("the late message to be projected", func() bool {
+		select {
+		case seq := <-seen:
+			return seq > last
+		default:
+			return false
+		}
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v", err)
+	}
+}

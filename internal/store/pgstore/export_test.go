@@ -1,0 +1,12 @@
+package pgstore
+
+// LockSessionPID is the backend pid of the session that holds s's writer
+// lock (0: none), so a test can drop it as a server restart would.
+func LockSessionPID(s *Store) uint32 {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lock == nil {
+		return 0
+	}
+	return s.lock.conn.Conn().PgConn().PID()
+}

@@ -1,0 +1,83 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+// F3: a restart (here: the lock's session terminated) drops the advisory
+// lock. The writer notices before its next write: it takes the lock back
+// when it is free, and stops when another writer took it; a release then
+// removes only its own kanade_locks row.
+func TestWriterLockLostWithItsSession(t *testing.T) {
+	ctx := context.Background()
+	dsn := testutil.PostgresDSN(t)
+	open := func() *pgstore.Store {
+		s, err := pgstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := open(), open()
+	if _, err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	holder := func() string {
+		var h string
+		if err := b.Pool().QueryRow(ctx, "SELECT holder FROM kanade_locks WHERE name = 'writer'").Scan(&h); err != nil {
+			return "(none)"
+		}
+		return h
+	}
+	dropSession := func() {
+		pid := pgstore.LockSessionPID(a)
+		if pid == 0 {
+			t.Fatal("no lock session")
+		}
+		if _, err := b.Pool().Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	write := func() error { return a.Project(ctx, false, func(store.ProjectionTx) error { return nil }) }
+
+	releaseA, err := a.Lock(ctx, "stream replay --follow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lost while nobody else wanted it: taken back, and the write goes on.
+	dropSession()
+	if err := write(); err != nil {
+		t.Fatalf("the lock was free to take back: %v", err)
+	}
+	if h := holder(); h != "stream replay --follow" {
+		t.Fatalf("holder after taking the lock back: %s", h)
+	}
+	// Lost, and another writer took it: the first one stops.
+	dropSession()
+	releaseB, err := b.Lock(ctx, "results backfill")
+	if err != nil {
+		t.Fatalf("the dropped lock should be free: %v", err)
+	}
+	err = write()
+	if !errors.Is(err, store.ErrLockLost) || !strings.Contains(err.Error(), "results backfill") {
+		t.Fatalf("want the lost lock named with its new holder, got %v", err)
+	}
+	releaseA()
+	if h := holder(); h != "results backfill" {
+		t.Fatalf("releasing the lost lock removed the new holder's row: holder now %s", h)
+	}
+	releaseB()
+	if h := holder(); h != "(none)" {
+		t.Fatalf("after both releases the row is still there: %s", h)
+	}
+}
