@@ -3,17 +3,21 @@
 package output
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/mattn/go-isatty"
+	"github.com/mattn/go-runewidth"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
 )
 
 // Format is an -o value.
@@ -54,13 +58,22 @@ type Streams struct {
 	OutTTY  bool
 	ErrTTY  bool
 	NoColor bool
+	// Width is the terminal's width in columns when Out is one (0 when it
+	// is not, or unknown): tables for people are fitted to it.
+	Width int
 }
 
 // System returns the process's streams.
 func System() *Streams {
-	return &Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+	s := &Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
 		InTTY: isatty.IsTerminal(os.Stdin.Fd()), OutTTY: isatty.IsTerminal(os.Stdout.Fd()), ErrTTY: isatty.IsTerminal(os.Stderr.Fd()),
 		NoColor: os.Getenv("NO_COLOR") != ""}
+	if s.OutTTY {
+		if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && w > 0 {
+			s.Width = w
+		}
+	}
+	return s
 }
 
 // Color wraps s in an ANSI colour when colour is on.
@@ -73,7 +86,8 @@ func (s *Streams) Color(code, text string) string {
 
 // WriteTable prints a borderless, aligned table (kubectl style).
 func WriteTable(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewTable(w,
+	var buf bytes.Buffer
+	t := tablewriter.NewTable(&buf,
 		tablewriter.WithRendition(tw.Rendition{
 			Borders: tw.BorderNone,
 			Symbols: tw.NewSymbols(tw.StyleNone),
@@ -96,7 +110,57 @@ func WriteTable(w io.Writer, header []string, rows [][]string) error {
 	if err := t.Bulk(rows); err != nil {
 		return err
 	}
-	return t.Render()
+	if err := t.Render(); err != nil {
+		return err
+	}
+	// The padding ends every line in blanks; nobody wants them.
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
+	return err
+}
+
+const columnGap = 3 // the table's padding between columns
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// displayWidth is how many columns s takes on a terminal (colour codes
+// take none).
+func displayWidth(s string) int { return runewidth.StringWidth(ansi.ReplaceAllString(s, "")) }
+
+// FitLastColumn shortens the last column (a table's free text: an output
+// line, a detail) so that the table fits width columns, ending cut cells
+// in "…". It leaves the rows as they are when width is 0 (not a terminal)
+// or when even the other columns do not fit.
+func FitLastColumn(width int, header []string, rows [][]string) [][]string {
+	if width <= 0 || len(header) == 0 {
+		return rows
+	}
+	last := len(header) - 1
+	widths := make([]int, len(header))
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			widths[i] = max(widths[i], displayWidth(c))
+		}
+	}
+	fixed := 0
+	for _, w := range widths[:last] {
+		fixed += w + columnGap
+	}
+	room := width - fixed
+	if widths[last] <= room || room < 8 {
+		return rows
+	}
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = append([]string(nil), r...)
+		if displayWidth(r[last]) > room {
+			out[i][last] = runewidth.Truncate(r[last], room, "…")
+		}
+	}
+	return out
 }
 
 // WriteJSON prints v as indented JSON.

@@ -41,6 +41,12 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 	if o.Format == output.Wide {
 		header = []string{"PC", "STATUS", "EXIT", "DURATION", "STARTED", "FINISHED", "RECORDED", "RESULT ID", "REQUEST ID", "MANIFEST", "OUTPUT"}
 	}
+	// Off a terminal the output line is capped so the table keeps one
+	// shape; on one the table is fitted to its width below.
+	lineLimit := 60
+	if s.Width > 0 {
+		lineLimit = 0
+	}
 	var rows [][]string
 	var shown []Result // the result behind each row (wide lists a PC's duplicates too)
 	for _, r := range v.Results {
@@ -58,12 +64,16 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 			status := s.Color(statusColor[x.Status], x.Status)
 			if o.Format == output.Wide {
 				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), x.StartedAt.Format(time.RFC3339),
-					timeText(x.FinishedAt), x.RecordedAt.Format(time.RFC3339), x.ResultID, x.RequestID, deref(x.ManifestID), firstLine(x)})
+					timeText(x.FinishedAt), x.RecordedAt.Format(time.RFC3339), x.ResultID, x.RequestID, deref(x.ManifestID), firstLine(x, 0)})
 			} else {
-				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), timeText(x.FinishedAt), x.ResultID, firstLine(x)})
+				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), timeText(x.FinishedAt), x.ResultID, firstLine(x, lineLimit)})
 			}
 			shown = append(shown, x)
 		}
+	}
+	if o.Format != output.Wide {
+		// Fit a terminal: the output line gives way; -o wide shows it all.
+		rows = output.FitLastColumn(s.Width, header, rows)
 	}
 	if !o.Stdout && !o.Stderr {
 		return output.WriteTable(w, header, rows)
@@ -179,7 +189,10 @@ func timeText(t *time.Time) string {
 
 // firstLine is the first non-empty line of stdout, or of stderr for a run
 // that did not succeed, shortened for a table cell.
-func firstLine(r Result) string {
+// firstLine is the line of output a table shows for a result: the first
+// non-blank line of stdout (of stderr when the run did not succeed). limit
+// caps it in runes (0: whole), for tables with no terminal to fit.
+func firstLine(r Result, limit int) string {
 	text := r.Stdout
 	if r.Status != StatusOK && strings.TrimSpace(r.Stderr) != "" {
 		text = r.Stderr
@@ -187,8 +200,8 @@ func firstLine(r Result) string {
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line != "" {
-			if len([]rune(line)) > 60 {
-				line = string([]rune(line)[:59]) + "…"
+			if limit > 0 && len([]rune(line)) > limit {
+				line = string([]rune(line)[:limit-1]) + "…"
 			}
 			return line
 		}

@@ -6,8 +6,11 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mattn/go-runewidth"
 
 	"github.com/kanadehq/kanade-cli/internal/audit"
 	"github.com/kanadehq/kanade-cli/internal/output"
@@ -290,5 +293,46 @@ func TestWatchCompleteIgnoresStrayInFlight(t *testing.T) {
 	v = results.Build(rows[1:], e, results.ShowOptions{ExecID: exec})
 	if v.Complete() {
 		t.Fatalf("1 of 2 finished: not complete (%+v)", v.Summary)
+	}
+}
+
+// On a terminal the table fits its width, the output column giving way;
+// -o wide shows everything; no line ends in blanks.
+func TestTableFitsTheTerminal(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	fin, code := t0.Add(time.Second), int32(1)
+	long := strings.Repeat("a very long line of installer output ", 8)
+	if err := st.Seed(ctx, nil, []store.ResultRow{{ResultID: "r-1", RequestID: "req-w", PCID: "PC-1", ExitCode: &code, Stdout: long,
+		StartedAt: t0, FinishedAt: &fin, RecordedAt: fin}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := results.Show(ctx, st, results.ShowOptions{RequestID: "req-w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(f output.Format) string {
+		var out bytes.Buffer
+		s := &output.Streams{Out: &out, Err: &out, OutTTY: true, NoColor: true, Width: 100}
+		if err := results.Render(s, v, results.RenderOptions{Format: f}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	table := render(output.Table)
+	for _, l := range strings.Split(strings.TrimRight(table, "\n"), "\n") {
+		if w := runewidth.StringWidth(l); w > 100 {
+			t.Errorf("line is %d columns in a 100-column terminal: %q", w, l)
+		}
+		if strings.HasSuffix(l, " ") {
+			t.Errorf("line ends in blanks: %q", l)
+		}
+	}
+	if !strings.Contains(table, "…") {
+		t.Errorf("the output column should be shortened:\n%s", table)
+	}
+	if wide := render(output.Wide); !strings.Contains(wide, strings.TrimSpace(long)) {
+		t.Errorf("-o wide must show the whole line:\n%s", wide)
 	}
 }

@@ -179,6 +179,6 @@ func (w *Watcher) line(v *View, res Result) error {
 	}
 	s := v.Summary
 	_, err := fmt.Fprintf(w.Streams.Out, "%s  %-12s %-8s exit %-4s %s  (reported %d of %s)\n", time.Now().UTC().Format(time.RFC3339), res.PCID,
-		res.Status, exitText(res.ExitCode), strings.TrimSpace(firstLine(res)), s.Reported, targetText(s.Target))
+		res.Status, exitText(res.ExitCode), strings.TrimSpace(firstLine(res, 80)), s.Reported, targetText(s.Target))
 	return err
 }
