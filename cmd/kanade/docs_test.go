@@ -170,7 +170,8 @@ mklegacy $WORK/backend.db
 		runs[i] = docRun{code: code, stdout: clean(ts.ReadFile("stdout")), stderr: clean(ts.ReadFile("stderr"))}
 		mu.Unlock()
 	}
-	params := scriptParams(t, dir)
+	transcripts := t.TempDir()
+	params := scriptParams(t, dir, transcripts)
 	params.Cmds["docrun"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		i, err := strconv.Atoi(args[0])
 		ts.Check(err)
@@ -199,6 +200,7 @@ mklegacy $WORK/backend.db
 	// testscript runs each script as a parallel subtest, which would only
 	// start once this function returned; a subtest of our own waits for it.
 	t.Run("run", func(t *testing.T) { testscript.Run(t, params) })
+	checkTranscripts(t, transcripts)
 	if t.Failed() {
 		return
 	}

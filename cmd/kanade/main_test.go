@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"kanade": func() {
 			version = "v0.0.0-test"
-			os.Exit(run())
+			os.Exit(runRecorded())
 		},
 	})
 }
@@ -39,13 +40,92 @@ func TestMain(m *testing.M) {
 // against a real PostgreSQL schema and an embedded JetStream server holding
 // a simulated fleet.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, scriptParams(t, "testdata/script"))
+	transcripts := t.TempDir()
+	t.Run("scripts", func(t *testing.T) { testscript.Run(t, scriptParams(t, "testdata/script", transcripts)) })
+	checkTranscripts(t, transcripts)
+}
+
+// Secrets planted in every script's environment: a PostgreSQL password
+// (trust authentication ignores it) and NATS credentials (the embedded
+// server, without authorization, accepts any). No output may show them.
+const (
+	plantedPGPassword   = "planted-pg-password-91c2"
+	plantedNATSPassword = "planted-nats-password-7f3a"
+)
+
+// runRecorded is run, with everything it writes on stdout and stderr also
+// appended to the file KANADE_TRANSCRIPT names, so the suite can grep the
+// output of every command it ran for the planted secrets.
+func runRecorded() int {
+	path := os.Getenv("KANADE_TRANSCRIPT")
+	if path == "" {
+		return run()
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return run()
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	tee := func(dst **os.File) func() {
+		orig := *dst
+		r, w, err := os.Pipe()
+		if err != nil {
+			return func() {}
+		}
+		*dst = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := r.Read(buf)
+				if n > 0 {
+					orig.Write(buf[:n]) //nolint:errcheck
+					mu.Lock()
+					f.Write(buf[:n]) //nolint:errcheck
+					mu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return func() { w.Close(); *dst = orig }
+	}
+	restoreOut, restoreErr := tee(&os.Stdout), tee(&os.Stderr)
+	code := run()
+	restoreOut()
+	restoreErr()
+	wg.Wait()
+	return code
+}
+
+// checkTranscripts fails the test when any command printed a planted secret.
+func checkTranscripts(t *testing.T, dir string) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts in %s (%v): the secret check saw nothing", dir, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{plantedPGPassword, plantedNATSPassword} {
+			if i := strings.Index(string(data), s); i >= 0 {
+				from := max(0, i-200)
+				t.Errorf("%s: a command printed the planted secret %q:\n...%s", filepath.Base(f), s, data[from:min(len(data), i+50)])
+			}
+		}
+	}
 }
 
 // scriptParams are the commands and the environment every end-to-end
 // script gets: a fresh PostgreSQL schema, an SQLite file and an embedded
 // JetStream server holding a simulated fleet.
-func scriptParams(t *testing.T, dir string) testscript.Params {
+func scriptParams(t *testing.T, dir, transcripts string) testscript.Params {
 	return testscript.Params{
 		Dir: dir,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -212,7 +292,10 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("XDG_DATA_HOME", env.WorkDir+"/data")
 			env.Setenv("XDG_CONFIG_HOME", env.WorkDir+"/config")
-			env.Setenv("KANADE_PG", testutil.PostgresDSN(t))
+			env.Setenv("KANADE_TRANSCRIPT", filepath.Join(transcripts, filepath.Base(env.WorkDir)+".log"))
+			env.Setenv("KANADE_NATS_USER", "ops")
+			env.Setenv("KANADE_NATS_PASSWORD", plantedNATSPassword)
+			env.Setenv("KANADE_PG", strings.Replace(testutil.PostgresDSN(t), "://postgres@", "://postgres:"+plantedPGPassword+"@", 1))
 			env.Setenv("KANADE_PG_EMPTY", testutil.PostgresDSN(t)) // never migrated
 			url := testutil.NATSServer(t)
 			env.Setenv("KANADE_NATS_URL", url)
