@@ -2,15 +2,17 @@
 # default postgres://postgres@127.0.0.1:5432/test); NATS is embedded.
 GO ?= go
 
-.PHONY: test build vet lint bench docs snapshot fuzz
+.PHONY: test build vet lint bench docs snapshot fuzz chaos
 test: vet lint
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-# Fuzz the decoder and the timestamp parser (seconds in `make test`;
+# Fuzz the decoder, the timestamp and duration parsers and the flag parsers
+# that take times, sequences and cursors (seconds in `make test`;
 # FUZZTIME=10m for a real run). go test fuzzes one target at a time.
 FUZZTIME ?= 2m
-FUZZ_TARGETS = ./internal/wire:FuzzDecodeExecResult ./internal/wire:FuzzParseChrono
+FUZZ_TARGETS = ./internal/wire:FuzzDecodeExecResult ./internal/wire:FuzzParseChrono ./internal/wire:FuzzParseHumantime \
+	./internal/cli:FuzzParseTime ./internal/cli:FuzzParseSeq ./internal/results:FuzzDecodeCursor
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -49,3 +51,12 @@ $(GORELEASER):
 snapshot: $(GORELEASER)
 	$(GORELEASER) check
 	$(GORELEASER) release --snapshot --clean
+
+# Fault injection (docs/reliability.md): SIGKILL of replay, --follow,
+# backfill and --rebuild --yes, PostgreSQL and NATS restarts, a full disk,
+# against servers the suite starts on private ports. Root (for the tmpfs)
+# and PostgreSQL's and NATS's server binaries. Minutes; CHAOS_REPS=10 for more.
+CHAOS_REPS ?= 3
+chaos:
+	$(GO) test -tags chaos -count=1 -timeout 60m -v -run TestChaos ./internal/chaos -args -chaos.reps=$(CHAOS_REPS)
+

@@ -3,12 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kanadehq/kanade-cli/internal/cli"
 	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
 )
 
 func execute(t *testing.T, ctx context.Context, args ...string) (int, string) {
@@ -72,5 +74,60 @@ func TestInterruptExits130(t *testing.T) {
 	code, stderr := execute(t, ctx, "--db", filepath.Join(dir, "k.db"), "--nats-url", "nats://127.0.0.1:1", "stream", "replay", "--plan")
 	if code != cli.ExitInterrupted {
 		t.Fatalf("exit %d, want %d (%s)", code, cli.ExitInterrupted, stderr)
+	}
+}
+
+// hostileValues are flag values a script or a person might pass by
+// mistake or on purpose.
+var hostileValues = []string{
+	"'; DROP TABLE execution_results; --", `" OR 1=1 --`, "\x00", "a\x00b", strings.Repeat("x", 100000),
+	"../../etc/passwd", "$(rm -rf /)", "\u202egnp.exe", "%s%n%x", " ", "", "-1", "1e9999", "0x10",
+	"9999999999999999999999", "2026-02-30T00:00:00Z", "\xff\xfe", "PC-1,PC-2", `"PC-1"`, "*", ">",
+}
+
+// Every hostile value of every flag that takes an id, a time, a cursor or a
+// number ends in a clear answer: a result, "not found", or one usage line.
+// Never a panic, a stack trace or an SQL error, and the tables survive.
+func TestHostileFlagValues(t *testing.T) {
+	dir := isolate(t)
+	db := filepath.Join(dir, "k.db")
+	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	commands := [][]string{
+		{"results", "show", "--exec-id"}, {"results", "show", "--request-id"}, {"results", "show", "--result-id"},
+		{"results", "show", "--request-id", "r", "--pc"}, {"results", "show", "--request-id", "r", "--fail-on"},
+		{"results", "show", "--request-id", "r", "--sort"},
+		{"results", "list", "--pc"}, {"results", "list", "--manifest"}, {"results", "list", "--since"}, {"results", "list", "--until"},
+		{"results", "list", "--after"}, {"results", "list", "--limit"}, {"results", "list", "--status"},
+		{"results", "audit", "--only"}, {"results", "audit", "--limit"}, {"results", "audit", "--stale-after"},
+		{"results", "backfill", "--dry-run", "--batch-size"},
+		{"stream", "replay", "--dry-run", "--from-seq"}, {"stream", "replay", "--dry-run", "--since"}, {"stream", "replay", "--dry-run", "--subject"},
+	}
+	for _, c := range commands {
+		for _, v := range hostileValues {
+			args := append([]string{"--db", db, "--nats-url", "nats://127.0.0.1:1"}, append(c, v)...)
+			code, stderr := execute(t, context.Background(), args...)
+			label := fmt.Sprintf("%v %.40q", c, v)
+			if code != 0 && code != cli.ExitError && code != cli.ExitUsage && code != cli.ExitFindings {
+				t.Errorf("%s: exit %d", label, code)
+			}
+			for _, bad := range []string{"panic", "goroutine ", "SQLSTATE", "syntax error", "sql: ", "runtime error"} {
+				if strings.Contains(stderr, bad) {
+					t.Errorf("%s: stderr shows %q:\n%.400s", label, bad, stderr)
+				}
+			}
+			if code == cli.ExitUsage && strings.Count(strings.TrimSpace(strings.Split(stderr, "Usage:")[0]), "\n") > 0 {
+				t.Errorf("%s: a usage error takes one line:\n%.400s", label, stderr)
+			}
+		}
+	}
+	st, err := dial.OpenReadOnly(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ready(context.Background()); err != nil {
+		t.Fatalf("the tables did not survive the hostile values: %v", err)
 	}
 }

@@ -58,3 +58,16 @@ func FuzzParseChrono(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseHumantime: a manifest's execute.timeout never panics the
+// projector, and an accepted duration is not negative.
+func FuzzParseHumantime(f *testing.F) {
+	for _, s := range []string{"10m", "30s", "1h 30m", "2days", "", "10", "1.5h", "99999999999999999999y", "5 m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := ParseHumantime(s); err == nil && d < 0 {
+			t.Fatalf("%q parsed as %s", s, d)
+		}
+	})
+}

@@ -276,12 +276,18 @@ func (s *Store) checkLock(ctx context.Context) error {
 		l.conn.Release() // its session is gone, and the lock with it
 		l.conn = nil
 	}
+	// The database being unreachable (restarting) is not final: the batch
+	// fails, its retry comes back here, and takes the lock when it can.
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("%w with its database session, and the database cannot be reached to take it again: %v", store.ErrLockLost, err)
+		return fmt.Errorf("the writer lock went with its database session; taking it again: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", l.key).Scan(&ok); err != nil || !ok {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", l.key).Scan(&ok); err != nil {
+		conn.Release()
+		return fmt.Errorf("the writer lock went with its database session; taking it again: %w", err)
+	}
+	if !ok {
 		conn.Release()
 		var li store.LockInfo
 		who := "another writer"
