@@ -395,7 +395,7 @@ func TestChaos(t *testing.T) {
 			dsn = w.fresh(kind)
 			w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
 			w.mustRun(dsn, "stream", "replay")
-			how = w.killDuring(dsn, 600*time.Millisecond, "results", "backfill", "--yes", "--batch-size", "2")
+			how = w.killDuring(dsn, 250*time.Millisecond, "results", "backfill", "--yes", "--batch-size", "2")
 			w.mustRun(dsn, "results", "backfill", "--yes")
 			w.same(fmt.Sprintf("%s backfill, %s, rerun", kind, how), dsn, refBackfill)
 

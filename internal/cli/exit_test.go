@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/cli"
 	"github.com/kanadehq/kanade-cli/internal/output"
+	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
 )
 
@@ -129,5 +131,32 @@ func TestHostileFlagValues(t *testing.T) {
 	defer st.Close()
 	if err := st.Ready(context.Background()); err != nil {
 		t.Fatalf("the tables did not survive the hostile values: %v", err)
+	}
+}
+
+// --pc takes a name as written: one with a comma or a quote is selectable.
+func TestPCNameTakenLiterally(t *testing.T) {
+	dir := isolate(t)
+	db := filepath.Join(dir, "k.db")
+	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	st, err := dial.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	code := int32(0)
+	name := `PC "7",B`
+	err = st.Seed(context.Background(), nil, []store.ResultRow{{ResultID: "r1", RequestID: "q1", PCID: name, ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0}})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	rc := cli.Execute(context.Background(), &output.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, NoColor: true}, cli.BuildInfo{},
+		[]string{"--db", db, "results", "show", "--request-id", "q1", "--pc", name, "-o", "jsonl"})
+	if rc != 0 || !strings.Contains(out.String(), `"pc_id":"PC \"7\",B"`) {
+		t.Fatalf("exit %d, stdout %s, stderr %s", rc, out.String(), errb.String())
 	}
 }

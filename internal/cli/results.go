@@ -78,7 +78,7 @@ func newResultsShowCmd(g *Globals) *cobra.Command {
 	fl.StringVar(&f.opts.ExecID, "exec-id", "", "a deployment's exec_id")
 	fl.StringVar(&f.opts.RequestID, "request-id", "", "a request_id (every PC of a broadcast shares one)")
 	fl.StringVar(&f.opts.ResultID, "result-id", "", "one run's result_id")
-	fl.StringSliceVar(&f.opts.PCs, "pc", nil, "only these PCs (repeatable)")
+	fl.StringArrayVar(&f.opts.PCs, "pc", nil, "only this PC (repeat for several; the name is taken as written, commas and quotes included)")
 	fl.StringVar(&f.opts.Sort, "sort", "pc", "order: pc, status, duration or finished")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 3 when any of these is non-empty: "+strings.Join(results.FailOnCategories, ","))
 	fl.BoolVar(&f.stdout, "stdout", false, "print each PC's full stdout")
@@ -211,7 +211,7 @@ func newResultsListCmd(g *Globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.opts.Filter.PCs, "pc", nil, "only runs on these PCs (repeatable)")
+	fl.StringArrayVar(&f.opts.Filter.PCs, "pc", nil, "only runs on this PC (repeat for several; the name is taken as written)")
 	fl.StringVar(&f.opts.Filter.Manifest, "manifest", "", "only this manifest id")
 	fl.StringVar(&f.since, "since", "", "only those with a result recorded at or after this (RFC 3339 or a duration, 24h); their counts cover all their results")
 	fl.StringVar(&f.until, "until", "", "only those with a result recorded before this (RFC 3339 or a duration); counts cover all their results")
