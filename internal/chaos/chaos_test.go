@@ -375,6 +375,7 @@ func TestChaos(t *testing.T) {
 		references[kind] = refReplay
 		w.mustRun(replayed, "results", "backfill", "--yes")
 		refBackfill := w.snapshot(replayed)
+		backfilled[kind] = refBackfill
 
 		for i := 0; i < *reps; i++ {
 			// SIGKILL during a replay, then the replay again (--resume).
@@ -452,7 +453,87 @@ func TestChaos(t *testing.T) {
 		w.same("NATS SIGKILL and restart during a replay: "+first+"; rerun", dsn, w.snapshotOfReference("sqlite"))
 	}
 
+	// A server restart in the middle of each of the other commands.
+	pgRestart := func() { w.pg.restart() }
+	natsRestart := func() {
+		w.nats.kill(syscall.SIGKILL)
+		time.Sleep(2 * time.Second)
+		w.nats.start()
+	}
+	for i := 0; i < *reps; i++ {
+		dsn := w.fresh("postgres")
+		w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
+		how := w.faultDuring(dsn, 2*time.Second, pgRestart, "stream", "replay", "--follow", "--batch", "500")
+		w.mustRun(dsn, "stream", "replay")
+		w.same("postgres restart during --follow: "+how+"; rerun", dsn, references["postgres"])
+
+		dsn = w.fresh("postgres")
+		w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
+		w.mustRun(dsn, "stream", "replay")
+		how = w.faultDuring(dsn, 200*time.Millisecond, pgRestart, "results", "backfill", "--yes", "--batch-size", "2")
+		w.mustRun(dsn, "results", "backfill", "--yes")
+		w.same("postgres restart during a backfill: "+how+"; rerun", dsn, backfilled["postgres"])
+
+		dsn = w.fresh("postgres")
+		w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
+		w.mustRun(dsn, "stream", "replay")
+		how = w.faultDuring(dsn, time.Second, pgRestart, "stream", "replay", "--rebuild", "--yes")
+		w.mustRun(dsn, "stream", "replay", "--rebuild", "--yes")
+		w.same("postgres restart during --rebuild --yes: "+how+"; rerun", dsn, references["postgres"])
+
+		dsn = w.fresh("sqlite")
+		w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
+		how = w.faultDuring(dsn, time.Second, natsRestart, "stream", "replay", "--follow", "--batch", "200")
+		w.mustRun(dsn, "stream", "replay")
+		w.same("NATS restart during --follow: "+how+"; rerun", dsn, references["sqlite"])
+
+		dsn = w.fresh("sqlite")
+		w.mustRun(dsn, "stream", "replay", "--stream", "EVENTS")
+		w.mustRun(dsn, "stream", "replay")
+		how = w.faultDuring(dsn, time.Second, natsRestart, "stream", "replay", "--rebuild", "--yes")
+		w.mustRun(dsn, "stream", "replay", "--rebuild", "--yes")
+		w.same("NATS restart during --rebuild --yes: "+how+"; rerun", dsn, references["sqlite"])
+	}
+
 	w.fullDisk()
+}
+
+var backfilled = map[string]snapshot{}
+
+// faultDuring starts the command, injects fault after a random moment in
+// [50ms, max), and reports how the command ended: it carries on, or stops
+// with an error; --follow, which never ends, is stopped with Ctrl-C five
+// seconds after the fault.
+func (w *world) faultDuring(dsn string, max time.Duration, fault func(), args ...string) string {
+	c := w.cmd(dsn, args...)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	at := 50*time.Millisecond + time.Duration(w.rng.Int64N(int64(max)))
+	select {
+	case err := <-done:
+		return fmt.Sprintf("ended before the fault at %s (%v)", at.Round(time.Millisecond), err)
+	case <-time.After(at):
+	}
+	fault()
+	if strings.Contains(strings.Join(args, " "), "--follow") {
+		select {
+		case err := <-done:
+			return fmt.Sprintf("fault at %s; --follow stopped by itself (%v: %s)", at.Round(time.Millisecond), err, strings.TrimSpace(lastLine(out.String())))
+		case <-time.After(5 * time.Second):
+		}
+		c.Process.Signal(os.Interrupt) //nolint:errcheck
+		err := <-done
+		return fmt.Sprintf("fault at %s; --follow kept going until Ctrl-C (%v)", at.Round(time.Millisecond), err)
+	}
+	if err := <-done; err != nil {
+		return fmt.Sprintf("fault at %s; stopped (%s)", at.Round(time.Millisecond), strings.TrimSpace(lastLine(out.String())))
+	}
+	return fmt.Sprintf("fault at %s; completed across it", at.Round(time.Millisecond))
 }
 
 var references = map[string]snapshot{}

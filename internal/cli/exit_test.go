@@ -160,3 +160,35 @@ func TestPCNameTakenLiterally(t *testing.T) {
 		t.Fatalf("exit %d, stdout %s, stderr %s", rc, out.String(), errb.String())
 	}
 }
+
+// A stored row with an empty request_id can be shown: `--request-id ""` is
+// a selection, not a missing flag; without the flag it is a usage error.
+func TestShowEmptyRequestID(t *testing.T) {
+	dir := isolate(t)
+	db := filepath.Join(dir, "k.db")
+	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	st, err := dial.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	code := int32(0)
+	err = st.Seed(context.Background(), nil, []store.ResultRow{
+		{ResultID: "r-empty", RequestID: "", PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0},
+		{ResultID: "r-other", RequestID: "q2", PCID: "PC-2", ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0}})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	rc := cli.Execute(context.Background(), &output.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, NoColor: true}, cli.BuildInfo{},
+		[]string{"--db", db, "results", "show", "--request-id", "", "-o", "jsonl"})
+	if rc != 0 || !strings.Contains(out.String(), `"result_id":"r-empty"`) || strings.Contains(out.String(), "r-other") {
+		t.Fatalf("exit %d, stdout %s, stderr %s", rc, out.String(), errb.String())
+	}
+	if rc, _ := execute(t, context.Background(), "--db", db, "results", "show"); rc != cli.ExitUsage {
+		t.Fatalf("no selection at all: exit %d", rc)
+	}
+}

@@ -42,13 +42,8 @@ func newResultsShowCmd(g *Globals) *cobra.Command {
   kanade results show --exec-id 3f0e6a52-... --fail-on failed,missing -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n := 0
-			for _, s := range []string{f.opts.ExecID, f.opts.RequestID, f.opts.ResultID} {
-				if s != "" {
-					n++
-				}
-			}
-			if n != 1 {
+			f.opts.RequestIDSet = cmd.Flags().Changed("request-id")
+			if f.opts.Selectors() != 1 {
 				return usageErrorf(cmd, "give exactly one of --exec-id, --request-id or --result-id")
 			}
 			switch f.opts.Sort {
@@ -99,7 +94,7 @@ func runWatch(ctx context.Context, g *Globals, st store.Store, f showFlags, fail
 	if f.opts.RequestID != "" {
 		subject = "results." + f.opts.RequestID
 	} else if len(rows) > 0 && f.opts.ResultID == "" {
-		if v := results.Build(rows, exec, f.opts); v.Summary.RequestID != nil {
+		if v := results.Build(rows, exec, f.opts); v.Summary.RequestID != nil && *v.Summary.RequestID != "" {
 			subject = "results." + *v.Summary.RequestID
 		}
 	}

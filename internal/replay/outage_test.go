@@ -230,3 +230,34 @@ func TestFollowWaitsThroughOutage(t *testing.T) {
 		t.Fatalf("follow ended with %v", err)
 	}
 }
+
+// F4: an empty message is quarantined on SQLite as an empty blob, and
+// --only-quarantined retries it (and the others) without failing.
+func TestEmptyPayloadQuarantineRetry(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 10
+	js, _ := fleetServer(t, cfg)
+	ctx := context.Background()
+	for _, data := range [][]byte{nil, {}} {
+		if _, err := js.Publish(ctx, "results.empty", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		sum := replayAll(t, st, js, replay.Options{Stream: streams.Results})
+		if sum.Stats.Quarantined < 3 { // the fleet's undecodable payload and the two empty ones
+			t.Fatalf("quarantined %d", sum.Stats.Quarantined)
+		}
+		retry, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, OnlyQuarantined: true})
+		if err != nil {
+			t.Fatalf("--only-quarantined with an empty payload: %v", err)
+		}
+		if retry.Stats.Quarantined != sum.Stats.Quarantined {
+			t.Fatalf("retry quarantined %d, want all %d again", retry.Stats.Quarantined, sum.Stats.Quarantined)
+		}
+		left, err := st.ListQuarantine(ctx, streams.Results, 0)
+		if err != nil || int64(len(left)) != sum.Stats.Quarantined {
+			t.Fatalf("quarantine after the retry: %d entries, %v", len(left), err)
+		}
+	})
+}

@@ -29,9 +29,25 @@ var FailOnCategories = []string{"failed", "missing", "in_flight", "reaped", "ski
 type ShowOptions struct {
 	ExecID    string
 	RequestID string
-	ResultID  string
-	PCs       []string
-	Sort      string // pc (default), status, duration, finished
+	// RequestIDSet says --request-id was given, "" included: a stored row
+	// may have an empty request_id.
+	RequestIDSet bool
+	ResultID     string
+	PCs          []string
+	Sort         string // pc (default), status, duration, finished
+}
+
+func (o ShowOptions) byRequest() bool { return o.RequestID != "" || o.RequestIDSet }
+
+// Selectors counts the selections given: exactly one is allowed.
+func (o ShowOptions) Selectors() int {
+	n := 0
+	for _, set := range []bool{o.ExecID != "", o.byRequest(), o.ResultID != ""} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // Summary is the head of the view. Field names are a stable interface
@@ -88,13 +104,7 @@ var ErrNotFound = errors.New("not found")
 
 // Show builds the fan-out view.
 func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, error) {
-	n := 0
-	for _, s := range []string{o.ExecID, o.RequestID, o.ResultID} {
-		if s != "" {
-			n++
-		}
-	}
-	if n != 1 {
+	if o.Selectors() != 1 {
 		return nil, fmt.Errorf("give exactly one of --exec-id, --request-id, --result-id")
 	}
 	rows, exec, err := Load(ctx, q, o)
@@ -105,7 +115,7 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 		switch {
 		case o.ExecID != "":
 			return nil, fmt.Errorf("%w: no execution and no results with exec_id %q", ErrNotFound, o.ExecID)
-		case o.RequestID != "":
+		case o.byRequest():
 			return nil, fmt.Errorf("%w: no results with request_id %q", ErrNotFound, o.RequestID)
 		default:
 			return nil, fmt.Errorf("%w: no result with result_id %q", ErrNotFound, o.ResultID)
@@ -117,7 +127,7 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 // Load reads the rows and execution a selection names; unlike Show, an
 // empty selection is not an error (a watch waits for its first result).
 func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.ResultRow, *store.Execution, error) {
-	rows, err := q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID, RequestID: o.RequestID, ResultID: o.ResultID, PCs: o.PCs})
+	rows, err := q.FindResults(ctx, store.ResultFilter{ExecID: o.ExecID, RequestID: o.RequestID, RequestIDSet: o.byRequest(), ResultID: o.ResultID, PCs: o.PCs})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +158,7 @@ func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.Re
 				continue
 			}
 			seen[r.RequestID] = true
-			more, err := q.FindResults(ctx, store.ResultFilter{RequestID: r.RequestID, PCs: o.PCs})
+			more, err := q.FindResults(ctx, store.ResultFilter{RequestID: r.RequestID, RequestIDSet: true, PCs: o.PCs})
 			if err != nil {
 				return nil, nil, err
 			}
@@ -173,7 +183,7 @@ func Build(rows []store.ResultRow, exec *store.Execution, o ShowOptions) *View {
 	if o.ExecID != "" || exec != nil {
 		s.ExecID = &execID
 	}
-	if o.RequestID != "" {
+	if o.byRequest() {
 		s.RequestID = &o.RequestID
 	} else if len(rows) > 0 && sameRequest(rows) {
 		s.RequestID = &rows[0].RequestID

@@ -45,7 +45,7 @@ func (o ShowOptions) Selects(r *wire.ExecResult, requests map[string]bool) bool 
 	switch {
 	case o.ExecID != "" && wire.Deref(r.ExecID) != o.ExecID && !(!store.HasExec(r.ExecID) && requests[r.RequestID]):
 		return false
-	case o.RequestID != "" && r.RequestID != o.RequestID:
+	case o.byRequest() && r.RequestID != o.RequestID:
 		return false
 	case o.ResultID != "" && r.StableID() != o.ResultID:
 		return false

@@ -10,8 +10,11 @@ import (
 type ResultFilter struct {
 	ExecID    string
 	RequestID string
-	ResultID  string
-	PCs       []string
+	// RequestIDSet selects by RequestID even when it is "" (a stored row
+	// may have an empty request_id); otherwise "" means "any".
+	RequestIDSet bool
+	ResultID     string
+	PCs          []string
 }
 
 // ListFilter selects the groups `results list` shows.

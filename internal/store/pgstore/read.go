@@ -105,7 +105,7 @@ func findResultsQuery(f store.ResultFilter) (string, []any, error) {
 	if f.ExecID != "" {
 		add("exec_id = $%d", f.ExecID)
 	}
-	if f.RequestID != "" {
+	if f.RequestID != "" || f.RequestIDSet {
 		add("request_id = $%d", f.RequestID)
 	}
 	if f.ResultID != "" {

@@ -183,7 +183,7 @@ func (s *Store) findResultsQuery(f store.ResultFilter) (string, []any, error) {
 	if f.ExecID != "" {
 		where, args = append(where, "exec_id = ?"), append(args, f.ExecID)
 	}
-	if f.RequestID != "" {
+	if f.RequestID != "" || f.RequestIDSet {
 		where, args = append(where, "request_id = ?"), append(args, f.RequestID)
 	}
 	if f.ResultID != "" {
