@@ -11,7 +11,7 @@ test: vet lint
 # that take times, sequences and cursors (seconds in `make test`;
 # FUZZTIME=10m for a real run). go test fuzzes one target at a time.
 FUZZTIME ?= 2m
-FUZZ_TARGETS = ./internal/wire:FuzzDecodeExecResult ./internal/wire:FuzzParseChrono ./internal/wire:FuzzParseHumantime \
+FUZZ_TARGETS = ./internal/wire:FuzzDecodeExecResult ./internal/wire:FuzzParseChrono ./internal/wire:FuzzParseHumantime ./internal/wire:FuzzFencedPayload \
 	./internal/cli:FuzzParseTime ./internal/cli:FuzzParseSeq ./internal/results:FuzzDecodeCursor
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -136,23 +136,8 @@ func TestHostileFlagValues(t *testing.T) {
 
 // --pc takes a name as written: one with a comma or a quote is selectable.
 func TestPCNameTakenLiterally(t *testing.T) {
-	dir := isolate(t)
-	db := filepath.Join(dir, "k.db")
-	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
-		t.Fatal(stderr)
-	}
-	st, err := dial.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	code := int32(0)
 	name := `PC "7",B`
-	err = st.Seed(context.Background(), nil, []store.ResultRow{{ResultID: "r1", RequestID: "q1", PCID: name, ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0}})
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := seededDB(t, finishedRow("r1", "q1", name))
 	var out, errb bytes.Buffer
 	rc := cli.Execute(context.Background(), &output.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, NoColor: true}, cli.BuildInfo{},
 		[]string{"--db", db, "results", "show", "--request-id", "q1", "--pc", name, "-o", "jsonl"})
@@ -164,24 +149,7 @@ func TestPCNameTakenLiterally(t *testing.T) {
 // A stored row with an empty request_id can be shown: `--request-id ""` is
 // a selection, not a missing flag; without the flag it is a usage error.
 func TestShowEmptyRequestID(t *testing.T) {
-	dir := isolate(t)
-	db := filepath.Join(dir, "k.db")
-	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
-		t.Fatal(stderr)
-	}
-	st, err := dial.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	code := int32(0)
-	err = st.Seed(context.Background(), nil, []store.ResultRow{
-		{ResultID: "r-empty", RequestID: "", PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0},
-		{ResultID: "r-other", RequestID: "q2", PCID: "PC-2", ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0}})
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := seededDB(t, finishedRow("r-empty", "", "PC-1"), finishedRow("r-other", "q2", "PC-2"))
 	var out, errb bytes.Buffer
 	rc := cli.Execute(context.Background(), &output.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, NoColor: true}, cli.BuildInfo{},
 		[]string{"--db", db, "results", "show", "--request-id", "", "-o", "jsonl"})
@@ -191,4 +159,27 @@ func TestShowEmptyRequestID(t *testing.T) {
 	if rc, _ := execute(t, context.Background(), "--db", db, "results", "show"); rc != cli.ExitUsage {
 		t.Fatalf("no selection at all: exit %d", rc)
 	}
+}
+
+// seededDB is a migrated SQLite file in an isolated environment holding rows.
+func seededDB(t *testing.T, rows ...store.ResultRow) string {
+	db := filepath.Join(isolate(t), "k.db")
+	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	st, err := dial.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Seed(context.Background(), nil, rows); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func finishedRow(id, request, pc string) store.ResultRow {
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	code := int32(0)
+	return store.ResultRow{ResultID: id, RequestID: request, PCID: pc, ExitCode: &code, StartedAt: t0, FinishedAt: &t0, RecordedAt: t0}
 }

@@ -139,7 +139,8 @@ func genWorkload(rng *rand.Rand) *workload {
 				res.ManifestID = ptr("plain")
 			case 2:
 				res.ManifestID = ptr("inventory-hw")
-				res.Stdout = "not json"
+				res.Stdout = []string{"not json", "log line\n#KANADE-INVENTORY-BEGIN\r\n{\"cpu\":\"f\"}\r\n#KANADE-INVENTORY-END\n",
+					"  {\"cpu\":\"crlf\"}\r\n", "#KANADE-CHECK-BEGIN\n{}\n", "#KANADE-INVENTORY-BEGIN\n[1,2]"}[rng.IntN(5)]
 			}
 			switch rng.IntN(8) {
 			case 0:

@@ -532,11 +532,14 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			// Upstream projects inventory for every exit-0 result, fresh or
 			// not; the recorded_at guard keeps the newest.
 			if it.manifest != nil {
-				if !json.Valid([]byte(r.Stdout)) {
+				// The facts are the fenced, trimmed payload, stored as
+				// written (spec 4b.1), when it is one JSON value.
+				facts, ok := wire.FencedPayload(r.Stdout, wire.HintInventory)
+				if !ok || !json.Valid([]byte(facts)) {
 					pl.inventorySkipped++
 					continue
 				}
-				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: r.Stdout,
+				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: facts,
 					DisplayJSON: wire.Str(it.manifest.Inventory.DisplayJSON()), SummaryJSON: it.manifest.Inventory.SummaryJSON(),
 					CollectedAt: &r.FinishedAt, RecordedAt: it.published}
 				key := [2]string{f.PCID, f.JobID}

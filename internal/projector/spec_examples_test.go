@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -254,6 +255,36 @@ func TestSpecExample21StartedEventDeadline(t *testing.T) {
 		r.send("events.started..PC-z", adhoc.Encode(), pub)
 		if got := r.row("z"); got.ExecID == nil || *got.ExecID != "" {
 			t.Errorf("ad-hoc started event: exec_id %v, want \"\"", got.ExecID)
+		}
+	})
+}
+
+// Spec section 7, examples 8 to 13, as the projector stores them: the
+// inventory facts are the fenced, trimmed payload, as written.
+func TestSpecExamples8To13InventoryPayload(t *testing.T) {
+	inv := &wire.Manifest{ID: "inv", Version: "1", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "a", Label: "A"}}}}
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"inv": inv})
+		for i, c := range []struct{ stdout, want string }{
+			{"  {\"a\":1}\r\n", `{"a":1}`},
+			{"hi\n#KANADE-INVENTORY-BEGIN\r\n{\"a\":1}\r\n#KANADE-INVENTORY-END\nbye", `{"a":1}`},
+			{"  #KANADE-INVENTORY-BEGIN\n{}\n", ""},
+			{"#KANADE-INVENTORY-BEGIN\n{\"a\":1}\n", `{"a":1}`},
+			{"#KANADE-CHECK-BEGIN\n{\"status\":\"ok\"}\n#KANADE-CHECK-END\n", ""},
+			{"[1, 2]\n", "[1, 2]"},
+		} {
+			res := finished(fmt.Sprintf("id-%d", i), "q", fmt.Sprintf("PC-%d", i), 0)
+			res.ManifestID, res.Stdout = wire.Str("inv"), c.stdout
+			r.result(res, t0)
+			var got string
+			for _, f := range r.tables().Inventory {
+				if f.PCID == res.PCID {
+					got = f.FactsJSON
+				}
+			}
+			if got != c.want {
+				t.Errorf("stdout %q: facts %q, want %q", c.stdout, got, c.want)
+			}
 		}
 	})
 }

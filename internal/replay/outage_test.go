@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -260,4 +261,38 @@ func TestEmptyPayloadQuarantineRetry(t *testing.T) {
 			t.Fatalf("quarantine after the retry: %d entries, %v", len(left), err)
 		}
 	})
+}
+
+// flakyStore fails its first projections as a dropped connection would.
+type flakyStore struct {
+	store.Store
+	fails int
+}
+
+func (f *flakyStore) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("write tcp 127.0.0.1:5432: connection reset by peer")
+	}
+	return f.Store.Project(ctx, rollback, fn)
+}
+
+// A batch that fails is retried, and each retry is reported (the CLI
+// prints it on stderr) rather than silent.
+func TestRetriesAreReported(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 10
+	js, _ := fleetServer(t, cfg)
+	st := &flakyStore{Store: testutil.SQLiteStore(t), fails: 2}
+	var told []string
+	_, err := replay.Run(context.Background(), st, js, replay.Options{Stream: streams.Results, RetryBase: time.Millisecond,
+		OnRetry: func(seq uint64, attempt int, _ time.Duration, err error) {
+			told = append(told, fmt.Sprintf("%d:%d:%v", seq, attempt, err))
+		}})
+	if err != nil {
+		t.Fatalf("two failures then success: %v", err)
+	}
+	if len(told) != 2 || !strings.Contains(told[0], "connection reset") {
+		t.Fatalf("retries reported: %q", told)
+	}
 }

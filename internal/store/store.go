@@ -366,3 +366,19 @@ type Rebuilder interface {
 // ShadowNames rewrites a statement's table names to the shadow tables'.
 var ShadowNames = strings.NewReplacer("execution_results", "kanade_shadow_execution_results",
 	"executions", "kanade_shadow_executions", "inventory_facts", "kanade_shadow_inventory_facts")
+
+// OldTablesPrefix is the prefix a swap keeps the replaced tables under:
+// kanade_old_<unix time>_, a second later when that name is taken (two
+// swaps within one second).
+func OldTablesPrefix(now time.Time, exists func(table string) (bool, error)) (string, error) {
+	for sec := now.Unix(); ; sec++ {
+		prefix := fmt.Sprintf("kanade_old_%d_", sec)
+		taken, err := exists(prefix + "execution_results")
+		if err != nil {
+			return "", err
+		}
+		if !taken {
+			return prefix, nil
+		}
+	}
+}

@@ -212,7 +212,8 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 		return err
 	}
 	if r.ExitCode == 0 && r.ManifestID != nil {
-		if man := manifests[*r.ManifestID]; man != nil && man.Inventory != nil && json.Valid([]byte(r.Stdout)) {
+		facts, fenced := wire.FencedPayload(r.Stdout, wire.HintInventory)
+		if man := manifests[*r.ManifestID]; man != nil && man.Inventory != nil && fenced && json.Valid([]byte(facts)) {
 			tx, commit, err := ref.begin(ctx)
 			if err != nil {
 				return err
@@ -222,7 +223,7 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 				ON CONFLICT(pc_id, job_id) DO UPDATE SET facts_json = excluded.facts_json, display_json = excluded.display_json,
 					summary_json = excluded.summary_json, collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
 				WHERE excluded.recorded_at >= inventory_facts.recorded_at`,
-				r.PCID, *r.ManifestID, r.Stdout, man.Inventory.DisplayJSON(), man.Inventory.SummaryJSON(), ref.ts(r.FinishedAt), ref.ts(m.Published))
+				r.PCID, *r.ManifestID, facts, man.Inventory.DisplayJSON(), man.Inventory.SummaryJSON(), ref.ts(r.FinishedAt), ref.ts(m.Published))
 			if err != nil {
 				return fmt.Errorf("inventory: %w", err)
 			}

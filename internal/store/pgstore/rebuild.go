@@ -126,8 +126,15 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 }
 
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {
-	prefix := fmt.Sprintf("kanade_old_%d_", time.Now().Unix())
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) {
+		var found bool
+		err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&found)
+		return found, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("name the replaced tables: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var stmts []string
 		for _, t := range projected {
 			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE kanade_shadow_%s RENAME TO %s", t, t))

@@ -53,9 +53,13 @@ func schemaOf(ctx context.Context, q execer, table string) (string, []string, er
 // renameIn rewrites a CREATE TABLE/INDEX statement of table for newTable,
 // prefixing index names with prefix.
 func renameIn(stmt, table, newTable, prefix string) string {
-	// Longer forms first: a Replacer tries its pairs in order.
-	r := strings.NewReplacer("TABLE IF NOT EXISTS "+table, "TABLE IF NOT EXISTS "+newTable, "TABLE "+table, "TABLE "+newTable,
-		"ON "+table, "ON "+newTable, "INDEX IF NOT EXISTS ", "INDEX IF NOT EXISTS "+prefix, "INDEX ", "INDEX "+prefix)
+	// Longer forms first: a Replacer tries its pairs in order. A table
+	// that ALTER TABLE RENAME made has its name quoted in sqlite_master
+	// (a table a rebuild swapped in), so both forms are renamed.
+	q, nq := `"`+table+`"`, `"`+newTable+`"`
+	r := strings.NewReplacer("TABLE IF NOT EXISTS "+q, "TABLE IF NOT EXISTS "+nq, "TABLE IF NOT EXISTS "+table, "TABLE IF NOT EXISTS "+newTable,
+		"TABLE "+q, "TABLE "+nq, "TABLE "+table, "TABLE "+newTable, "ON "+q, "ON "+nq, "ON "+table, "ON "+newTable,
+		"INDEX IF NOT EXISTS ", "INDEX IF NOT EXISTS "+prefix, "INDEX ", "INDEX "+prefix)
 	return r.Replace(stmt)
 }
 
@@ -172,8 +176,11 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 // so the kept old tables lose theirs (they are a backup, not queried) and
 // the live tables get their original index names back.
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {
-	prefix := fmt.Sprintf("kanade_old_%d_", time.Now().Unix())
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) { return s.tableExists(ctx, name) })
+	if err != nil {
+		return "", err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, t := range projected {
 			_, liveIdx, err := schemaOf(ctx, tx, t)
 			if err != nil {
