@@ -118,11 +118,15 @@ type InventoryHint struct {
 	Explode json.RawMessage `json:"explode,omitempty"` // kept, not interpreted
 }
 
-// DisplayField is one column an inventory view shows.
+// DisplayField is one column an inventory view shows. A field of type
+// "table" shows an array of objects with Columns, themselves display
+// fields (upstream's Option<Vec<DisplayField>>: [] is kept, absent or null
+// is left out).
 type DisplayField struct {
-	Field string  `json:"field"`
-	Label string  `json:"label"`
-	Type  *string `json:"type,omitempty"`
+	Field   string          `json:"field"`
+	Label   string          `json:"label"`
+	Type    *string         `json:"type,omitempty"`
+	Columns *[]DisplayField `json:"columns,omitempty"`
 }
 
 // DecodeManifest decodes a KV jobs value.
@@ -161,6 +165,10 @@ func encodeFields(fs []DisplayField) string {
 		b = appendKeyString(b, &first, "field", f.Field)
 		b = appendKeyString(b, &first, "label", f.Label)
 		b = appendOptString(b, &first, "type", f.Type)
+		if f.Columns != nil {
+			b = appendKey(b, &first, "columns")
+			b = append(b, encodeFields(*f.Columns)...)
+		}
 		b = append(b, '}')
 	}
 	return string(append(b, ']'))

@@ -221,3 +221,22 @@ func TestManifestHint(t *testing.T) {
 		t.Error("manifest without id accepted")
 	}
 }
+
+// display_json keeps a table field's nested columns, in upstream's field
+// order (field, label, type, columns); an empty list is kept, null dropped.
+func TestDisplayJSONNestedColumns(t *testing.T) {
+	m, err := DecodeManifest([]byte(`{"id":"inv-hw","version":"1","inventory":{"display":[{"field":"hostname","label":"Hostname"},` +
+		`{"columns":[{"field":"device_id","label":"Drive"},{"label":"Size","type":"bytes","field":"size_bytes"}],"type":"table","label":"Disks","field":"disks"},` +
+		`{"field":"x","label":"X","columns":[]},{"field":"y","label":"Y","columns":null}],"summary":[{"field":"disks","label":"Disks","type":"table","columns":[]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"field":"hostname","label":"Hostname"},{"field":"disks","label":"Disks","type":"table","columns":[{"field":"device_id","label":"Drive"},` +
+		`{"field":"size_bytes","label":"Size","type":"bytes"}]},{"field":"x","label":"X","columns":[]},{"field":"y","label":"Y"}]`
+	if got := m.Inventory.DisplayJSON(); got != want {
+		t.Errorf("display_json\n got %s\nwant %s", got, want)
+	}
+	if got := m.Inventory.SummaryJSON(); got == nil || *got != `[{"field":"disks","label":"Disks","type":"table","columns":[]}]` {
+		t.Errorf("summary_json %v", got)
+	}
+}
