@@ -314,7 +314,7 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 		{"unchanged duplicates", n(st.Unchanged)},
 		{"counters moved", n(st.CountersMoved)},
 		{"inventory upserts", n(st.InventoryUpserts)},
-		{"inventory skipped (stdout not JSON)", n(st.InventorySkipped)},
+		{"inventory skipped (payload not JSON)", n(st.InventorySkipped)},
 		{"quarantined", n(st.Quarantined)},
 		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
 		{"rate", fmt.Sprintf("%.0f msg/s", sum.RatePerSecond)},
