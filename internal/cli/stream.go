@@ -25,6 +25,7 @@ type replayFlags struct {
 	follow, rebuild, yes                     bool
 	subjects                                 []string
 	batch, maxErrors                         int
+	natsTimeout                              time.Duration
 	dryRun, plan, resume, onlyQuarantined    bool
 }
 
@@ -60,6 +61,7 @@ Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
 	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
 	fl.IntVar(&f.batch, "batch", 5000, "messages per transaction")
+	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long (the checkpoint keeps what was committed)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "project in a transaction that is rolled back, and report what would change")
 	fl.BoolVar(&f.plan, "plan", false, "print the resolved range and exit")
 	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")
@@ -106,7 +108,7 @@ func parseSeq(flag, v string) (uint64, error) {
 
 func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	o := replay.Options{Stream: f.stream, Subjects: f.subjects, Batch: f.batch, DryRun: f.dryRun, Resume: f.resume,
-		MaxErrors: f.maxErrors, OnlyQuarantined: f.onlyQuarantined, Follow: f.follow, Consumer: f.consumer}
+		MaxErrors: f.maxErrors, OnlyQuarantined: f.onlyQuarantined, Follow: f.follow, Consumer: f.consumer, NATSTimeout: f.natsTimeout}
 	var err error
 	now := time.Now()
 	if o.FromSeq, err = parseSeq("from-seq", f.from); err != nil {
@@ -130,6 +132,8 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--resume starts at the checkpoint: drop --from-seq/--since")
 	case f.batch < 1 || f.batch > 100000:
 		return o, usageErrorf(cmd, "--batch %d: give 1 to 100000", f.batch)
+	case f.natsTimeout <= 0:
+		return o, usageErrorf(cmd, "--nats-timeout %s: give a positive duration such as 30s or 5m", f.natsTimeout)
 	case f.maxErrors < 0:
 		return o, usageErrorf(cmd, "--max-errors must be 0 or more")
 	case f.follow && (f.dryRun || f.onlyQuarantined || o.ToSeq > 0 || o.Until != nil):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,6 +46,7 @@ quarantine. Memory stays bounded by --batch. Exit 3 on any difference.`,
 	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration (24h)")
 	fl.StringVar(&f.until, "until", "", "stop before this time")
 	fl.IntVar(&f.batch, "batch", 5000, "messages read and compared at a time")
+	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.IntVar(&limit, "limit", 20, "differences listed per kind (all are counted)")
 	f.progress, f.consumer = "none", replay.DefaultConsumer
 	return cmd

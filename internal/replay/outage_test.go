@@ -296,3 +296,85 @@ func TestRetriesAreReported(t *testing.T) {
 		t.Fatalf("retries reported: %q", told)
 	}
 }
+
+// F1 for verify: a server restart mid-verify changes nothing in the
+// verdict, and one that stays away ends the verify with an error, never a
+// clean report over the part it read.
+func TestVerifyAcrossNATSOutage(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	ctx := context.Background()
+	if err := st.Seed(ctx, f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
+	clean, err := replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var once sync.Once
+	rep, err := replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: time.Minute,
+		Progress: func(replay.Progress) {
+			once.Do(func() {
+				srv.stop()
+				time.AfterFunc(3*time.Second, srv.start)
+			})
+		}}, 5)
+	if err != nil {
+		t.Fatalf("verify across an outage: %v", err)
+	}
+	if rep.Checked != clean.Checked || !reflect.DeepEqual(rep.Counts, clean.Counts) {
+		t.Fatalf("verify across an outage checked %d, counts %v; without one %d, %v", rep.Checked, rep.Counts, clean.Checked, clean.Counts)
+	}
+
+	once = sync.Once{}
+	start := time.Now()
+	rep, err = replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: 2 * time.Second,
+		Progress: func(replay.Progress) { once.Do(srv.stop) }}, 5)
+	if !errors.Is(err, replay.ErrNATSUnreachable) || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("want a clear NATS error, got %v (report %+v)", err, rep)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("took %s to give up on a 2s bound", took)
+	}
+}
+
+// F1 for --rebuild: a server that stays away stops the rebuild with the
+// live tables as they were.
+func TestRebuildStopsWhenNATSStaysAway(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	ctx := context.Background()
+	if err := st.Seed(ctx, f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
+	before, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	start := time.Now()
+	_, err = replay.Rebuild(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: 2 * time.Second,
+		Progress: func(replay.Progress) { once.Do(srv.stop) }}, true)
+	if !errors.Is(err, replay.ErrNATSUnreachable) || !strings.Contains(err.Error(), "live tables are untouched") {
+		t.Fatalf("want a clear NATS error, got %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("took %s to give up on a 2s bound", took)
+	}
+	after, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatal("a rebuild stopped by an outage changed the live tables")
+	}
+}

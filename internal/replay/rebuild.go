@@ -23,15 +23,30 @@ func projectShadow(ctx context.Context, st store.Store, js jetstream.JetStream, 
 	if err != nil {
 		return total, fmt.Errorf("open stream %s: %w", o.Stream, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchNATS(ctx, js, o.natsTimeout(), func() string {
+		return "the live tables are untouched, run the rebuild again when NATS is back"
+	}, cancel)
+	// stopped prefers why the run was stopped over the error a stopped
+	// pipeline happens to return.
+	stopped := func(err error) error {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
+			return cause
+		}
+		if perr := parent.Err(); perr != nil {
+			return perr
+		}
+		return err
+	}
 	raw := make(chan []projector.Message, 1)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
 	for msgs := range raw {
 		b, err := proj.Prepare(ctx, msgs)
 		if err != nil {
-			return total, err
+			return total, stopped(err)
 		}
 		err = st.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
 			stats, err := proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{})
@@ -39,13 +54,18 @@ func projectShadow(ctx context.Context, st store.Store, js jetstream.JetStream, 
 			return err
 		})
 		if err != nil {
-			return total, err
+			return total, stopped(err)
 		}
 		if o.Progress != nil {
 			o.Progress(Progress{Done: uint64(total.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: total.Quarantined})
 		}
 	}
-	return total, <-rerr
+	if err := <-rerr; err != nil {
+		return total, stopped(err)
+	}
+	// The reader stops quietly when the context ends: a drained pipeline
+	// is not a finished one.
+	return total, stopped(nil)
 }
 
 // RebuildReport is what --rebuild did.

@@ -62,7 +62,9 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 	defer cancel()
 	var committed atomic.Uint64 // sum.CheckpointSeq, for the watchdog's message
 	committed.Store(sum.CheckpointSeq)
-	go watchNATS(ctx, js, o.natsTimeout(), committed.Load, cancelCause)
+	go watchNATS(ctx, js, o.natsTimeout(), func() string {
+		return fmt.Sprintf("everything up to sequence %d is committed, run again with --resume to continue", committed.Load())
+	}, cancelCause)
 	raw := make(chan []projector.Message, 1)
 	prepared := make(chan *projector.Batch, 1)
 	errc := make(chan error, 2)
@@ -335,11 +337,12 @@ func (o Options) natsTimeout() time.Duration {
 	return 2 * time.Minute
 }
 
-// watchNATS stops the replay (through cancel) when the connection has been
-// down for longer than limit: the client reconnects without end, and the
-// ordered consumer resumes where it was when the server comes back, but a
-// replay must not wait forever for one that does not.
-func watchNATS(ctx context.Context, js jetstream.JetStream, limit time.Duration, committed func() uint64, cancel context.CancelCauseFunc) {
+// watchNATS stops a run (through cancel) when the connection has been down
+// for longer than limit: the client reconnects without end, and the ordered
+// consumer resumes where it was when the server comes back, but a run must
+// not wait forever for one that does not. state says what the stopped run
+// leaves behind and what to do.
+func watchNATS(ctx context.Context, js jetstream.JetStream, limit time.Duration, state func() string, cancel context.CancelCauseFunc) {
 	nc := js.Conn()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -356,8 +359,7 @@ func watchNATS(ctx context.Context, js jetstream.JetStream, limit time.Duration,
 		case down.IsZero():
 			down = time.Now()
 		case nc.IsClosed() || time.Since(down) > limit:
-			cancel(fmt.Errorf("%w for %s: stopped; everything up to sequence %d is committed, run again with --resume to continue",
-				ErrNATSUnreachable, time.Since(down).Round(time.Second), committed()))
+			cancel(fmt.Errorf("%w for %s: stopped; %s", ErrNATSUnreachable, time.Since(down).Round(time.Second), state()))
 			return
 		}
 	}

@@ -78,17 +78,36 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 			rep.Differences = append(rep.Differences, d)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchNATS(ctx, js, o.natsTimeout(), func() string {
+		return "nothing was written, run the verify again when NATS is back"
+	}, cancel)
+	// A verify that did not read its whole range must not report a clean
+	// comparison: the reason it stopped wins over what it found so far.
+	stopped := func(err error) error {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
+			return cause
+		}
+		if perr := parent.Err(); perr != nil {
+			return perr
+		}
+		return err
+	}
 	raw := make(chan []projector.Message, 1)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
 	kind := st.Kind()
+	start := time.Now()
 	for msgs := range raw {
 		rep.Checked += int64(len(msgs))
+		if o.Progress != nil {
+			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: msgs[len(msgs)-1].Seq, Elapsed: time.Since(start)})
+		}
 		b, err := proj.Prepare(ctx, msgs)
 		if err != nil {
-			return rep, err
+			return rep, stopped(err)
 		}
 		for _, q := range b.Quarantined() {
 			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: q.Error})
@@ -100,7 +119,7 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 		}
 		rows, err := st.ResultsByID(ctx, ids)
 		if err != nil {
-			return rep, err
+			return rep, stopped(err)
 		}
 		for _, p := range prepared {
 			row, ok := rows[p.ID]
@@ -121,10 +140,10 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 			}
 		}
 	}
-	if err := <-rerr; err != nil && !errors.Is(err, context.Canceled) {
-		return rep, err
+	if err := <-rerr; err != nil {
+		return rep, stopped(err)
 	}
-	return rep, nil
+	return rep, stopped(nil)
 }
 
 func pcOf(p projector.Prepared) string {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
@@ -63,7 +64,11 @@ func NewOutputs(js jetstream.JetStream) *Outputs { return &Outputs{js: js} }
 
 func (o *Outputs) Output(ctx context.Context, key string) ([]byte, error) {
 	if o.obs == nil {
-		obs, err := o.js.ObjectStore(ctx, OutputBucket)
+		var obs jetstream.ObjectStore
+		err := whileReconnecting(ctx, o.js, func() (err error) {
+			obs, err = o.js.ObjectStore(ctx, OutputBucket)
+			return err
+		})
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, projector.ErrNotFound
 		}
@@ -72,15 +77,20 @@ func (o *Outputs) Output(ctx context.Context, key string) ([]byte, error) {
 		}
 		o.obs = obs
 	}
-	r, err := o.obs.Get(ctx, key)
+	var data []byte
+	err := whileReconnecting(ctx, o.js, func() error {
+		r, err := o.obs.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err = io.ReadAll(r)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, projector.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
+	return data, err
 }
 
 // Manifests reads the manifest catalog from KV jobs.
@@ -95,7 +105,11 @@ func NewManifests(js jetstream.JetStream) *Manifests { return &Manifests{js: js}
 // does (an undecodable catalog entry is "no such job" to its projector).
 func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, error) {
 	if m.kv == nil {
-		kv, err := m.js.KeyValue(ctx, JobsBucket)
+		var kv jetstream.KeyValue
+		err := whileReconnecting(ctx, m.js, func() (err error) {
+			kv, err = m.js.KeyValue(ctx, JobsBucket)
+			return err
+		})
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, nil
 		}
@@ -104,7 +118,11 @@ func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, er
 		}
 		m.kv = kv
 	}
-	e, err := m.kv.Get(ctx, id)
+	var e jetstream.KeyValueEntry
+	err := whileReconnecting(ctx, m.js, func() (err error) {
+		e, err = m.kv.Get(ctx, id)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -116,4 +134,36 @@ func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, er
 		return nil, nil
 	}
 	return man, nil
+}
+
+// whileReconnecting retries a request that failed because the server was
+// away. The ordered consumer that feeds a replay resumes by itself after an
+// outage, but a single object or KV request does not: it times out after
+// the client's default five seconds, which is shorter than a server
+// restart. The caller's context bounds the wait (a replay cancels it when
+// the connection stays down past --nats-timeout); any other error returns
+// at once.
+func whileReconnecting(ctx context.Context, js jetstream.JetStream, do func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := do()
+		if err == nil || !transient(err) || ctx.Err() != nil || js.Conn().IsClosed() {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
