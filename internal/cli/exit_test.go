@@ -34,8 +34,10 @@ func isolate(t *testing.T) string {
 	return dir
 }
 
-// Usage errors exit 2 with one line that names the problem, before any
-// service is dialled; nothing here needs PostgreSQL or NATS.
+// Usage errors in global flags and addresses exit 2 with one line that
+// names the problem, before any service is dialled; nothing here needs
+// PostgreSQL or NATS. Each command's own flag checks are in
+// TestEveryUsageBranch.
 func TestUsageErrorsExit2(t *testing.T) {
 	isolate(t)
 	for _, c := range []struct {
@@ -44,15 +46,6 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"--nope"}, "unknown flag"},
 		{[]string{"-o", "xml", "version"}, "xml"},
-		{[]string{"results", "show"}, "exec-id"},
-		{[]string{"results", "list", "--limit", "0"}, "--limit"},
-		{[]string{"results", "list", "--since", "yesterday"}, "--since"},
-		{[]string{"results", "list", "--after", "not-a-cursor"}, "--after"},
-		{[]string{"results", "backfill"}, "--yes"},
-		{[]string{"results", "audit", "--fix", "counters"}, "--yes"},
-		{[]string{"results", "audit", "--in-flight-ttl", "-5h"}, "positive"},
-		{[]string{"stream", "replay", "--from-seq", "abc"}, "--from-seq"},
-		{[]string{"demo", "--pcs", "0"}, "--pcs"},
 		{[]string{"--nats-url", "mysql://db:3306", "stream", "replay", "--plan"}, "not NATS"},
 		{[]string{"--db", "postgres://u:secret@host:5x/db", "db", "status"}, "not a valid URL"},
 		{[]string{"--db", "mysql://db", "db", "status"}, "not supported"},
