@@ -53,6 +53,7 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"stream", "verify", "--limit", "0"}, "--limit must be 1 or more"},
 		{[]string{"stream", "verify", "--nats-timeout", "0s"}, "--nats-timeout 0s"},
 		{[]string{"stream", "verify", "--from-seq", "9", "--to-seq", "3"}, "is after"},
+		{[]string{"stream", "verify", "--progress", "bar"}, `--progress "bar"`},
 		// results show
 		{[]string{"results", "show"}, "exactly one of --exec-id"},
 		{[]string{"results", "show", "--exec-id", "a", "--result-id", "b"}, "exactly one of --exec-id"},

@@ -35,6 +35,7 @@ quarantine. Memory stays bounded by --batch. Exit 3 on any difference.`,
 			if limit < 1 {
 				return usageErrorf(cmd, "--limit must be 1 or more")
 			}
+			o.Progress = progressPrinter(g.streams, f.progress)
 			return runVerify(cmd.Context(), g, o, limit)
 		},
 	}
@@ -48,7 +49,8 @@ quarantine. Memory stays bounded by --batch. Exit 3 on any difference.`,
 	fl.IntVar(&f.batch, "batch", 5000, "messages read and compared at a time")
 	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.IntVar(&limit, "limit", 20, "differences listed per kind (all are counted)")
-	f.progress, f.consumer = "none", replay.DefaultConsumer
+	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
+	f.consumer = replay.DefaultConsumer
 	return cmd
 }
 

@@ -102,9 +102,6 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 	start := time.Now()
 	for msgs := range raw {
 		rep.Checked += int64(len(msgs))
-		if o.Progress != nil {
-			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: msgs[len(msgs)-1].Seq, Elapsed: time.Since(start)})
-		}
 		b, err := proj.Prepare(ctx, msgs)
 		if err != nil {
 			return rep, stopped(err)
@@ -138,6 +135,10 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 			if d := compare(kind, p.Result, row); d != "" {
 				add(Difference{Kind: DiffContent, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID, Detail: d})
 			}
+		}
+		if o.Progress != nil {
+			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: msgs[len(msgs)-1].Seq,
+				Elapsed: time.Since(start), Quarantined: rep.Counts[DiffQuarantined]})
 		}
 	}
 	if err := <-rerr; err != nil {
