@@ -57,7 +57,9 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	return out, nil
 }
 
-// ProjectedTables and BookkeepingTables are what `db status` reports on.
+// ProjectedTables are the tables the projector writes, the ones a rebuild
+// recreates as shadow tables and swaps. With BookkeepingTables they are
+// what `db status` reports on.
 var (
 	ProjectedTables   = []string{"execution_results", "executions", "inventory_facts"}
 	BookkeepingTables = []string{"kanade_schema_migrations", "kanade_checkpoints", "kanade_quarantine", "kanade_locks", "kanade_backfill_state", "kanade_backfill_conflicts"}

@@ -363,9 +363,17 @@ type Rebuilder interface {
 	DropShadow(ctx context.Context) error
 }
 
+// ShadowPrefix names a rebuild's shadow table: kanade_shadow_<table>.
+const ShadowPrefix = "kanade_shadow_"
+
 // ShadowNames rewrites a statement's table names to the shadow tables'.
-var ShadowNames = strings.NewReplacer("execution_results", "kanade_shadow_execution_results",
-	"executions", "kanade_shadow_executions", "inventory_facts", "kanade_shadow_inventory_facts")
+var ShadowNames = func() *strings.Replacer {
+	var pairs []string
+	for _, t := range ProjectedTables {
+		pairs = append(pairs, t, ShadowPrefix+t)
+	}
+	return strings.NewReplacer(pairs...)
+}()
 
 // OldTablesPrefix is the prefix a swap keeps the replaced tables under:
 // kanade_old_<unix time>_, a second later when that name is taken (two

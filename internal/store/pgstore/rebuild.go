@@ -35,13 +35,11 @@ func (t shadowTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []str
 	return t.Tx.CopyFrom(ctx, named, cols, src)
 }
 
-var projected = []string{"execution_results", "executions", "inventory_facts"}
-
 func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
 	var carried int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, t := range projected {
-			sh := "kanade_shadow_" + t
+		for _, t := range store.ProjectedTables {
+			sh := store.ShadowPrefix + t
 			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)", sh, sh, t)); err != nil {
 				return fmt.Errorf("create %s: %w", sh, err)
 			}
@@ -136,10 +134,11 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var stmts []string
-		for _, t := range projected {
-			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE kanade_shadow_%s RENAME TO %s", t, t))
+		for _, t := range store.ProjectedTables {
+			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE %s%s RENAME TO %s", store.ShadowPrefix, t, t))
 		}
-		if _, err := tx.Exec(ctx, "LOCK TABLE execution_results, executions, inventory_facts IN ACCESS EXCLUSIVE MODE; "+strings.Join(stmts, "; ")); err != nil {
+		lock := "LOCK TABLE " + strings.Join(store.ProjectedTables, ", ") + " IN ACCESS EXCLUSIVE MODE; "
+		if _, err := tx.Exec(ctx, lock+strings.Join(stmts, "; ")); err != nil {
 			return fmt.Errorf("swap in the rebuilt tables: %w", err)
 		}
 		return nil
@@ -148,7 +147,11 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 }
 
 func (s *Store) DropShadow(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS kanade_shadow_execution_results, kanade_shadow_executions, kanade_shadow_inventory_facts")
+	var shadows []string
+	for _, t := range store.ProjectedTables {
+		shadows = append(shadows, store.ShadowPrefix+t)
+	}
+	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(shadows, ", "))
 	if err != nil {
 		return fmt.Errorf("drop the rebuilt tables: %w", err)
 	}

@@ -21,8 +21,6 @@ func (t shadowTx) QueryContext(ctx context.Context, q string, args ...any) (*sql
 	return t.tx.QueryContext(ctx, store.ShadowNames.Replace(q), args...)
 }
 
-var projected = []string{"execution_results", "executions", "inventory_facts"}
-
 // schemaOf returns the CREATE statements of a table and its explicit
 // indexes, exactly as the file holds them.
 func schemaOf(ctx context.Context, q execer, table string) (string, []string, error) {
@@ -69,7 +67,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 	}
 	var carried int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, t := range projected {
+		for _, t := range store.ProjectedTables {
 			create, indexes, err := schemaOf(ctx, tx, t)
 			if err != nil {
 				return err
@@ -77,7 +75,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 			// The shadow copies the live table's own DDL, so an upstream
 			// file's exact schema (column types, defaults) carries over.
 			for _, stmt := range append([]string{create}, indexes...) {
-				if _, err := tx.ExecContext(ctx, renameIn(stmt, t, "kanade_shadow_"+t, "kanade_shadow_")); err != nil {
+				if _, err := tx.ExecContext(ctx, renameIn(stmt, t, store.ShadowPrefix+t, store.ShadowPrefix)); err != nil {
 					return fmt.Errorf("create shadow of %s: %w", t, err)
 				}
 			}
@@ -181,12 +179,12 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		return "", err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, t := range projected {
+		for _, t := range store.ProjectedTables {
 			_, liveIdx, err := schemaOf(ctx, tx, t)
 			if err != nil {
 				return err
 			}
-			_, shadowIdx, err := schemaOf(ctx, tx, "kanade_shadow_"+t)
+			_, shadowIdx, err := schemaOf(ctx, tx, store.ShadowPrefix+t)
 			if err != nil {
 				return err
 			}
@@ -203,7 +201,7 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t)); err != nil {
 				return fmt.Errorf("keep the old %s: %w", t, err)
 			}
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE kanade_shadow_%s RENAME TO %s", t, t)); err != nil {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s%s RENAME TO %s", store.ShadowPrefix, t, t)); err != nil {
 				return fmt.Errorf("swap in the rebuilt %s: %w", t, err)
 			}
 			for _, stmt := range liveIdx {
@@ -232,8 +230,8 @@ func indexName(stmt string) string {
 }
 
 func (s *Store) DropShadow(ctx context.Context) error {
-	for _, t := range projected {
-		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS kanade_shadow_"+t); err != nil {
+	for _, t := range store.ProjectedTables {
+		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+store.ShadowPrefix+t); err != nil {
 			return fmt.Errorf("drop the rebuilt tables: %w", err)
 		}
 	}
