@@ -301,16 +301,8 @@ func TestRetriesAreReported(t *testing.T) {
 // verdict, and one that stays away ends the verify with an error, never a
 // clean report over the part it read.
 func TestVerifyAcrossNATSOutage(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
-	st := testutil.SQLiteStore(t)
-	srv := newOutageServer(t, f)
+	st, srv := projectedOutageFleet(t)
 	ctx := context.Background()
-	if err := st.Seed(ctx, f.Executions, nil); err != nil {
-		t.Fatal(err)
-	}
-	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
 	clean, err := replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50}, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -346,16 +338,8 @@ func TestVerifyAcrossNATSOutage(t *testing.T) {
 // F1 for --rebuild: a server that stays away stops the rebuild with the
 // live tables as they were.
 func TestRebuildStopsWhenNATSStaysAway(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
-	st := testutil.SQLiteStore(t)
-	srv := newOutageServer(t, f)
+	st, srv := projectedOutageFleet(t)
 	ctx := context.Background()
-	if err := st.Seed(ctx, f.Executions, nil); err != nil {
-		t.Fatal(err)
-	}
-	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
 	before, err := st.Dump(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -377,4 +361,19 @@ func TestRebuildStopsWhenNATSStaysAway(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Fatal("a rebuild stopped by an outage changed the live tables")
 	}
+}
+
+// projectedOutageFleet is a 120-PC fleet on a server a test can stop,
+// already replayed into a SQLite store.
+func projectedOutageFleet(t *testing.T) (store.Store, *outageServer) {
+	cfg := sim.Defaults()
+	cfg.PCs = 120
+	f := sim.Generate(cfg)
+	st := testutil.SQLiteStore(t)
+	srv := newOutageServer(t, f)
+	if err := st.Seed(context.Background(), f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
+	return st, srv
 }

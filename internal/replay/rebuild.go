@@ -23,23 +23,8 @@ func projectShadow(ctx context.Context, st store.Store, js jetstream.JetStream, 
 	if err != nil {
 		return total, fmt.Errorf("open stream %s: %w", o.Stream, err)
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go watchNATS(ctx, js, o.natsTimeout(), func() string {
-		return "the live tables are untouched, run the rebuild again when NATS is back"
-	}, cancel)
-	// stopped prefers why the run was stopped over the error a stopped
-	// pipeline happens to return.
-	stopped := func(err error) error {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
-			return cause
-		}
-		if perr := parent.Err(); perr != nil {
-			return perr
-		}
-		return err
-	}
+	ctx, stopped, cancel := watched(ctx, js, o, "the live tables are untouched, run the rebuild again when NATS is back")
+	defer cancel()
 	raw := make(chan []projector.Message, 1)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()

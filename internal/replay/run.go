@@ -337,6 +337,27 @@ func (o Options) natsTimeout() time.Duration {
 	return 2 * time.Minute
 }
 
+// watched derives the context of a run that reads a stream window in one
+// go (verify, rebuild): watchNATS cancels it when NATS stays away, and
+// stopped turns the error a stopped pipeline happens to return (or none,
+// as the reader ends quietly) into the reason the run stopped. state says
+// what the stopped run leaves behind.
+func watched(ctx context.Context, js jetstream.JetStream, o Options, state string) (context.Context, func(error) error, context.CancelFunc) {
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	go watchNATS(ctx, js, o.natsTimeout(), func() string { return state }, cancel)
+	stopped := func(err error) error {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
+			return cause
+		}
+		if perr := parent.Err(); perr != nil {
+			return perr
+		}
+		return err
+	}
+	return ctx, stopped, func() { cancel(nil) }
+}
+
 // watchNATS stops a run (through cancel) when the connection has been down
 // for longer than limit: the client reconnects without end, and the ordered
 // consumer resumes where it was when the server comes back, but a run must

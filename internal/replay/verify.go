@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -78,23 +77,10 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 			rep.Differences = append(rep.Differences, d)
 		}
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go watchNATS(ctx, js, o.natsTimeout(), func() string {
-		return "nothing was written, run the verify again when NATS is back"
-	}, cancel)
 	// A verify that did not read its whole range must not report a clean
 	// comparison: the reason it stopped wins over what it found so far.
-	stopped := func(err error) error {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {
-			return cause
-		}
-		if perr := parent.Err(); perr != nil {
-			return perr
-		}
-		return err
-	}
+	ctx, stopped, cancel := watched(ctx, js, o, "nothing was written, run the verify again when NATS is back")
+	defer cancel()
 	raw := make(chan []projector.Message, 1)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
