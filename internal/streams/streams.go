@@ -140,14 +140,21 @@ func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, er
 // away. The ordered consumer that feeds a replay resumes by itself after an
 // outage, but a single object or KV request does not: it times out after
 // the client's default five seconds, which is shorter than a server
-// restart. The caller's context bounds the wait (a replay cancels it when
-// the connection stays down past --nats-timeout); any other error returns
-// at once.
+// restart. Only a failure during an outage is retried (the client is
+// disconnected, or reconnected while the request was out); a timeout from a
+// server that stayed connected is returned, so a damaged bucket cannot hang
+// a run. The caller's context bounds the wait (a replay cancels it when the
+// connection stays down past --nats-timeout).
 func whileReconnecting(ctx context.Context, js jetstream.JetStream, do func() error) error {
+	nc := js.Conn()
 	delay := 100 * time.Millisecond
 	for {
+		reconnects := nc.Stats().Reconnects
 		err := do()
-		if err == nil || !transient(err) || ctx.Err() != nil || js.Conn().IsClosed() {
+		if err == nil || !transient(err) || ctx.Err() != nil || nc.IsClosed() {
+			return err
+		}
+		if nc.IsConnected() && nc.Stats().Reconnects == reconnects {
 			return err
 		}
 		select {
