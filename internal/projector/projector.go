@@ -49,7 +49,7 @@ type ManifestSource interface {
 // Prepare calls (it caches manifests), but Prepare of one batch may run
 // while Apply of the previous one does.
 type Projector struct {
-	store     store.Store
+	store     store.Projecting
 	outputs   OutputSource
 	manifests ManifestSource
 	cache     map[string]*wire.Manifest
@@ -65,7 +65,7 @@ type Projector struct {
 // New returns a projector writing to st. outputs and manifests may be nil
 // when the stream has no overflow and no inventory jobs (a payload that
 // needs them is then quarantined, never silently dropped).
-func New(st store.Store, outputs OutputSource, manifests ManifestSource) *Projector {
+func New(st store.Projecting, outputs OutputSource, manifests ManifestSource) *Projector {
 	return &Projector{store: st, outputs: outputs, manifests: manifests, cache: map[string]*wire.Manifest{}, now: time.Now}
 }
 

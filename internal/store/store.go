@@ -171,9 +171,18 @@ var ErrLockLost = errors.New("the writer lock was lost")
 // ErrNotMigrated means the tables are missing: run `kanade db migrate`.
 var ErrNotMigrated = errors.New("database has no kanade tables")
 
+// Projecting is what the projector needs of a store: its dialect (what a
+// column can hold) and projection transactions.
+type Projecting interface {
+	Kind() Kind
+	// Project runs fn in one transaction; with rollback set the transaction
+	// is rolled back even when fn succeeds (dry runs).
+	Project(ctx context.Context, rollback bool, fn func(ProjectionTx) error) error
+}
+
 // Store is a database holding upstream's tables.
 type Store interface {
-	Kind() Kind
+	Projecting
 	// Location is the DSN or path with any password removed.
 	Location() string
 	// Upstream reports whether the database was created by upstream's
@@ -188,9 +197,6 @@ type Store interface {
 	// Lock takes the writer lock that keeps two replays, or a replay and a
 	// backfill, from writing at once. release must be called.
 	Lock(ctx context.Context, holder string) (release func(), err error)
-	// Project runs fn in one transaction; with rollback set the transaction
-	// is rolled back even when fn succeeds (dry runs).
-	Project(ctx context.Context, rollback bool, fn func(ProjectionTx) error) error
 	LoadCheckpoint(ctx context.Context, name string) (*Checkpoint, error)
 	ListQuarantine(ctx context.Context, stream string, limit int) ([]QuarantineEntry, error)
 
