@@ -38,7 +38,10 @@ func newStreamCmd(g *Globals) *cobra.Command {
 		Long: `Replay reads a window of a JetStream stream (RESULTS by default) with an
 ordered consumer and projects it by upstream's rules into --db. Each batch
 commits with a checkpoint; --resume continues after a crash or Ctrl-C.
-Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.`,
+Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
+It writes execution_results, executions and inventory_facts; the tables
+upstream derives beside them (inventory_history, explode tables, check_status,
+feeds) are not written or rebuilt yet and are left as they are.`,
 		Example: `  kanade stream replay --plan
   kanade stream replay --since 36h
   kanade stream replay --stream EVENTS && kanade stream replay
