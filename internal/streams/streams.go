@@ -140,29 +140,38 @@ func (m *Manifests) Manifest(ctx context.Context, id string) (*wire.Manifest, er
 // away. The ordered consumer that feeds a replay resumes by itself after an
 // outage, but a single object or KV request does not: it times out after
 // the client's default five seconds, which is shorter than a server
-// restart. Only a failure during an outage is retried (the client is
-// disconnected, or reconnected while the request was out); a timeout from a
-// server that stayed connected is returned, so a damaged bucket cannot hang
-// a run. The caller's context bounds the wait (a replay cancels it when the
-// connection stays down past --nats-timeout).
+// restart. While the client is disconnected (or reconnected during the
+// request) it retries until the caller's context ends; a replay cancels
+// that when the connection stays down past --nats-timeout. While the client
+// stays connected it retries only a few times, a second apart: a server
+// going down stops answering (no responders) before it closes connections,
+// but one that stays up and cannot serve the request (a damaged bucket)
+// must not hang a run.
 func whileReconnecting(ctx context.Context, js jetstream.JetStream, do func() error) error {
+	const connectedTries = 4
 	nc := js.Conn()
 	delay := 100 * time.Millisecond
+	connectedFailures := 0
 	for {
 		reconnects := nc.Stats().Reconnects
 		err := do()
 		if err == nil || !transient(err) || ctx.Err() != nil || nc.IsClosed() {
 			return err
 		}
+		wait := delay
 		if nc.IsConnected() && nc.Stats().Reconnects == reconnects {
-			return err
+			if connectedFailures++; connectedFailures >= connectedTries {
+				return err
+			}
+			wait = time.Second
+		} else {
+			delay = min(2*delay, 2*time.Second)
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		delay = min(2*delay, 2*time.Second)
 	}
 }
 
