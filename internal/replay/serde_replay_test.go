@@ -1,12 +1,9 @@
 package replay_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"math/big"
-	"os"
 	"testing"
 	"time"
 
@@ -19,62 +16,15 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
+	"github.com/kanadehq/kanade-cli/internal/wire/serdevec"
 )
-
-// vector is the part of a serde vector (internal/wire/testdata) this test
-// checks against the stored row.
-type vector struct {
-	Name           string  `json:"name"`
-	PayloadB64     string  `json:"payload_b64"`
-	OK             bool    `json:"ok"`
-	ResultIDStored string  `json:"result_id_stored"`
-	RequestID      string  `json:"request_id"`
-	ExecID         *string `json:"exec_id"`
-	ParentResultID *string `json:"parent_result_id"`
-	PCID           string  `json:"pc_id"`
-	ExitCode       int32   `json:"exit_code"`
-	Skipped        *bool   `json:"skipped"`
-	Stdout         string  `json:"stdout"`
-	Stderr         string  `json:"stderr"`
-	StartedNS      string  `json:"started_at_utc_ns"`
-	FinishedNS     string  `json:"finished_at_utc_ns"`
-	StartedSQLite  string  `json:"started_at_sqlite"`
-	FinishedSQLite string  `json:"finished_at_sqlite"`
-	ManifestID     *string `json:"manifest_id"`
-	StdoutObject   *string `json:"stdout_object"`
-	StderrObject   *string `json:"stderr_object"`
-}
-
-func readVectors(t *testing.T) []vector {
-	f, err := os.Open("../wire/testdata/serde_vectors.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []vector
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		var v vector
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-func nanosOf(t time.Time) *big.Int {
-	n := new(big.Int).Mul(big.NewInt(t.Unix()), big.NewInt(1e9))
-	return n.Add(n, big.NewInt(int64(t.Nanosecond())))
-}
 
 // Every serde vector replayed through JetStream into both stores: each
 // payload serde accepts is a row with serde's fields (the first of those
 // sharing a stable id, as upstream keeps it), each one it rejects is in
 // quarantine, and nothing is lost.
 func TestReplaySerdeVectors(t *testing.T) {
-	vecs := readVectors(t)
+	vecs := serdevec.Load(t, "../wire/testdata/serde_vectors.jsonl")
 	nc, err := nats.Connect(testutil.NATSServer(t))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +49,7 @@ func TestReplaySerdeVectors(t *testing.T) {
 	}
 	// Then every accepted payload once more under an id of its own, so
 	// each one's values reach the store, not only the first of an id.
-	var unique []vector
+	var unique []serdevec.Vector
 	for _, v := range vecs {
 		payload, _ := base64.StdEncoding.DecodeString(v.PayloadB64)
 		r, err := wire.DecodeExecResult(payload)
@@ -131,7 +81,7 @@ func TestReplaySerdeVectors(t *testing.T) {
 		for _, q := range quarantined {
 			inQuarantine[q.Seq] = q.Error
 		}
-		all := append(append([]vector{}, vecs...), unique...)
+		all := append(append([]serdevec.Vector{}, vecs...), unique...)
 		first := map[string]bool{}
 		var accepted, rejected, unstorable int
 		for i, v := range all {
@@ -189,7 +139,7 @@ func TestReplaySerdeVectors(t *testing.T) {
 			check("skipped", r.Skipped == (v.Skipped != nil && *v.Skipped))
 			prec := big.NewInt(int64(k.TimePrecision()))
 			near := func(got time.Time, want *big.Int) bool {
-				d := new(big.Int).Sub(nanosOf(got), want)
+				d := new(big.Int).Sub(serdevec.UTCNanos(got), want)
 				return d.Abs(d).Cmp(prec) < 0
 			}
 			check("started_at", near(r.StartedAt, started))
@@ -217,7 +167,7 @@ func TestReplaySerdeVectors(t *testing.T) {
 
 // countOverflow counts accepted vectors that name an overflow object: the
 // test stream has no object store, so they are quarantined.
-func countOverflow(vecs []vector) int {
+func countOverflow(vecs []serdevec.Vector) int {
 	n := 0
 	for _, v := range vecs {
 		if v.OK && (v.StdoutObject != nil || v.StderrObject != nil) {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"github.com/kanadehq/kanade-cli/internal/wire/serdevec"
 	"reflect"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ func sameTime(a, b time.Time) bool { return a.Equal(b) && IsLeapSecond(a) == IsL
 // re-encodes (as an agent would write it) to a payload that decodes to
 // the same value.
 func FuzzDecodeExecResult(f *testing.F) {
-	for _, v := range loadSerdeVectors(f) {
+	for _, v := range serdevec.Load(f, vectors("serde_vectors.jsonl")) {
 		f.Add(v.Payload())
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
