@@ -73,9 +73,7 @@ func (o *outageServer) start() {
 // F1: a replay survives the server going away mid-run and coming back; the
 // tables equal those of a run without the outage.
 func TestReplaySurvivesNATSOutage(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
+	f := fleetOf(120)
 	testutil.EachStore(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
 		srv := newOutageServer(t, f)
@@ -112,9 +110,7 @@ func TestReplaySurvivesNATSOutage(t *testing.T) {
 // and says where it stopped and what to do; the checkpoint is the last
 // committed batch.
 func TestReplayStopsWhenNATSStaysAway(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
+	f := fleetOf(120)
 	st := testutil.SQLiteStore(t)
 	srv := newOutageServer(t, f)
 	var once sync.Once
@@ -161,9 +157,7 @@ func TestReplayInterruptIsNotSuccess(t *testing.T) {
 // F2, the way it was found: interrupted while the reader waits for a
 // server that went away, the run must end interrupted, not successful.
 func TestReplayInterruptDuringOutage(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
+	f := fleetOf(120)
 	st := testutil.SQLiteStore(t)
 	srv := newOutageServer(t, f)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -184,9 +178,7 @@ func TestReplayInterruptDuringOutage(t *testing.T) {
 // F1 for --follow: it waits through an outage and projects what arrives
 // after the server is back.
 func TestFollowWaitsThroughOutage(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 30
-	f := sim.Generate(cfg)
+	f := fleetOf(30)
 	st := testutil.SQLiteStore(t)
 	srv := newOutageServer(t, f)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,7 +205,7 @@ func TestFollowWaitsThroughOutage(t *testing.T) {
 	srv.stop()
 	time.Sleep(2 * time.Second)
 	srv.start()
-	late := sim.Generate(sim.Config{Seed: 99, PCs: 1, Broadcasts: 1, Start: cfg.Start})
+	late := sim.Generate(sim.Config{Seed: 99, PCs: 1, Broadcasts: 1, Start: sim.Defaults().Start})
 	waitFor("a publish after the restart", func() bool {
 		_, err := srv.js.Publish(context.Background(), late.Results[0].Subject, late.Results[0].Data)
 		return err == nil
@@ -366,9 +358,7 @@ func TestRebuildStopsWhenNATSStaysAway(t *testing.T) {
 // projectedOutageFleet is a 120-PC fleet on a server a test can stop,
 // already replayed into a SQLite store.
 func projectedOutageFleet(t *testing.T) (store.Store, *outageServer) {
-	cfg := sim.Defaults()
-	cfg.PCs = 120
-	f := sim.Generate(cfg)
+	f := fleetOf(120)
 	st := testutil.SQLiteStore(t)
 	srv := newOutageServer(t, f)
 	if err := st.Seed(context.Background(), f.Executions, nil); err != nil {
@@ -376,4 +366,11 @@ func projectedOutageFleet(t *testing.T) (store.Store, *outageServer) {
 	}
 	replayAll(t, st, srv.js, replay.Options{Stream: streams.Results})
 	return st, srv
+}
+
+// fleetOf is the simulator's default fleet with pcs PCs.
+func fleetOf(pcs int) *sim.Fleet {
+	cfg := sim.Defaults()
+	cfg.PCs = pcs
+	return sim.Generate(cfg)
 }
