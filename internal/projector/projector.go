@@ -53,6 +53,11 @@ type Projector struct {
 	outputs   OutputSource
 	manifests ManifestSource
 	cache     map[string]*wire.Manifest
+	// inventory holds each cached inventory manifest's display and summary
+	// texts, encoded once rather than for every result (for a three-field
+	// display, 1.5 µs and 12 allocations each: a third of decoding the
+	// result).
+	inventory map[*wire.Manifest]*inventoryText
 	now       func() time.Time
 	// written holds the ids of the last two applied batches. A redelivery
 	// usually lands a batch or two after the original; naming those ids
@@ -66,7 +71,8 @@ type Projector struct {
 // when the stream has no overflow and no inventory jobs (a payload that
 // needs them is then quarantined, never silently dropped).
 func New(st store.Projecting, outputs OutputSource, manifests ManifestSource) *Projector {
-	return &Projector{store: st, outputs: outputs, manifests: manifests, cache: map[string]*wire.Manifest{}, now: time.Now}
+	return &Projector{store: st, outputs: outputs, manifests: manifests, cache: map[string]*wire.Manifest{},
+		inventory: map[*wire.Manifest]*inventoryText{}, now: time.Now}
 }
 
 type itemKind int
@@ -86,7 +92,7 @@ type item struct {
 	id        string
 	result    *wire.ExecResult
 	started   *wire.EventStarted
-	manifest  *wire.Manifest // with an inventory hint, for exit-0 results
+	inventory *inventoryText // an exit-0 result of a manifest with an inventory hint
 	expiresAt *time.Time     // a started event's reap deadline, when its manifest gives one
 }
 
@@ -156,7 +162,7 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 				return nil, "", err
 			}
 			if man != nil && man.Inventory != nil {
-				it.manifest = man
+				it.inventory = p.inventoryText(man)
 			}
 		}
 		return it, "", nil
@@ -214,6 +220,21 @@ func (p *Projector) fetchOverflow(ctx context.Context, r *wire.ExecResult) (stri
 		*f.dst = LossyUTF8(data)
 	}
 	return "", nil
+}
+
+// inventoryText is what an inventory hint writes beside the facts.
+type inventoryText struct {
+	display string
+	summary *string
+}
+
+func (p *Projector) inventoryText(m *wire.Manifest) *inventoryText {
+	t, ok := p.inventory[m]
+	if !ok {
+		t = &inventoryText{display: m.Inventory.DisplayJSON(), summary: m.Inventory.SummaryJSON()}
+		p.inventory[m] = t
+	}
+	return t
 }
 
 func (p *Projector) manifest(ctx context.Context, id string) (*wire.Manifest, error) {
@@ -531,7 +552,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			}
 			// Upstream projects inventory for every exit-0 result, fresh or
 			// not; the recorded_at guard keeps the newest.
-			if it.manifest != nil {
+			if it.inventory != nil {
 				// The facts are the fenced, trimmed payload, stored as
 				// written (spec 4b.1), when it is one JSON value.
 				facts, ok := wire.FencedPayload(r.Stdout, wire.HintInventory)
@@ -540,7 +561,7 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 					continue
 				}
 				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: facts,
-					DisplayJSON: wire.Str(it.manifest.Inventory.DisplayJSON()), SummaryJSON: it.manifest.Inventory.SummaryJSON(),
+					DisplayJSON: wire.Str(it.inventory.display), SummaryJSON: it.inventory.summary,
 					CollectedAt: &r.FinishedAt, RecordedAt: it.published}
 				key := [2]string{f.PCID, f.JobID}
 				if i, ok := factIdx[key]; ok {
