@@ -15,6 +15,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/results"
+	"github.com/kanadehq/kanade-cli/internal/secret"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
@@ -150,8 +151,8 @@ instead of lost.
 		fmt.Fprintln(s.Out, "\nRun `kanade demo --keep` to keep the server and database and try the commands yourself.")
 		return nil
 	}
-	fmt.Fprintf(s.Out, "\nIn another shell:\n  export KANADE_NATS_URL=%s\n  export KANADE_DB=%s\n", srv.ClientURL(), dial.Redact(dbPath))
-	if dial.Redact(dbPath) != dbPath {
+	fmt.Fprintf(s.Out, "\nIn another shell:\n  export KANADE_NATS_URL=%s\n  export KANADE_DB=%s\n", srv.ClientURL(), secret.URL(dbPath))
+	if secret.URL(dbPath) != dbPath {
 		fmt.Fprintln(s.Out, "  (the password is not printed: put it back, or use PGPASSWORD or ~/.pgpass)")
 	}
 	fmt.Fprintf(s.Out, "  kanade results show --exec-id %s --sort status\n  kanade stream replay --plan\n  kanade db status\n", fleet.Executions[0].ExecID)

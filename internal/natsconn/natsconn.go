@@ -87,9 +87,6 @@ func (o *Options) ApplyContext() error {
 	return nil
 }
 
-// Redacted is the URL with any password or token removed, for messages.
-func (o Options) Redacted() string { return secret.URL(o.URL) }
-
 // CheckURL says what is wrong with a server list that cannot name NATS
 // servers: each entry is host[:port] or a nats://, tls://, ws:// or wss://
 // URL. The error never repeats a password.
@@ -131,7 +128,7 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second), nats.ReconnectJitter(500*time.Millisecond, time.Second)}
 	if w := o.Notify; w != nil {
-		redacted := o.Redacted()
+		redacted := secret.URL(o.URL)
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err == nil {
@@ -171,7 +168,7 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %s", o.Redacted(), secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
+		return nil, fmt.Errorf("connect to NATS at %s: %s", secret.URL(o.URL), secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
 	}
 	return nc, nil
 }

@@ -58,7 +58,7 @@ func genWorkload(rng *rand.Rand) *workload {
 	inv := &wire.Manifest{ID: "inventory-hw", Version: "1.0.0", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "cpu", Label: "CPU"}}}}
 	// Only inventory-hw has an execute.timeout: started events of the
 	// others get no deadline.
-	inv.Execute = &wire.ExecuteHint{Timeout: ptrTo([]string{"10m", "30s", "1h 30m", "bogus"}[rng.IntN(4)])}
+	inv.Execute = &wire.ExecuteHint{Timeout: wire.Str([]string{"10m", "30s", "1h 30m", "bogus"}[rng.IntN(4)])}
 	w := &workload{objects: map[string][]byte{}, manifest: map[string]*wire.Manifest{"inventory-hw": inv, "plain": {ID: "plain", Version: "1"}}}
 	for i, e := range execIDs[:2] {
 		target := int64(1 + rng.IntN(5))
@@ -283,5 +283,3 @@ func diffTables(want, got *store.Tables) string {
 	}
 	return b.String()
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -86,6 +86,3 @@ func open(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 		return sqlitestore.Open(ctx, t.DSN)
 	}
 }
-
-// Redact removes a password from a DSN so it can be printed.
-func Redact(dsn string) string { return secret.URL(dsn) }
