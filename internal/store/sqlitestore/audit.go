@@ -157,19 +157,15 @@ func (s *Store) FixCounters(ctx context.Context, decide func(store.ExecutionFact
 
 func (s *Store) ResultsByID(ctx context.Context, ids []string) (map[string]store.ResultRow, error) {
 	out := make(map[string]store.ResultRow, len(ids))
-	for start := 0; start < len(ids); start += maxParams {
-		chunk := ids[start:min(start+maxParams, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := s.queryResults(ctx, "SELECT "+s.selectCols()+" FROM execution_results WHERE result_id IN ("+placeholders(len(chunk))+")", args...)
+	err := inChunks(ids, func(in string, args []any) error {
+		rows, err := s.queryResults(ctx, "SELECT "+s.selectCols()+" FROM execution_results WHERE result_id IN "+in, args...)
 		if err != nil {
-			return nil, fmt.Errorf("read rows: %w", err)
+			return fmt.Errorf("read rows: %w", err)
 		}
 		for _, r := range rows {
 			out[r.ResultID] = r
 		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }

@@ -103,25 +103,21 @@ func (t *projTx) LegacyCandidates(ctx context.Context, after string, limit int, 
 
 func (t *projTx) RowsByID(ctx context.Context, ids []string) (map[string]store.LegacyRow, error) {
 	out := map[string]store.LegacyRow{}
-	for start := 0; start < len(ids); start += maxParams {
-		chunk := ids[start:min(start+maxParams, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := t.tx.QueryContext(ctx, legacySelect+" WHERE result_id IN ("+placeholders(len(chunk))+")", args...)
+	err := inChunks(ids, func(in string, args []any) error {
+		rows, err := t.tx.QueryContext(ctx, legacySelect+" WHERE result_id IN "+in, args...)
 		if err != nil {
-			return nil, fmt.Errorf("look up stable ids: %w", err)
+			return fmt.Errorf("look up stable ids: %w", err)
 		}
 		list, err := scanLegacyRows(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, r := range list {
 			out[r.ResultID] = r
 		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // rowJSON builds the archived copy in SQL, so each value is kept as it is

@@ -15,6 +15,22 @@ import (
 // bound parameters.
 const maxParams = 30000
 
+// inChunks calls fn with an IN list of placeholders and its arguments, for
+// at most maxParams of ids at a time.
+func inChunks(ids []string, fn func(in string, args []any) error) error {
+	for start := 0; start < len(ids); start += maxParams {
+		chunk := ids[start:min(start+maxParams, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		if err := fn("("+placeholders(len(chunk))+")", args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type projTx struct {
 	tx execer
 	s  *Store
@@ -143,7 +159,7 @@ func (s *Store) insertRowsReturning(ctx context.Context, ex execer, rows []store
 func (s *Store) eachInsert(rows []store.ResultRow, suffix string, run func(q string, args []any) error) error {
 	cols := s.writeCols()
 	per := maxParams / len(cols)
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	tuple := "(" + placeholders(len(cols)) + ")"
 	for start := 0; start < len(rows); start += per {
 		chunk := rows[start:min(start+per, len(rows))]
 		args := make([]any, 0, len(chunk)*len(cols))
@@ -163,32 +179,23 @@ func (s *Store) eachInsert(rows []store.ResultRow, suffix string, run func(q str
 
 func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
 	out := make(map[string]store.RowState, len(ids))
-	for start := 0; start < len(ids); start += maxParams {
-		chunk := ids[start:min(start+maxParams, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := t.tx.QueryContext(ctx, "SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results WHERE result_id IN ("+
-			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")", args...)
+	err := inChunks(ids, func(in string, args []any) error {
+		rows, err := t.tx.QueryContext(ctx, "SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results WHERE result_id IN "+in, args...)
 		if err != nil {
-			return nil, fmt.Errorf("load row states: %w", err)
+			return fmt.Errorf("load row states: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var id string
 			var fin, reaped int
 			if err := rows.Scan(&id, &fin, &reaped); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			out[id] = store.RowState{Finished: fin != 0, Reaped: reaped != 0}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+		return rows.Err()
+	})
+	return out, err
 }
 
 func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]string, error) {
@@ -232,18 +239,12 @@ func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int
 }
 
 func (t *projTx) StartExecutions(ctx context.Context, execIDs []string) error {
-	for start := 0; start < len(execIDs); start += maxParams {
-		chunk := execIDs[start:min(start+maxParams, len(execIDs))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		if _, err := t.tx.ExecContext(ctx, `UPDATE executions SET status = 'running' WHERE status = 'pending' AND exec_id IN (`+
-			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`, args...); err != nil {
+	return inChunks(execIDs, func(in string, args []any) error {
+		if _, err := t.tx.ExecContext(ctx, "UPDATE executions SET status = 'running' WHERE status = 'pending' AND exec_id IN "+in, args...); err != nil {
 			return fmt.Errorf("mark started executions running: %w", err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // sqliteBumpStatus is the status rule for a counter update by d.
