@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/output"
@@ -58,13 +59,8 @@ feeds) are not written or rebuilt yet and are left as they are.`,
 	}
 	fl := replayCmd.Flags()
 	fl.StringVar(&f.stream, "stream", streams.Results, "stream to replay")
-	fl.StringSliceVar(&f.subjects, "subject", nil, "only these subjects (repeatable, wildcards allowed)")
-	fl.StringVar(&f.from, "from-seq", "", "first sequence")
-	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
-	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
-	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
+	f.addWindowFlags(fl)
 	fl.IntVar(&f.batch, "batch", 5000, "messages per transaction")
-	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long (the checkpoint keeps what was committed)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "project in a transaction that is rolled back, and report what would change")
 	fl.BoolVar(&f.plan, "plan", false, "print the resolved range and exit")
 	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")
@@ -74,7 +70,6 @@ feeds) are not written or rebuilt yet and are left as they are.`,
 	fl.BoolVar(&f.yes, "yes", false, "with --rebuild: swap the rebuilt tables in (the old ones are kept as kanade_old_<time>_*)")
 	fl.BoolVar(&f.follow, "follow", false, "after catching up, keep projecting new messages until Ctrl-C (durable consumer --consumer, acked after commit)")
 	fl.StringVar(&f.consumer, "consumer", replay.DefaultConsumer, "durable consumer name for --follow (never upstream's backend_results_projector)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 	cmd.AddCommand(replayCmd, newVerifyCmd(g))
 	return cmd
 }
@@ -107,6 +102,18 @@ func parseSeq(flag, v string) (uint64, error) {
 		return 0, fmt.Errorf("--%s %q: give a stream sequence number (1 or more)", flag, v)
 	}
 	return n, nil
+}
+
+// addWindowFlags registers what replay and verify share: the window of the
+// stream, how long to wait for NATS and how to show progress.
+func (f *replayFlags) addWindowFlags(fl *pflag.FlagSet) {
+	fl.StringSliceVar(&f.subjects, "subject", nil, "only these subjects (repeatable, wildcards allowed)")
+	fl.StringVar(&f.from, "from-seq", "", "first sequence")
+	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
+	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
+	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
+	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
+	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 }
 
 func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,15 +40,9 @@ quarantine. Memory stays bounded by --batch. Exit 3 on any difference.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.stream, "stream", streams.Results, "stream to check")
-	fl.StringSliceVar(&f.subjects, "subject", nil, "only these subjects (repeatable)")
-	fl.StringVar(&f.from, "from-seq", "", "first sequence")
-	fl.StringVar(&f.to, "to-seq", "", "last sequence")
-	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration (24h)")
-	fl.StringVar(&f.until, "until", "", "stop before this time")
+	f.addWindowFlags(fl)
 	fl.IntVar(&f.batch, "batch", 5000, "messages read and compared at a time")
-	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.IntVar(&limit, "limit", 20, "differences listed per kind (all are counted)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 	f.consumer = replay.DefaultConsumer
 	return cmd
 }
