@@ -15,6 +15,8 @@ type Manifest struct {
 	Version   string         `json:"version"`
 	Inventory *InventoryHint `json:"inventory,omitempty"`
 	Execute   *ExecuteHint   `json:"execute,omitempty"`
+	Check     *CheckHint     `json:"check,omitempty"`
+	Feed      []FeedSpec     `json:"feed,omitempty"`
 }
 
 // ExecuteHint is the part of a manifest's execute block the projector
@@ -113,9 +115,12 @@ func ParseHumantime(s string) (time.Duration, error) {
 
 // InventoryHint tells the projector that a manifest's stdout is inventory.
 type InventoryHint struct {
-	Display []DisplayField  `json:"display"`
-	Summary []DisplayField  `json:"summary,omitempty"`
-	Explode json.RawMessage `json:"explode,omitempty"` // kept, not interpreted
+	Display []DisplayField `json:"display"`
+	Summary []DisplayField `json:"summary,omitempty"`
+	// HistoryScalars are top-level payload fields whose changes are
+	// written to inventory_history.
+	HistoryScalars []string        `json:"history_scalars,omitempty"`
+	Explode        json.RawMessage `json:"explode,omitempty"` // kept, not interpreted
 }
 
 // DisplayField is one column an inventory view shows. A field of type
@@ -137,6 +142,16 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	}
 	if m.ID == "" {
 		return nil, fmt.Errorf("manifest: %w", &DecodeError{Field: "id", Reason: "missing or empty"})
+	}
+	// Fields serde requires: without them upstream cannot decode the
+	// manifest at all, and projects none of its hints.
+	if m.Check != nil && m.Check.Name == nil {
+		return nil, fmt.Errorf("manifest: %w", &DecodeError{Field: "check.name", Reason: "missing"})
+	}
+	for i, f := range m.Feed {
+		if f.ID == nil || f.Field == nil || f.PrimaryKey == nil {
+			return nil, fmt.Errorf("manifest: %w", &DecodeError{Field: fmt.Sprintf("feed[%d]", i), Reason: "needs id, field and primary_key"})
+		}
 	}
 	return &m, nil
 }

@@ -398,6 +398,25 @@ func (d *decoder) str(field string) (string, error) {
 	}
 }
 
+// shortEscape is the byte a one-letter JSON escape stands for.
+func shortEscape(c byte) (byte, bool) {
+	switch c {
+	case '"', '\\', '/':
+		return c, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	}
+	return 0, false
+}
+
 func (d *decoder) escape(field string, buf []byte) ([]byte, error) {
 	d.i++ // the backslash
 	if d.i >= len(d.s) {
@@ -405,19 +424,10 @@ func (d *decoder) escape(field string, buf []byte) ([]byte, error) {
 	}
 	c := d.s[d.i]
 	d.i++
+	if b, ok := shortEscape(c); ok {
+		return append(buf, b), nil
+	}
 	switch c {
-	case '"', '\\', '/':
-		return append(buf, c), nil
-	case 'b':
-		return append(buf, '\b'), nil
-	case 'f':
-		return append(buf, '\f'), nil
-	case 'n':
-		return append(buf, '\n'), nil
-	case 'r':
-		return append(buf, '\r'), nil
-	case 't':
-		return append(buf, '\t'), nil
 	case 'u':
 		r, err := d.hex4(field)
 		if err != nil {

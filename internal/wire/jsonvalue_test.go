@@ -1,0 +1,129 @@
+package wire_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/kanadehq/kanade-cli/internal/wire"
+	"github.com/kanadehq/kanade-cli/internal/wire/serdevec"
+)
+
+// syntaxOnly tells serde's syntax errors (the same whether the target is
+// a struct or a Value) from the errors its ExecResult struct adds.
+func syntaxOnly(msg string) bool {
+	for _, s := range []string{"missing field", "invalid type", "duplicate field", "invalid value", "invalid length", "input contains", "premature end", "trailing input", "input is out of range", "no possible date"} {
+		if strings.Contains(msg, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// structOnly names the rejections that come from serde's struct decoder,
+// not its grammar: a positional array one element too long, and a control
+// character in an unknown key's value, which serde's skipping path reports
+// one byte earlier than its string parser (the one a Value uses) does.
+func structOnly(name string) bool {
+	return strings.HasPrefix(name, "frame/top_array") || name == "unknown/value_raw_control_char"
+}
+
+// The serde vectors were decoded by serde_json itself: every syntax error
+// it reported must come out of ParseJSON with the same text and position,
+// and every payload it accepted must parse (unless the only problem is in
+// an unknown key's value, which serde's struct decoder skips unchecked).
+func TestParseJSONAgreesWithSerde(t *testing.T) {
+	checked := 0
+	for _, v := range serdevec.Load(t, "testdata/serde_vectors.jsonl") {
+		p := v.Payload()
+		if !utf8.Valid(p) {
+			continue // from_str takes a Rust &str: a stdout is always valid UTF-8
+		}
+		_, err := wire.ParseJSON(string(p))
+		switch {
+		case v.OK && err != nil && !strings.HasPrefix(v.Name, "unknown/"):
+			t.Errorf("%s: serde accepted it, ParseJSON says %v", v.Name, err)
+		case !v.OK && syntaxOnly(v.Error) && !structOnly(v.Name):
+			checked++
+			if err == nil || err.Error() != v.Error {
+				t.Errorf("%s: serde says %q, ParseJSON %v", v.Name, v.Error, err)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d syntax errors compared", checked)
+	}
+}
+
+func TestParseJSONSemantics(t *testing.T) {
+	for _, c := range []struct{ in, compact string }{
+		{`  {"b":1,"a":[true,null,"x"],"b":2} `, `{"a":[true,null,"x"],"b":2}`},
+		{`8`, `8`},
+		{`8.0`, `8.0`},
+		{`8.00`, `8.0`},
+		{`1E2`, `100.0`},
+		{`-0`, `-0.0`},
+		{`-5`, `-5`},
+		{`18446744073709551615`, `18446744073709551615`},
+		{`18446744073709551616`, `1.8446744073709552e19`},
+		{`-9223372036854775809`, `-9.223372036854776e18`},
+		{`0.1`, `0.1`},
+		{`1e16`, `1e16`},
+		{`1e15`, `1000000000000000.0`},
+		{`123456789012345678`, `123456789012345678`},
+		{`1.5e-7`, `1.5e-7`},
+		{`0.0001`, `0.0001`},
+		{`0.00001`, `0.00001`},
+		{`0.000001`, `1e-6`},
+		{`1.25e300`, `1.25e300`},
+		{`"a\u00e9\ud83d\ude00\n\u0001/"`, "\"a\u00e9\U0001F600\\n\\u0001/\""},
+	} {
+		v, err := wire.ParseJSON(c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if got := v.Compact(); got != c.compact {
+			t.Errorf("%s: compact %s, want %s", c.in, got, c.compact)
+		}
+	}
+	eq := func(a, b string) bool {
+		x, _ := wire.ParseJSON(a)
+		y, _ := wire.ParseJSON(b)
+		return x.Equal(&y)
+	}
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{`8`, `8.0`, false}, {`8.0`, `8.00`, true}, {`-0.0`, `0.0`, true}, {`0`, `-0`, false},
+		{`{"a":1,"b":2}`, `{"b":2,"a":1}`, true}, {`[1,2]`, `[2,1]`, false}, {`"x"`, `"x"`, true},
+	} {
+		if got := eq(c.a, c.b); got != c.want {
+			t.Errorf("%s == %s: %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	deep := strings.Repeat("[", 127) + strings.Repeat("]", 127)
+	if _, err := wire.ParseJSON(deep); err != nil {
+		t.Errorf("127 levels: %v", err)
+	}
+	if _, err := wire.ParseJSON("[" + deep + "]"); err == nil || !strings.Contains(err.Error(), "recursion limit exceeded") {
+		t.Errorf("128 levels: %v", err)
+	}
+	for in, want := range map[string]string{
+		"":            "EOF while parsing a value at line 1 column 0",
+		"not json":    "expected ident at line 1 column 2",
+		"{} x":        "trailing characters at line 1 column 4",
+		"[1,]":        "trailing comma at line 1 column 4",
+		"{\n\"a\" 1}": "expected `:` at line 2 column 5",
+		"1e400":       "number out of range at line 1 column 5",
+	} {
+		if _, err := wire.ParseJSON(in); err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %s", in, err, want)
+		}
+	}
+	if b := wire.AppendRyu(nil, math.MaxFloat64); string(b) != "1.7976931348623157e308" {
+		t.Errorf("max float: %s", b)
+	}
+}
