@@ -136,52 +136,35 @@ func (s *Store) rowJSON() string {
 func (t *projTx) ArchiveAndDelete(ctx context.Context, victims []store.Victim) (int64, error) {
 	var n int64
 	now := ts(time.Now())
-	per := maxParams / 3
-	for start := 0; start < len(victims); start += per {
-		chunk := victims[start:min(start+per, len(victims))]
-		args := make([]any, 0, 3*len(chunk)+1)
-		keys := make([]any, 0, len(chunk))
-		for _, v := range chunk {
-			args = append(args, v.Key, v.Reason, v.KeptID)
-			keys = append(keys, v.Key)
-		}
-		args = append(args, now)
-		res, err := t.tx.ExecContext(ctx, `WITH v(k, reason, kept) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?),", len(chunk)), ",")+`)
+	add := func(args []any, v *store.Victim) []any { return append(args, v.Key, v.Reason, v.KeptID) }
+	err := inValues(victims, 3, add, func(chunk []store.Victim, values string, args []any) error {
+		res, err := t.tx.ExecContext(ctx, `WITH v(k, reason, kept) AS (VALUES `+values+`)
 			INSERT INTO kanade_backfill_conflicts (result_id, request_id, pc_id, reason, kept_result_id, row_json, archived_at)
-			SELECT result_id, request_id, pc_id, v.reason, v.kept, `+t.s.rowJSON()+`, ? FROM execution_results JOIN v ON execution_results.rowid = v.k`, args...)
+			SELECT result_id, request_id, pc_id, v.reason, v.kept, `+t.s.rowJSON()+`, ? FROM execution_results JOIN v ON execution_results.rowid = v.k`, append(args, now)...)
 		if err != nil {
-			return n, fmt.Errorf("archive duplicate rows: %w", err)
+			return fmt.Errorf("archive duplicate rows: %w", err)
 		}
 		archived, _ := res.RowsAffected()
 		if archived != int64(len(chunk)) {
-			return n, fmt.Errorf("archive duplicate rows: %d of %d rows are gone", int64(len(chunk))-archived, len(chunk))
+			return fmt.Errorf("archive duplicate rows: %d of %d rows are gone", int64(len(chunk))-archived, len(chunk))
+		}
+		keys := make([]any, len(chunk))
+		for i, v := range chunk {
+			keys[i] = v.Key
 		}
 		if _, err := t.tx.ExecContext(ctx, "DELETE FROM execution_results WHERE rowid IN ("+placeholders(len(keys))+")", keys...); err != nil {
-			return n, fmt.Errorf("remove duplicate rows: %w", err)
+			return fmt.Errorf("remove duplicate rows: %w", err)
 		}
 		n += archived
-	}
-	return n, nil
+		return nil
+	})
+	return n, err
 }
 
 func (t *projTx) RenameResults(ctx context.Context, renames []store.Rename) (int64, error) {
-	var total int64
-	per := maxParams / 2
-	for start := 0; start < len(renames); start += per {
-		chunk := renames[start:min(start+per, len(renames))]
-		args := make([]any, 0, 2*len(chunk))
-		for _, r := range chunk {
-			args = append(args, r.Key, r.NewID)
-		}
-		res, err := t.tx.ExecContext(ctx, `WITH r(k, n) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?),", len(chunk)), ",")+`)
-			UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k`, args...)
-		if err != nil {
-			return total, fmt.Errorf("rewrite result ids: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
-	}
-	return total, nil
+	add := func(args []any, r *store.Rename) []any { return append(args, r.Key, r.NewID) }
+	return execValues(ctx, t.tx, renames, 2, add, `WITH r(k, n) AS (VALUES %s)
+		UPDATE execution_results SET result_id = r.n FROM r WHERE execution_results.rowid = r.k`, "rewrite result ids")
 }
 
 func (t *projTx) SaveBackfillCursor(ctx context.Context, name, cursor string) error {

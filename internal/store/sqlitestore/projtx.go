@@ -31,6 +31,42 @@ func inChunks(ids []string, fn func(in string, args []any) error) error {
 	return nil
 }
 
+// inValues calls fn for rows a chunk at a time, each chunk small enough
+// to keep one statement under maxParams: values is the chunk's VALUES list,
+// "(?,…),(?,…)", width placeholders a row, and args its arguments, which
+// add appends for one row.
+func inValues[T any](rows []T, width int, add func(args []any, r *T) []any, fn func(chunk []T, values string, args []any) error) error {
+	per := maxParams / width
+	tuple := "(" + placeholders(width) + "),"
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		args := make([]any, 0, width*len(chunk))
+		for i := range chunk {
+			args = add(args, &chunk[i])
+		}
+		if err := fn(chunk, strings.TrimSuffix(strings.Repeat(tuple, len(chunk)), ","), args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execValues runs stmt, whose %s is a VALUES list, over rows with
+// inValues, and returns the rows affected; what names the work in an error.
+func execValues[T any](ctx context.Context, tx execer, rows []T, width int, add func([]any, *T) []any, stmt, what string) (int64, error) {
+	var total int64
+	err := inValues(rows, width, add, func(_ []T, values string, args []any) error {
+		res, err := tx.ExecContext(ctx, strings.Replace(stmt, "%s", values, 1), args...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		return nil
+	})
+	return total, err
+}
+
 type projTx struct {
 	tx execer
 	s  *Store
@@ -158,23 +194,15 @@ func (s *Store) insertRowsReturning(ctx context.Context, ex execer, rows []store
 // SQLite's bound-parameter limit, and hands them to run.
 func (s *Store) eachInsert(rows []store.ResultRow, suffix string, run func(q string, args []any) error) error {
 	cols := s.writeCols()
-	per := maxParams / len(cols)
-	tuple := "(" + placeholders(len(cols)) + ")"
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		args := make([]any, 0, len(chunk)*len(cols))
-		for i := range chunk {
-			for _, c := range cols {
-				args = append(args, rowValue(&chunk[i], c))
-			}
+	add := func(args []any, r *store.ResultRow) []any {
+		for _, c := range cols {
+			args = append(args, rowValue(r, c))
 		}
-		q := "INSERT INTO execution_results (" + strings.Join(cols, ", ") + ") VALUES " +
-			strings.TrimSuffix(strings.Repeat(tuple+",", len(chunk)), ",") + " " + suffix
-		if err := run(q, args); err != nil {
-			return err
-		}
+		return args
 	}
-	return nil
+	return inValues(rows, len(cols), add, func(_ []store.ResultRow, values string, args []any) error {
+		return run("INSERT INTO execution_results ("+strings.Join(cols, ", ")+") VALUES "+values+" "+suffix, args)
+	})
 }
 
 func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
@@ -252,14 +280,9 @@ var sqliteBumpStatus = store.ExecutionStatusSQL("status", "success_count + d.s +
 
 func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta) ([]string, error) {
 	var moved []string
-	per := maxParams / 3
-	for start := 0; start < len(deltas); start += per {
-		chunk := deltas[start:min(start+per, len(deltas))]
-		args := make([]any, 0, 3*len(chunk))
-		for _, d := range chunk {
-			args = append(args, d.ExecID, d.Success, d.Failure)
-		}
-		rows, err := t.tx.QueryContext(ctx, `WITH d(exec_id, s, f) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?),", len(chunk)), ",")+`)
+	add := func(args []any, d *store.CounterDelta) []any { return append(args, d.ExecID, d.Success, d.Failure) }
+	err := inValues(deltas, 3, add, func(_ []store.CounterDelta, values string, args []any) error {
+		rows, err := t.tx.QueryContext(ctx, `WITH d(exec_id, s, f) AS (VALUES `+values+`)
 			UPDATE executions SET
 				success_count = success_count + d.s,
 				failure_count = failure_count + d.f,
@@ -267,48 +290,36 @@ func (t *projTx) BumpExecutions(ctx context.Context, deltas []store.CounterDelta
 			FROM d WHERE executions.exec_id = d.exec_id
 			RETURNING executions.exec_id`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("bump execution counters: %w", err)
+			return fmt.Errorf("bump execution counters: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			moved = append(moved, id)
 		}
-		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("bump execution counters: %w", err)
+			return fmt.Errorf("bump execution counters: %w", err)
 		}
-	}
-	return moved, nil
+		return nil
+	})
+	return moved, err
 }
 
 func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFact) (int64, error) {
-	var total int64
-	per := maxParams / 7
-	for start := 0; start < len(facts); start += per {
-		chunk := facts[start:min(start+per, len(facts))]
-		args := make([]any, 0, 7*len(chunk))
-		for _, f := range chunk {
-			args = append(args, f.PCID, f.JobID, f.FactsJSON, strPtr(f.DisplayJSON), strPtr(f.SummaryJSON), tsPtr(f.CollectedAt), ts(f.RecordedAt))
-		}
-		// recorded_at is compared as text, as upstream does: chrono's shape
-		// sorts chronologically, which is why every writer must keep it.
-		res, err := t.tx.ExecContext(ctx, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
-			VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", len(chunk)), ",")+`
-			ON CONFLICT(pc_id, job_id) DO UPDATE SET
-				facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
-				collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
-			WHERE excluded.recorded_at >= inventory_facts.recorded_at`, args...)
-		if err != nil {
-			return total, fmt.Errorf("upsert inventory facts: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
+	add := func(args []any, f *store.InventoryFact) []any {
+		return append(args, f.PCID, f.JobID, f.FactsJSON, strPtr(f.DisplayJSON), strPtr(f.SummaryJSON), tsPtr(f.CollectedAt), ts(f.RecordedAt))
 	}
-	return total, nil
+	// recorded_at is compared as text, as upstream does: chrono's shape
+	// sorts chronologically, which is why every writer must keep it.
+	return execValues(ctx, t.tx, facts, 7, add, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
+		VALUES %s
+		ON CONFLICT(pc_id, job_id) DO UPDATE SET
+			facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
+			collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
+		WHERE excluded.recorded_at >= inventory_facts.recorded_at`, "upsert inventory facts")
 }
 
 func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
