@@ -40,9 +40,11 @@ func newStreamCmd(g *Globals) *cobra.Command {
 ordered consumer and projects it by upstream's rules into --db. Each batch
 commits with a checkpoint; --resume continues after a crash or Ctrl-C.
 Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
-It writes execution_results, executions and inventory_facts; the tables
-upstream derives beside them (inventory_history, explode tables, check_status,
-feeds) are not written or rebuilt yet and are left as they are.`,
+It writes execution_results, executions, inventory_facts and the tables
+upstream derives beside them: check_status, feeds, feed_meta and the
+history_scalars rows of inventory_history (stamped with the message's publish
+time, so two replays write the same rows). Explode tables are not written or
+rebuilt yet and are left as they are. A replay never sends a check alert.`,
 		Example: `  kanade stream replay --plan
   kanade stream replay --since 36h
   kanade stream replay --stream EVENTS && kanade stream replay
@@ -329,6 +331,9 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 		{"counters moved", n(st.CountersMoved)},
 		{"inventory upserts", n(st.InventoryUpserts)},
 		{"inventory skipped (payload not JSON)", n(st.InventorySkipped)},
+		{"inventory history rows", n(st.HistoryRows)},
+		{"check status upserts", n(st.CheckUpserts)},
+		{"feeds replaced", n(st.FeedsReplaced)},
 		{"quarantined", n(st.Quarantined)},
 		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
 		{"rate", fmt.Sprintf("%.0f msg/s", sum.RatePerSecond)},

@@ -55,7 +55,10 @@ func genWorkload(rng *rand.Rand) *workload {
 	pcs := []string{"PC-01", "PC-02", "PC-03", "PC-04"}
 	reqs := []string{"req-a", "req-b", "req-c"}
 	execIDs := []string{"exec-1", "exec-2", "exec-3"}
-	inv := &wire.Manifest{ID: "inventory-hw", Version: "1.0.0", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "cpu", Label: "CPU"}}}}
+	inv := &wire.Manifest{ID: "inventory-hw", Version: "1.0.0", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "cpu", Label: "CPU"}},
+		HistoryScalars: []string{"cpu", "ram"}},
+		Check: &wire.CheckHint{Name: wire.Str("disk"), Label: wire.Str("Disk")},
+		Feed:  []wire.FeedSpec{{ID: wire.Str("kev"), Field: wire.Str("vulns"), PrimaryKey: []string{"vendor", "id"}}, {ID: wire.Str("kev"), Field: wire.Str("other"), PrimaryKey: []string{"id"}}}}
 	// Only inventory-hw has an execute.timeout: started events of the
 	// others get no deadline.
 	inv.Execute = &wire.ExecuteHint{Timeout: wire.Str([]string{"10m", "30s", "1h 30m", "bogus"}[rng.IntN(4)])}
@@ -128,7 +131,9 @@ func genWorkload(rng *rand.Rand) *workload {
 			add("results."+r.req, []byte(`{"request_id":"`+r.req+`","pc_id":3}`))
 		default:
 			res := wire.ExecResult{ResultID: r.resultID, RequestID: r.req, ExecID: ptr(r.exec), PCID: r.pc, ExitCode: int32(rng.IntN(3) - 1),
-				Stdout: fmt.Sprintf(`{"cpu":"x%d"}`, rng.IntN(9)), Stderr: "e", StartedAt: at(10), FinishedAt: at(20)}
+				Stdout: fmt.Sprintf(`{"cpu":"x%d","ram":%s,"status":"%s","vulns":[{"vendor":"a","id":%d,"n":%d},{"vendor":"a","id":%d,"n":0},{"id":1}]}`,
+					rng.IntN(9), []string{"8", "8.0", "16", "null"}[rng.IntN(4)], []string{"ok", "warn", "fail", "green"}[rng.IntN(4)],
+					rng.IntN(3), rng.IntN(3), rng.IntN(3)), Stderr: "e", StartedAt: at(10), FinishedAt: at(20)}
 			if rng.IntN(2) == 0 {
 				res.ExitCode = 0
 			}
@@ -140,7 +145,9 @@ func genWorkload(rng *rand.Rand) *workload {
 			case 2:
 				res.ManifestID = ptr("inventory-hw")
 				res.Stdout = []string{"not json", "log line\n#KANADE-INVENTORY-BEGIN\r\n{\"cpu\":\"f\"}\r\n#KANADE-INVENTORY-END\n",
-					"  {\"cpu\":\"crlf\"}\r\n", "#KANADE-CHECK-BEGIN\n{}\n", "#KANADE-INVENTORY-BEGIN\n[1,2]"}[rng.IntN(5)]
+					"  {\"cpu\":\"crlf\"}\r\n", "#KANADE-CHECK-BEGIN\n{}\n", "#KANADE-INVENTORY-BEGIN\n[1,2]",
+					"#KANADE-FEED-BEGIN\n{\"vulns\":[],\"other\":[{\"id\":\"o\"}]}\n#KANADE-FEED-END\n#KANADE-CHECK-BEGIN\n{\"status\":\"ok\",\"detail\":{\"b\":1,\"a\":[2]}}\n",
+					`{"vulns":{"not":"an array"},"ram":8}`}[rng.IntN(7)]
 			}
 			switch rng.IntN(8) {
 			case 0:
@@ -164,7 +171,7 @@ func genWorkload(rng *rand.Rand) *workload {
 }
 
 func reset(ctx context.Context, t *testing.T, st store.Store, ex func(string) error) {
-	for _, tbl := range []string{"execution_results", "executions", "inventory_facts", "kanade_quarantine"} {
+	for _, tbl := range []string{"execution_results", "executions", "inventory_facts", "check_status", "feeds", "feed_meta", "inventory_history", "kanade_quarantine"} {
 		if err := ex("DELETE FROM " + tbl); err != nil {
 			t.Fatal(err)
 		}
@@ -211,6 +218,14 @@ func TestBatchedEqualsSerial(t *testing.T) {
 	n := workloadCount(t)
 	for name, p := range pairs {
 		t.Run(name, func(t *testing.T) {
+			var history, changed, checks, feeds int
+			defer func() {
+				// The workloads must exercise the derived tables, or the
+				// equality proves nothing about them.
+				if !t.Failed() && (history < n || changed < n/10 || checks < n || feeds < n/4) {
+					t.Errorf("over %d workloads: %d history rows (%d changed), %d check rows, %d feed rows: too few", n, history, changed, checks, feeds)
+				}
+			}()
 			for i := 0; i < n; i++ {
 				rng := rand.New(rand.NewPCG(uint64(i), 19))
 				w := genWorkload(rng)
@@ -254,6 +269,12 @@ func TestBatchedEqualsSerial(t *testing.T) {
 				if !reflect.DeepEqual(want, got) {
 					t.Fatalf("workload %d: batched tables differ from the serial reference\n%s", i, diffTables(want, got))
 				}
+				history, checks, feeds = history+len(got.History), checks+len(got.Checks), feeds+len(got.Feeds)
+				for _, h := range got.History {
+					if h.ChangeKind == "changed" {
+						changed++
+					}
+				}
 			}
 		})
 	}
@@ -278,8 +299,16 @@ func diffTables(want, got *store.Tables) string {
 	if !reflect.DeepEqual(want.Executions, got.Executions) {
 		fmt.Fprintf(&b, "executions:\n  want %s\n  got  %s\n", j(want.Executions), j(got.Executions))
 	}
-	if !reflect.DeepEqual(want.Inventory, got.Inventory) {
-		fmt.Fprintf(&b, "inventory:\n  want %s\n  got  %s\n", j(want.Inventory), j(got.Inventory))
+	for _, t := range []struct {
+		name      string
+		want, got any
+	}{
+		{"inventory", want.Inventory, got.Inventory}, {"check_status", want.Checks, got.Checks},
+		{"feeds", want.Feeds, got.Feeds}, {"feed_meta", want.FeedMeta, got.FeedMeta}, {"inventory_history", want.History, got.History},
+	} {
+		if !reflect.DeepEqual(t.want, t.got) {
+			fmt.Fprintf(&b, "%s:\n  want %s\n  got  %s\n", t.name, j(t.want), j(t.got))
+		}
 	}
 	return b.String()
 }

@@ -12,7 +12,6 @@ package projector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,7 +92,10 @@ type item struct {
 	result    *wire.ExecResult
 	started   *wire.EventStarted
 	inventory *inventoryText // an exit-0 result of a manifest with an inventory hint
-	expiresAt *time.Time     // a started event's reap deadline, when its manifest gives one
+	// facts is the inventory payload when it is one JSON value (spec
+	// 4b.1); nil with inventory set means the payload is not JSON.
+	facts     *string
+	expiresAt *time.Time // a started event's reap deadline, when its manifest gives one
 }
 
 // Batch is a prepared run of messages: decoded, overflow fetched,
@@ -101,6 +103,8 @@ type item struct {
 type Batch struct {
 	items      []item
 	fresh      *plan // the plan if every id is new, made while the previous batch is written
+	derived    derivedPlan
+	prec       time.Duration // the finest time the store keeps
 	quarantine []store.QuarantineEntry
 	ignored    int64
 	Stream     string
@@ -113,7 +117,7 @@ type Batch struct {
 // decoded or completed goes to the batch's quarantine list with the
 // reason; only a context or connection failure is an error.
 func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error) {
-	b := &Batch{items: make([]item, 0, len(msgs))}
+	b := &Batch{items: make([]item, 0, len(msgs)), prec: p.store.Kind().TimePrecision()}
 	for i := range msgs {
 		m := &msgs[i]
 		b.Messages++
@@ -122,7 +126,7 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 		if m.Seq > b.LastSeq {
 			b.LastSeq = m.Seq
 		}
-		it, reason, err := p.prepareOne(ctx, m)
+		it, reason, err := p.prepareOne(ctx, m, &b.derived)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +146,7 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 
 // prepareOne returns the item, or a quarantine reason, or (nil, "") for a
 // message the projector does not handle (other events.* subjects).
-func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, error) {
+func (p *Projector) prepareOne(ctx context.Context, m *Message, d *derivedPlan) (*item, string, error) {
 	switch {
 	case strings.HasPrefix(m.Subject, "results."):
 		r, err := wire.DecodeExecResult(m.Data)
@@ -156,13 +160,13 @@ func (p *Projector) prepareOne(ctx context.Context, m *Message) (*item, string, 
 			return nil, reason, err
 		}
 		it := &item{kind: kindResult, seq: m.Seq, subject: m.Subject, published: m.Published, id: r.StableID(), result: r}
-		if r.ExitCode == 0 && r.ManifestID != nil {
+		if r.ManifestID != nil {
 			man, err := p.manifest(ctx, *r.ManifestID)
 			if err != nil {
 				return nil, "", err
 			}
-			if man != nil && man.Inventory != nil {
-				it.inventory = p.inventoryText(man)
+			if man != nil {
+				p.planDerived(d, it, man)
 			}
 		}
 		return it, "", nil
@@ -264,6 +268,9 @@ type Stats struct {
 	CountersMoved    int64 `json:"counters_moved"`
 	InventoryUpserts int64 `json:"inventory_upserts"`
 	InventorySkipped int64 `json:"inventory_skipped"`
+	HistoryRows      int64 `json:"inventory_history_rows"`
+	CheckUpserts     int64 `json:"check_status_upserts"`
+	FeedsReplaced    int64 `json:"feeds_replaced"`
 	Quarantined      int64 `json:"quarantined"`
 	Ignored          int64 `json:"ignored"`
 }
@@ -280,6 +287,9 @@ func (s *Stats) Add(o Stats) {
 	s.CountersMoved += o.CountersMoved
 	s.InventoryUpserts += o.InventoryUpserts
 	s.InventorySkipped += o.InventorySkipped
+	s.HistoryRows += o.HistoryRows
+	s.CheckUpserts += o.CheckUpserts
+	s.FeedsReplaced += o.FeedsReplaced
 	s.Quarantined += o.Quarantined
 	s.Ignored += o.Ignored
 }
@@ -395,7 +405,22 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 		d := plan.deltaOf[id]
 		st.CountersMoved += d.Success + d.Failure
 	}
+	// History is the difference from the facts stored before this batch,
+	// so it is read before the facts are written.
+	history, err := b.derived.historyRows(ctx, tx, b.at)
+	if err != nil {
+		return st, err
+	}
 	if st.InventoryUpserts, err = tx.UpsertInventory(ctx, plan.facts); err != nil {
+		return st, err
+	}
+	if st.HistoryRows, err = tx.AddHistory(ctx, history); err != nil {
+		return st, err
+	}
+	if st.CheckUpserts, err = tx.UpsertChecks(ctx, b.derived.checks); err != nil {
+		return st, err
+	}
+	if st.FeedsReplaced, err = b.derived.replaceFeeds(ctx, tx, b.at); err != nil {
 		return st, err
 	}
 	if err := tx.AddQuarantine(ctx, b.quarantine); err != nil {
@@ -429,6 +454,10 @@ func (p *Projector) remember(b *Batch) {
 	}
 	p.written[0], p.written[1] = p.written[1], ids
 }
+
+// at is t as the store keeps it: recency guards compare stored times, so
+// the plan must compare what will be stored.
+func (b *Batch) at(t time.Time) time.Time { return t.Truncate(b.prec) }
 
 // Quarantined lists the batch's quarantined sequences.
 func (b *Batch) Quarantined() []store.QuarantineEntry { return b.quarantine }
@@ -553,19 +582,16 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			// Upstream projects inventory for every exit-0 result, fresh or
 			// not; the recorded_at guard keeps the newest.
 			if it.inventory != nil {
-				// The facts are the fenced, trimmed payload, stored as
-				// written (spec 4b.1), when it is one JSON value.
-				facts, ok := wire.FencedPayload(r.Stdout, wire.HintInventory)
-				if !ok || !json.Valid([]byte(facts)) {
+				if it.facts == nil {
 					pl.inventorySkipped++
 					continue
 				}
-				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: facts,
+				f := store.InventoryFact{PCID: r.PCID, JobID: *r.ManifestID, FactsJSON: *it.facts,
 					DisplayJSON: wire.Str(it.inventory.display), SummaryJSON: it.inventory.summary,
 					CollectedAt: &r.FinishedAt, RecordedAt: it.published}
 				key := [2]string{f.PCID, f.JobID}
 				if i, ok := factIdx[key]; ok {
-					if !f.RecordedAt.Before(pl.facts[i].RecordedAt) {
+					if !b.at(f.RecordedAt).Before(b.at(pl.facts[i].RecordedAt)) {
 						pl.facts[i] = f
 					}
 				} else {

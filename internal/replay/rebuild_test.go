@@ -102,6 +102,9 @@ func TestRebuildTwice(t *testing.T) {
 		replayAll(t, st, js, replay.Options{Stream: streams.Events})
 		replayAll(t, st, js, replay.Options{Stream: streams.Results})
 		before, _ := st.Dump(ctx)
+		if len(before.History) == 0 || len(before.Checks) == 0 || len(before.Feeds) == 0 {
+			t.Fatalf("the fleet wrote no derived rows (history %d, checks %d, feeds %d): the test proves nothing", len(before.History), len(before.Checks), len(before.Feeds))
+		}
 		for i := 1; i <= 2; i++ {
 			if _, err := replay.Rebuild(ctx, st, js, replay.Options{Stream: streams.Results}, true); err != nil {
 				t.Fatalf("rebuild %d: %v", i, err)
@@ -110,6 +113,89 @@ func TestRebuildTwice(t *testing.T) {
 		after, _ := st.Dump(ctx)
 		if !reflect.DeepEqual(normalise(before), normalise(after)) {
 			t.Fatal("two rebuilds of a fully projected database changed it")
+		}
+	})
+}
+
+// A rebuild repairs the derived current-state tables, keeps every history
+// row (even one the stream could not reproduce) and adds none for writes
+// already projected.
+func TestRebuildDerived(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 20
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		replayAll(t, st, js, replay.Options{Stream: streams.Results})
+		want, _ := st.Dump(ctx)
+		execSQL(t, st, "DELETE FROM check_status WHERE pc_id = $1", "DELETE FROM check_status WHERE pc_id = ?", want.Checks[0].PCID)
+		execSQL(t, st, "UPDATE feeds SET data = 'damaged' WHERE item_id = $1", "UPDATE feeds SET data = 'damaged' WHERE item_id = ?", want.Feeds[0].ItemID)
+		execSQL(t, st, "DELETE FROM feed_meta WHERE feed_id = $1", "DELETE FROM feed_meta WHERE feed_id = ?", want.FeedMeta[0].FeedID)
+		// A history row no stream holds (written by an older backend).
+		execSQL(t, st, "INSERT INTO inventory_history (pc_id, job_id, field_path, change_kind, after_json, observed_at) VALUES ('PC-OLD', 'inventory-hw', 'ram_gb', 'added', '{\"value\":1}', $1)",
+			"INSERT INTO inventory_history (pc_id, job_id, field_path, change_kind, after_json, observed_at) VALUES ('PC-OLD', 'inventory-hw', 'ram_gb', 'added', '{\"value\":1}', ?)",
+			"2020-01-01 00:00:00") // upstream's CURRENT_TIMESTAMP shape
+		damaged, _ := st.Dump(ctx)
+		look, err := replay.Rebuild(ctx, st, js, replay.Options{Stream: streams.Results}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := look.Diff
+		if d.ChecksLive != int64(len(want.Checks))-1 || d.ChecksShadow != int64(len(want.Checks)) || d.FeedRowsShadow != int64(len(want.Feeds)) || d.HistoryToAdd != 0 {
+			t.Errorf("difference: %+v", d)
+		}
+		done, err := replay.Rebuild(ctx, st, js, replay.Options{Stream: streams.Results}, true)
+		if err != nil || !done.Swapped {
+			t.Fatalf("swap: %+v %v", done, err)
+		}
+		got, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(normalise(want).Checks, normalise(got).Checks) || !reflect.DeepEqual(normalise(want).Feeds, normalise(got).Feeds) ||
+			!reflect.DeepEqual(normalise(want).FeedMeta, normalise(got).FeedMeta) {
+			t.Errorf("derived tables not repaired:\nchecks %+v\nfeeds %+v\nmeta %+v", got.Checks, got.Feeds, got.FeedMeta)
+		}
+		if !reflect.DeepEqual(damaged.History, got.History) {
+			t.Errorf("history changed: %d rows before, %d after", len(damaged.History), len(got.History))
+		}
+	})
+}
+
+// A rebuild over a stream the live tables have only partly projected
+// appends the history of the writes they had not seen, once: the result
+// is what projecting the whole stream gives.
+func TestRebuildAppendsNewHistory(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 20
+	cfg.Deployments = 8
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		ref := testutil.Another(t, st)
+		for _, s := range []store.Store{st, ref} {
+			if err := s.Seed(ctx, f.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		full := replayAll(t, ref, js, replay.Options{Stream: streams.Results})
+		replayAll(t, st, js, replay.Options{Stream: streams.Results, ToSeq: full.CheckpointSeq / 2})
+		half, _ := st.Dump(ctx)
+		want, _ := ref.Dump(ctx)
+		if len(want.History) <= len(half.History) {
+			t.Fatalf("the second half of the stream writes no history (%d of %d rows): the test proves nothing", len(half.History), len(want.History))
+		}
+		look, err := replay.Rebuild(ctx, st, js, replay.Options{Stream: streams.Results}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if look.Diff.HistoryToAdd != int64(len(want.History)-len(half.History)) {
+			t.Errorf("history_rows_to_add %d, want %d", look.Diff.HistoryToAdd, len(want.History)-len(half.History))
+		}
+		got, _ := st.Dump(ctx)
+		if !reflect.DeepEqual(want.History, got.History) || !reflect.DeepEqual(want.Checks, got.Checks) || !reflect.DeepEqual(want.Feeds, got.Feeds) {
+			t.Errorf("after the rebuild: history %d rows (want %d), checks %d (want %d), feed rows %d (want %d)",
+				len(got.History), len(want.History), len(got.Checks), len(want.Checks), len(got.Feeds), len(want.Feeds))
 		}
 	})
 }

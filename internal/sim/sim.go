@@ -31,13 +31,16 @@ type Config struct {
 	InFlight    int     // runs that started and have not reported
 	Overflow    int     // results whose stdout went to the object store
 	Undecodable int     // payloads no agent version could have written
-	Start       time.Time
+	// Hints gives the inventory manifest every derived-table hint: the
+	// history of two fields, a fleet check and a feed.
+	Hints bool
+	Start time.Time
 }
 
 // Defaults is the demo's fleet: about 200 PCs.
 func Defaults() Config {
 	return Config{Seed: 1, PCs: 200, Deployments: 4, Broadcasts: 3, Legacy: 0.2, Duplicates: 0.05, InFlight: 5, Overflow: 1, Undecodable: 1,
-		Start: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+		Hints: true, Start: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 }
 
 // Message is one payload to publish.
@@ -72,6 +75,12 @@ func Generate(cfg Config) *Fleet {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b616e616465))
 	f := &Fleet{Manifests: map[string][]byte{}, Objects: map[string][]byte{}}
 	f.Manifests["inventory-hw"] = []byte(`{"id":"inventory-hw","version":"1.2.0","description":"hardware inventory","shell":"powershell","script":"Get-Hw | ConvertTo-Json","inventory":{"display":[{"field":"cpu","label":"CPU"},{"field":"ram_gb","label":"RAM (GB)","type":"number"}],"summary":[{"field":"cpu","label":"CPU"}]}}`)
+	if cfg.Hints {
+		f.Manifests["inventory-hw"] = []byte(`{"id":"inventory-hw","version":"1.2.0","description":"hardware inventory","shell":"powershell","script":"Get-Hw | ConvertTo-Json",` +
+			`"inventory":{"display":[{"field":"cpu","label":"CPU"},{"field":"ram_gb","label":"RAM (GB)","type":"number"}],"summary":[{"field":"cpu","label":"CPU"}],"history_scalars":["ram_gb","cpu"]},` +
+			`"check":{"name":"disk_free","label":"Disk space","status_field":"disk_status","detail_field":"disk_detail"},` +
+			`"feed":[{"id":"disk-models","field":"disks","primary_key":["model"]}]}`)
+	}
 	f.Manifests["install-app"] = []byte(`{"id":"install-app","version":"3.1.0","shell":"powershell","script":"msiexec /i app.msi /qn"}`)
 	pcs := make([]string, cfg.PCs)
 	legacy := make([]bool, cfg.PCs)
@@ -168,7 +177,13 @@ func Generate(cfg Config) *Fleet {
 func fakeOutput(rng *rand.Rand, manifest, pc string, exit int32) string {
 	switch {
 	case manifest == "inventory-hw" && exit == 0:
-		return fmt.Sprintf(`{"cpu":"Intel(R) Core(TM) i7-%d","ram_gb":%d,"hostname":"%s","disks":[{"name":"C:","size_gb":%d}]}`, 8000+rng.IntN(5000), 8<<rng.IntN(3), strings.ToLower(pc), 256<<rng.IntN(3))
+		free := rng.IntN(200)
+		status := "ok"
+		if free < 20 {
+			status = "warn"
+		}
+		return fmt.Sprintf(`{"cpu":"Intel(R) Core(TM) i7-%d","ram_gb":%d,"hostname":"%s","disks":[{"name":"C:","model":"NVMe-%d","size_gb":%d}],"disk_status":"%s","disk_detail":"C: %d GB free"}`,
+			8000+rng.IntN(5000), 8<<rng.IntN(3), strings.ToLower(pc), rng.IntN(4), 256<<rng.IntN(3), status, free)
 	case exit == 0:
 		return fmt.Sprintf("Installing package 3.1.0 on %s\r\nChecking prerequisites: .NET 8.0 runtime present, 12.4 GB free on C:\r\n"+
 			"Downloaded 48.2 MB from https://dist.example.com/app/3.1.0/app-x64.msi in %d ms\r\nVerifying signature: OK\r\n"+
@@ -243,7 +258,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []Message) err
 // result messages, for benchmarks.
 func Bulk(n int, seed uint64) *Fleet {
 	cfg := Defaults()
-	cfg.Seed, cfg.PCs, cfg.InFlight, cfg.Undecodable = seed, 1000, 0, 0
+	cfg.Seed, cfg.PCs, cfg.InFlight, cfg.Undecodable, cfg.Hints = seed, 1000, 0, 0, false
 	cfg.Deployments = n/800 + 1
 	cfg.Broadcasts = cfg.Deployments / 10
 	f := Generate(cfg)

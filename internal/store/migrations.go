@@ -57,10 +57,15 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	return out, nil
 }
 
-// ProjectedTables are the tables the projector writes, the ones a rebuild
-// recreates as shadow tables and swaps. With BookkeepingTables they are
-// what `db status` reports on.
+// ProjectedTables are the tables the projector keeps current, the ones a
+// rebuild recreates as shadow tables and swaps; AppendOnlyTables it only
+// ever appends to, and a rebuild appends what they lack. With
+// BookkeepingTables they are what `db status` reports on.
+// A database is ready with CoreTables; an older upstream file may lack
+// the later derived tables, which are then not written.
 var (
-	ProjectedTables   = []string{"execution_results", "executions", "inventory_facts"}
+	CoreTables        = []string{"execution_results", "executions", "inventory_facts"}
+	ProjectedTables   = []string{"execution_results", "executions", "inventory_facts", "check_status", "feeds", "feed_meta"}
+	AppendOnlyTables  = []string{"inventory_history"}
 	BookkeepingTables = []string{"kanade_schema_migrations", "kanade_checkpoints", "kanade_quarantine", "kanade_locks", "kanade_backfill_state", "kanade_backfill_conflicts"}
 )

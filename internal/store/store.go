@@ -63,6 +63,65 @@ type InventoryFact struct {
 	RecordedAt  time.Time
 }
 
+// CheckRow is one check_status row: a PC's latest status of one check.
+type CheckRow struct {
+	PCID       string
+	CheckName  string
+	Label      *string
+	Status     string
+	Detail     *string
+	RecordedAt time.Time
+}
+
+// FeedMeta is one feed_meta row: a feed's watermark and size.
+type FeedMeta struct {
+	FeedID     string
+	RecordedAt time.Time
+	FetchedAt  *time.Time
+	ItemCount  int64 // every element that had an id, as upstream counts them (duplicates too)
+}
+
+// FeedRow is one feeds row.
+type FeedRow struct {
+	FeedID     string
+	ItemID     string
+	Data       string
+	FetchedAt  *time.Time
+	RecordedAt time.Time
+}
+
+// Feed is a feed's new contents: Items (unique ids) replace its rows,
+// which are stamped with Meta's times, and Meta becomes its watermark.
+type Feed struct {
+	Meta  FeedMeta
+	Items []FeedItem
+}
+
+// FeedItem is one element of a feed.
+type FeedItem struct{ ItemID, Data string }
+
+// HistoryRow is one inventory_history row (the table numbers them).
+type HistoryRow struct {
+	PCID         string
+	JobID        string
+	FieldPath    string
+	IdentityJSON *string
+	ChangeKind   string // added, changed, removed
+	BeforeJSON   *string
+	AfterJSON    *string
+	ObservedAt   time.Time
+}
+
+// FactsKey addresses one inventory_facts row.
+type FactsKey struct{ PCID, JobID string }
+
+// StoredFacts is what history is computed against: the facts a PC last
+// reported for a job, and when.
+type StoredFacts struct {
+	FactsJSON  string
+	RecordedAt time.Time
+}
+
 // Execution is one executions row (a deployment).
 type Execution struct {
 	ExecID       string
@@ -119,8 +178,21 @@ type ProjectionTx interface {
 	// BumpExecutions adds the deltas and recomputes status as upstream
 	// does; it returns the exec ids that exist (and so moved).
 	BumpExecutions(ctx context.Context, deltas []CounterDelta) ([]string, error)
-	// UpsertInventory writes facts unless the stored row is newer.
+	// UpsertInventory writes facts unless the stored row is newer, and
+	// returns how many rows it changed (an identical row is left alone).
 	UpsertInventory(ctx context.Context, facts []InventoryFact) (int64, error)
+	// LoadFacts returns the stored facts of those keys that have a row.
+	LoadFacts(ctx context.Context, keys []FactsKey) (map[FactsKey]StoredFacts, error)
+	// AddHistory appends inventory_history rows in order.
+	AddHistory(ctx context.Context, rows []HistoryRow) (int64, error)
+	// UpsertChecks writes check statuses unless the stored row is newer,
+	// and returns how many rows it changed.
+	UpsertChecks(ctx context.Context, rows []CheckRow) (int64, error)
+	// FeedWatermarks returns the feed_meta recorded_at of those feeds that
+	// have one.
+	FeedWatermarks(ctx context.Context, feedIDs []string) (map[string]time.Time, error)
+	// ReplaceFeeds replaces each feed's rows and sets its feed_meta.
+	ReplaceFeeds(ctx context.Context, feeds []Feed) error
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
 	AddQuarantine(ctx context.Context, entries []QuarantineEntry) error
 	DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error
@@ -218,6 +290,10 @@ type Tables struct {
 	Results    []ResultRow
 	Executions []Execution
 	Inventory  []InventoryFact
+	Checks     []CheckRow
+	Feeds      []FeedRow
+	FeedMeta   []FeedMeta
+	History    []HistoryRow // in id order
 }
 
 // LegacyRow is a row waiting for its stable result_id (or one that
@@ -341,6 +417,62 @@ type ShadowDiff struct {
 	SampleCounters  []CounterPair `json:"sample_counters"`
 	InventoryLive   int64         `json:"inventory_live"`
 	InventoryShadow int64         `json:"inventory_rebuilt"`
+	ChecksLive      int64         `json:"check_status_live"`
+	ChecksShadow    int64         `json:"check_status_rebuilt"`
+	FeedRowsLive    int64         `json:"feed_rows_live"`
+	FeedRowsShadow  int64         `json:"feed_rows_rebuilt"`
+	HistoryToAdd    int64         `json:"history_rows_to_add"`
+}
+
+// CarryOverSQL copies into the shadow tables the current-state rows the
+// stream cannot reproduce, those recorded before its first message ($1):
+// the same SQL on every engine. A feed's rows go with its watermark.
+var CarryOverSQL = []struct{ Table, SQL string }{
+	{"inventory_facts", "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < $1"},
+	{"check_status", "INSERT INTO kanade_shadow_check_status SELECT * FROM check_status WHERE recorded_at < $1"},
+	{"feed_meta", "INSERT INTO kanade_shadow_feed_meta SELECT * FROM feed_meta WHERE recorded_at < $1"},
+	{"feeds", "INSERT INTO kanade_shadow_feeds SELECT f.* FROM feeds f JOIN feed_meta m ON m.feed_id = f.feed_id WHERE m.recorded_at < $1"},
+}
+
+// DiffCount is one count a shadow diff takes, from one table.
+type DiffCount struct {
+	Table string // the live table it needs
+	Dst   *int64
+	SQL   string
+}
+
+// DerivedDiffCounts are the counts of the derived tables, the same SQL on
+// every engine but for how times compare (see NewHistory).
+func DerivedDiffCounts(d *ShadowDiff, at func(column string) string) []DiffCount {
+	return []DiffCount{
+		{"check_status", &d.ChecksLive, "SELECT count(*) FROM check_status"},
+		{"check_status", &d.ChecksShadow, "SELECT count(*) FROM kanade_shadow_check_status"},
+		{"feeds", &d.FeedRowsLive, "SELECT count(*) FROM feeds"},
+		{"feeds", &d.FeedRowsShadow, "SELECT count(*) FROM kanade_shadow_feeds"},
+		{"inventory_history", &d.HistoryToAdd, "SELECT count(*) " + newHistory(at)},
+	}
+}
+
+// newHistory selects the rebuilt history rows of inventory writes the
+// live tables show no sign of having projected: none of the PC's facts
+// for the job, and none of its history rows, are as recent. The live
+// history holds the others (upstream wrote them when it projected those
+// writes, stamped with its clock, which is never earlier than the
+// publish time), and history is never written twice. at wraps a time
+// column: upstream's SQLite history holds CURRENT_TIMESTAMP text, which
+// does not compare as text with the RFC 3339 shape.
+func newHistory(at func(string) string) string {
+	return `FROM kanade_shadow_inventory_history h
+	WHERE NOT EXISTS (SELECT 1 FROM inventory_facts f WHERE f.pc_id = h.pc_id AND f.job_id = h.job_id AND ` + at("f.recorded_at") + ` >= ` + at("h.observed_at") + `)
+	AND NOT EXISTS (SELECT 1 FROM inventory_history l WHERE l.pc_id = h.pc_id AND l.job_id = h.job_id AND ` + at("l.observed_at") + ` >= ` + at("h.observed_at") + `)`
+}
+
+// AppendRebuiltHistorySQL appends those rows to the live history, in the
+// order they were written; it runs before the swap, while inventory_facts
+// is still the live table.
+func AppendRebuiltHistorySQL(at func(string) string) string {
+	return `INSERT INTO inventory_history (pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at)
+	SELECT h.pc_id, h.job_id, h.field_path, h.identity_json, h.change_kind, h.before_json, h.after_json, h.observed_at ` + newHistory(at) + ` ORDER BY h.id`
 }
 
 // CounterPair is one execution's counters live and rebuilt.
@@ -350,15 +482,18 @@ type CounterPair struct {
 	Shadow string `json:"rebuilt"`
 }
 
-// Rebuilder projects into shadow copies of the three tables and swaps
+// Rebuilder projects into shadow copies of the projected tables and swaps
 // them in. Every shadow table is named kanade_shadow_<table>; a swap keeps
-// the replaced tables as kanade_old_<unix time>_<table>.
+// the replaced tables as kanade_old_<unix time>_<table>. The append-only
+// history is not swapped: the swap appends the rebuilt rows it lacks.
 type Rebuilder interface {
 	// CreateShadow makes empty shadow tables shaped like the live ones and
 	// carries over what the stream cannot produce: rows recorded before
 	// carryBefore (its first message), rows in flight (EVENTS made them)
-	// and reaped placeholders (the reaper did); executions' counters start
-	// from the carried rows. It returns how many result rows were carried.
+	// and reaped placeholders (the reaper did), and the current-state rows
+	// (inventory facts, check status, feeds) recorded before carryBefore;
+	// executions' counters start from the carried rows. It returns how many
+	// result rows were carried.
 	CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error)
 	// ProjectShadow is Project against the shadow tables.
 	ProjectShadow(ctx context.Context, fn func(ProjectionTx) error) error
@@ -375,7 +510,7 @@ const ShadowPrefix = "kanade_shadow_"
 // ShadowNames rewrites a statement's table names to the shadow tables'.
 var ShadowNames = func() *strings.Replacer {
 	var pairs []string
-	for _, t := range ProjectedTables {
+	for _, t := range append(append([]string{}, ProjectedTables...), AppendOnlyTables...) {
 		pairs = append(pairs, t, ShadowPrefix+t)
 	}
 	return strings.NewReplacer(pairs...)

@@ -8,7 +8,6 @@ package serialref
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -41,6 +40,7 @@ func New(st store.Store) *Reference {
 type Reference struct {
 	exec  func(ctx context.Context, tx any, q string, args ...any) (int64, error)
 	query func(ctx context.Context, tx any, q string, args ...any) (*int64, error)
+	text  func(ctx context.Context, tx any, q string, args ...any) (*string, error)
 	begin func(ctx context.Context) (tx any, commit func() error, err error)
 	ts    func(time.Time) any
 	flag  func(bool) any
@@ -84,6 +84,14 @@ func forPostgres(st *pgstore.Store) *Reference {
 			}
 			return v, err
 		},
+		text: func(ctx context.Context, tx any, q string, args ...any) (*string, error) {
+			var v *string
+			err := tx.(pgx.Tx).QueryRow(ctx, conv(q), args...).Scan(&v)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil, nil
+			}
+			return v, err
+		},
 		ts:   func(t time.Time) any { return t },
 		flag: func(b bool) any { return b },
 		kind: store.Postgres,
@@ -116,6 +124,14 @@ func forSQLite(st *sqlitestore.Store) *Reference {
 				return nil, err
 			}
 			return &v.Int64, err
+		},
+		text: func(ctx context.Context, tx any, q string, args ...any) (*string, error) {
+			var v sql.NullString
+			err := tx.(*sql.Tx).QueryRowContext(ctx, q, args...).Scan(&v)
+			if err == sql.ErrNoRows || !v.Valid {
+				return nil, nil
+			}
+			return &v.String, err
 		},
 		ts:   func(t time.Time) any { return wire.FormatSQLiteTimestamp(t) },
 		flag: func(b bool) any { return map[bool]int{false: 0, true: 1}[b] },
@@ -211,23 +227,156 @@ func (ref *Reference) Project(ctx context.Context, m projector.Message, objects 
 	if err := commit(); err != nil {
 		return err
 	}
-	if r.ExitCode == 0 && r.ManifestID != nil {
-		facts, fenced := wire.FencedPayload(r.Stdout, wire.HintInventory)
-		if man := manifests[*r.ManifestID]; man != nil && man.Inventory != nil && fenced && json.Valid([]byte(facts)) {
-			tx, commit, err := ref.begin(ctx)
+	if r.ManifestID == nil || manifests[*r.ManifestID] == nil {
+		return nil
+	}
+	man := manifests[*r.ManifestID]
+	// Upstream's derived writes, each in its own transaction.
+	if r.ExitCode == 0 && man.Inventory != nil {
+		if err := ref.inventory(ctx, r, man, m.Published); err != nil {
+			return fmt.Errorf("inventory: %w", err)
+		}
+	}
+	if r.ExitCode == 0 && len(man.Feed) > 0 {
+		if err := ref.feeds(ctx, r, man, m.Published); err != nil {
+			return fmt.Errorf("feeds: %w", err)
+		}
+	}
+	if man.Check != nil && man.Check.Projected() && !r.SkipsChecks() {
+		status, detail := man.Check.Evaluate(r.ExitCode, r.Stdout, r.Stderr)
+		tx, commit, err := ref.begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer rollback(ctx, tx)
+		if _, err := ref.exec(ctx, tx, `INSERT INTO check_status (pc_id, check_name, label, status, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT(pc_id, check_name) DO UPDATE SET label = excluded.label, status = excluded.status, detail = excluded.detail, recorded_at = excluded.recorded_at
+			WHERE excluded.recorded_at >= check_status.recorded_at`, r.PCID, *man.Check.Name, man.Check.Label, status, detail, ref.ts(m.Published)); err != nil {
+			return fmt.Errorf("check status: %w", err)
+		}
+		return commit()
+	}
+	return nil
+}
+
+func rollback(ctx context.Context, tx any) {
+	if r, ok := tx.(interface{ Rollback() error }); ok {
+		r.Rollback() //nolint:errcheck
+	} else if r, ok := tx.(interface{ Rollback(context.Context) error }); ok {
+		r.Rollback(ctx) //nolint:errcheck
+	}
+}
+
+// inventory is upstream's upsert_inventory: read the prior facts, upsert,
+// and only when the upsert was not rejected, write the scalar history.
+func (ref *Reference) inventory(ctx context.Context, r *wire.ExecResult, man *wire.Manifest, pub time.Time) error {
+	payload, fenced := wire.FencedPayload(r.Stdout, wire.HintInventory)
+	facts, err := wire.ParseJSON(payload)
+	if !fenced || err != nil {
+		return nil
+	}
+	tx, commit, err := ref.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer rollback(ctx, tx)
+	scalars := man.Inventory.HistoryScalars
+	var prior *string
+	if len(scalars) > 0 {
+		if prior, err = ref.text(ctx, tx, "SELECT facts_json FROM inventory_facts WHERE pc_id = ? AND job_id = ?", r.PCID, *r.ManifestID); err != nil {
+			return err
+		}
+	}
+	n, err := ref.exec(ctx, tx, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(pc_id, job_id) DO UPDATE SET facts_json = excluded.facts_json, display_json = excluded.display_json,
+			summary_json = excluded.summary_json, collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
+		WHERE excluded.recorded_at >= inventory_facts.recorded_at`,
+		r.PCID, *r.ManifestID, payload, man.Inventory.DisplayJSON(), man.Inventory.SummaryJSON(), ref.ts(r.FinishedAt), ref.ts(pub))
+	if err != nil || n == 0 {
+		return errors.Join(err, commit())
+	}
+	var before *wire.JSONValue
+	if prior != nil {
+		v, err := wire.ParseJSON(*prior)
+		if err != nil {
+			return commit() // upstream's diff fails: no history
+		}
+		before = &v
+	}
+	wrap := func(v *wire.JSONValue) string { return `{"value":` + v.Compact() + `}` }
+	for _, field := range scalars {
+		nv, pv := facts.Get(field), before.Get(field)
+		var kind string
+		var b *string
+		switch {
+		case nv == nil:
+			continue
+		case pv == nil:
+			kind = "added"
+		case !pv.Equal(nv):
+			kind, b = "changed", wire.Str(wrap(pv))
+		default:
+			continue
+		}
+		if _, err := ref.exec(ctx, tx, `INSERT INTO inventory_history (pc_id, job_id, field_path, change_kind, before_json, after_json, observed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, r.PCID, *r.ManifestID, field, kind, b, wrap(nv), ref.ts(pub)); err != nil {
+			return err
+		}
+	}
+	return commit()
+}
+
+// feeds is upstream's replace_feed_rows for each feed spec.
+func (ref *Reference) feeds(ctx context.Context, r *wire.ExecResult, man *wire.Manifest, pub time.Time) error {
+	payload, _ := wire.FencedPayload(r.Stdout, wire.HintFeed)
+	v, err := wire.ParseJSON(payload)
+	if err != nil {
+		return nil
+	}
+	for i := range man.Feed {
+		spec := &man.Feed[i]
+		tx, commit, err := ref.begin(ctx)
+		if err != nil {
+			return err
+		}
+		newer, err := ref.query(ctx, tx, "SELECT count(*) FROM feed_meta WHERE feed_id = ? AND recorded_at >= ?", spec.FeedID(), ref.ts(pub))
+		arr := v.Get(spec.FieldName())
+		if err != nil || *newer > 0 || v.Kind != wire.JSONObject || (arr != nil && arr.Kind != wire.JSONArray) {
+			rollback(ctx, tx)
 			if err != nil {
 				return err
 			}
-			_, err = ref.exec(ctx, tx, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT(pc_id, job_id) DO UPDATE SET facts_json = excluded.facts_json, display_json = excluded.display_json,
-					summary_json = excluded.summary_json, collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
-				WHERE excluded.recorded_at >= inventory_facts.recorded_at`,
-				r.PCID, *r.ManifestID, facts, man.Inventory.DisplayJSON(), man.Inventory.SummaryJSON(), ref.ts(r.FinishedAt), ref.ts(m.Published))
-			if err != nil {
-				return fmt.Errorf("inventory: %w", err)
+			continue
+		}
+		if _, err := ref.exec(ctx, tx, "DELETE FROM feeds WHERE feed_id = ?", spec.FeedID()); err != nil {
+			rollback(ctx, tx)
+			return err
+		}
+		inserted := 0
+		if arr != nil {
+			for j := range arr.Items {
+				id, ok := spec.ItemID(&arr.Items[j])
+				if !ok {
+					continue
+				}
+				if _, err := ref.exec(ctx, tx, `INSERT INTO feeds (feed_id, item_id, data, fetched_at, recorded_at) VALUES (?, ?, ?, ?, ?)
+					ON CONFLICT(feed_id, item_id) DO UPDATE SET data = excluded.data, fetched_at = excluded.fetched_at, recorded_at = excluded.recorded_at`,
+					spec.FeedID(), id, arr.Items[j].Compact(), ref.ts(r.FinishedAt), ref.ts(pub)); err != nil {
+					rollback(ctx, tx)
+					return err
+				}
+				inserted++
 			}
-			return commit()
+		}
+		if _, err := ref.exec(ctx, tx, `INSERT INTO feed_meta (feed_id, recorded_at, fetched_at, item_count) VALUES (?, ?, ?, ?)
+			ON CONFLICT(feed_id) DO UPDATE SET recorded_at = excluded.recorded_at, fetched_at = excluded.fetched_at, item_count = excluded.item_count`,
+			spec.FeedID(), ref.ts(pub), ref.ts(r.FinishedAt), inserted); err != nil {
+			rollback(ctx, tx)
+			return err
+		}
+		if err := commit(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -174,7 +175,7 @@ func (s *Store) Status(ctx context.Context) (*store.Status, error) {
 	if st.SchemaVersion, err = s.schemaVersion(ctx, s.pool); err != nil {
 		return nil, err
 	}
-	for _, name := range append(append([]string{}, store.ProjectedTables...), store.BookkeepingTables...) {
+	for _, name := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables, store.BookkeepingTables) {
 		ts := store.TableStatus{Name: name}
 		var reg *string
 		if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1)::text", name).Scan(&reg); err != nil {

@@ -306,7 +306,9 @@ func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFac
 	ON CONFLICT (pc_id, job_id) DO UPDATE SET
 		facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
 		collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
-	WHERE excluded.recorded_at >= inventory_facts.recorded_at`, pc, job, fj, disp, summ, coll, rec)
+	WHERE excluded.recorded_at >= inventory_facts.recorded_at
+		AND (inventory_facts.facts_json, inventory_facts.display_json, inventory_facts.summary_json, inventory_facts.collected_at, inventory_facts.recorded_at)
+			IS DISTINCT FROM (excluded.facts_json, excluded.display_json, excluded.summary_json, excluded.collected_at, excluded.recorded_at)`, pc, job, fj, disp, summ, coll, rec)
 	if err != nil {
 		return 0, fmt.Errorf("upsert inventory facts: %w", err)
 	}

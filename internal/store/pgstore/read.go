@@ -58,7 +58,7 @@ func (s *Store) Dump(ctx context.Context) (*store.Tables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dump inventory_facts: %w", err)
 	}
-	return t, nil
+	return t, s.dumpDerived(ctx, t)
 }
 
 // Seed writes rows verbatim with COPY: the fastest way to lay out large

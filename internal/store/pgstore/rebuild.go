@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func (t shadowTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []str
 func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
 	var carried int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, t := range store.ProjectedTables {
+		for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 			sh := store.ShadowPrefix + t
 			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)", sh, sh, t)); err != nil {
 				return fmt.Errorf("create %s: %w", sh, err)
@@ -49,8 +50,10 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 			return fmt.Errorf("carry over old rows: %w", err)
 		}
 		carried = tag.RowsAffected()
-		if _, err := tx.Exec(ctx, "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < $1", carryBefore); err != nil {
-			return fmt.Errorf("carry over old inventory facts: %w", err)
+		for _, c := range store.CarryOverSQL {
+			if _, err := tx.Exec(ctx, c.SQL, carryBefore); err != nil {
+				return fmt.Errorf("carry over old %s rows: %w", c.Table, err)
+			}
 		}
 		// Counters start from the carried rows, by upstream's rules; the
 		// replay adds the rest.
@@ -98,6 +101,11 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 			return nil, err
 		}
 	}
+	for _, c := range store.DerivedDiffCounts(d, asIs) {
+		if err := q(c.Dst, c.SQL); err != nil {
+			return nil, err
+		}
+	}
 	ids := func(sql string) ([]string, error) {
 		rows, err := s.pool.Query(ctx, sql+fmt.Sprintf(" ORDER BY 1 LIMIT %d", sample))
 		if err != nil {
@@ -137,8 +145,8 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		for _, t := range store.ProjectedTables {
 			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE %s%s RENAME TO %s", store.ShadowPrefix, t, t))
 		}
-		lock := "LOCK TABLE " + strings.Join(store.ProjectedTables, ", ") + " IN ACCESS EXCLUSIVE MODE; "
-		if _, err := tx.Exec(ctx, lock+strings.Join(stmts, "; ")); err != nil {
+		lock := "LOCK TABLE " + strings.Join(slices.Concat(store.ProjectedTables, store.AppendOnlyTables), ", ") + " IN ACCESS EXCLUSIVE MODE; "
+		if _, err := tx.Exec(ctx, lock+store.AppendRebuiltHistorySQL(asIs)+"; DROP TABLE "+store.ShadowPrefix+"inventory_history; "+strings.Join(stmts, "; ")); err != nil {
 			return fmt.Errorf("swap in the rebuilt tables: %w", err)
 		}
 		return nil
@@ -146,9 +154,12 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 	return prefix, err
 }
 
+// asIs: timestamptz compares as time.
+func asIs(column string) string { return column }
+
 func (s *Store) DropShadow(ctx context.Context) error {
 	var shadows []string
-	for _, t := range store.ProjectedTables {
+	for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 		shadows = append(shadows, store.ShadowPrefix+t)
 	}
 	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(shadows, ", "))

@@ -313,13 +313,17 @@ func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFac
 		return append(args, f.PCID, f.JobID, f.FactsJSON, strPtr(f.DisplayJSON), strPtr(f.SummaryJSON), tsPtr(f.CollectedAt), ts(f.RecordedAt))
 	}
 	// recorded_at is compared as text, as upstream does: chrono's shape
-	// sorts chronologically, which is why every writer must keep it.
+	// sorts chronologically, which is why every writer must keep it. A row
+	// that would not change is not rewritten (a redelivery writes nothing).
 	return execValues(ctx, t.tx, facts, 7, add, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
 		VALUES %s
 		ON CONFLICT(pc_id, job_id) DO UPDATE SET
 			facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
 			collected_at = excluded.collected_at, recorded_at = excluded.recorded_at
-		WHERE excluded.recorded_at >= inventory_facts.recorded_at`, "upsert inventory facts")
+		WHERE excluded.recorded_at >= inventory_facts.recorded_at
+			AND (excluded.facts_json IS NOT inventory_facts.facts_json OR excluded.display_json IS NOT inventory_facts.display_json
+				OR excluded.summary_json IS NOT inventory_facts.summary_json OR excluded.collected_at IS NOT inventory_facts.collected_at
+				OR excluded.recorded_at IS NOT inventory_facts.recorded_at)`, "upsert inventory facts")
 }
 
 func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {

@@ -152,7 +152,10 @@ func (s *Store) Dump(ctx context.Context) (*store.Tables, error) {
 		}
 		t.Inventory = append(t.Inventory, f)
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return t, s.dumpDerived(ctx, t)
 }
 
 func (s *Store) Seed(ctx context.Context, execs []store.Execution, rows []store.ResultRow) error {

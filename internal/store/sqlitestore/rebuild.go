@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +68,7 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 	}
 	var carried int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, t := range store.ProjectedTables {
+		for _, t := range s.shadowed() {
 			create, indexes, err := schemaOf(ctx, tx, t)
 			if err != nil {
 				return err
@@ -85,8 +86,13 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 			return fmt.Errorf("carry over old rows: %w", err)
 		}
 		carried, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, "INSERT INTO kanade_shadow_inventory_facts SELECT * FROM inventory_facts WHERE recorded_at < ?", ts(carryBefore)); err != nil {
-			return fmt.Errorf("carry over old inventory facts: %w", err)
+		for _, c := range store.CarryOverSQL {
+			if c.Table != "inventory_facts" && !s.derived[c.Table] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, strings.ReplaceAll(c.SQL, "$1", "?"), ts(carryBefore)); err != nil {
+				return fmt.Errorf("carry over old %s rows: %w", c.Table, err)
+			}
 		}
 		_, err = tx.ExecContext(ctx, store.CountedExecutionsSQL("kanade_shadow_executions", "kanade_shadow_execution_results", s.hasColumn))
 		if err != nil {
@@ -129,6 +135,14 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 	} {
 		if err := s.db.QueryRowContext(ctx, c.sql).Scan(c.dst); err != nil {
 			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
+		}
+	}
+	for _, c := range store.DerivedDiffCounts(d, upstreamTime) {
+		if !s.derived[c.Table] {
+			continue
+		}
+		if err := s.db.QueryRowContext(ctx, c.SQL).Scan(c.Dst); err != nil {
+			return nil, fmt.Errorf("compare with the rebuilt %s: %w", c.Table, err)
 		}
 	}
 	ids := func(q string) ([]string, error) {
@@ -179,7 +193,15 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		return "", err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, t := range store.ProjectedTables {
+		if s.derived["inventory_history"] {
+			if _, err := tx.ExecContext(ctx, store.AppendRebuiltHistorySQL(upstreamTime)); err != nil {
+				return fmt.Errorf("append the rebuilt inventory history: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, "DROP TABLE "+store.ShadowPrefix+"inventory_history"); err != nil {
+				return fmt.Errorf("drop the rebuilt inventory history: %w", err)
+			}
+		}
+		for _, t := range s.swapped() {
 			_, liveIdx, err := schemaOf(ctx, tx, t)
 			if err != nil {
 				return err
@@ -229,8 +251,39 @@ func indexName(stmt string) string {
 	return ""
 }
 
-func (s *Store) DropShadow(ctx context.Context) error {
+// upstreamTime makes a time stored in either of upstream's text shapes
+// compare as text, exactly: CURRENT_TIMESTAMP's "YYYY-MM-DD HH:MM:SS" is
+// rewritten in the RFC 3339 shape every other writer uses. (SQLite's own
+// date functions would round to milliseconds, and a stream's messages are
+// often closer together than that.)
+func upstreamTime(column string) string {
+	return "(CASE WHEN length(" + column + ") = 19 THEN replace(" + column + ", ' ', 'T') || '+00:00' ELSE " + column + " END)"
+}
+
+// swapped lists the projected tables this file has; shadowed adds the
+// append-only ones.
+func (s *Store) swapped() []string {
+	var out []string
 	for _, t := range store.ProjectedTables {
+		if slices.Contains(store.CoreTables, t) || s.derived[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (s *Store) shadowed() []string {
+	out := s.swapped()
+	for _, t := range store.AppendOnlyTables {
+		if s.derived[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (s *Store) DropShadow(ctx context.Context) error {
+	for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+store.ShadowPrefix+t); err != nil {
 			return fmt.Errorf("drop the rebuilt tables: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,10 @@ type Store struct {
 	// files lack the later optional ones, and this store adapts rather
 	// than alter upstream's tables.
 	cols map[string]bool
+	// derived is the set of derived tables present (an older upstream file
+	// lacks the later ones, and its backend never wrote them), with
+	// "check_status.label" when that later column is there.
+	derived map[string]bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,6 +117,24 @@ func (s *Store) loadColumns(ctx context.Context) error {
 		}
 		s.cols[name] = true
 	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	rows, err = s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('inventory_history', 'check_status', 'feeds', 'feed_meta')
+		UNION ALL SELECT 'check_status.' || name FROM pragma_table_info('check_status') WHERE name = 'label'`)
+	if err != nil {
+		return fmt.Errorf("read the derived tables: %w", err)
+	}
+	defer rows.Close()
+	s.derived = map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		s.derived[name] = true
+	}
 	return rows.Err()
 }
 
@@ -175,7 +198,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 
 func (s *Store) missingTables(ctx context.Context) ([]string, error) {
 	var missing []string
-	for _, t := range store.ProjectedTables {
+	for _, t := range store.CoreTables {
 		ok, err := s.tableExists(ctx, t)
 		if err != nil {
 			return nil, err
@@ -227,7 +250,7 @@ func (s *Store) Status(ctx context.Context) (*store.Status, error) {
 	if st.SchemaVersion, err = s.schemaVersion(ctx); err != nil {
 		return nil, err
 	}
-	for _, name := range append(append([]string{}, store.ProjectedTables...), store.BookkeepingTables...) {
+	for _, name := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables, store.BookkeepingTables) {
 		ts := store.TableStatus{Name: name}
 		if ts.Exists, err = s.tableExists(ctx, name); err != nil {
 			return nil, err

@@ -1,0 +1,267 @@
+package projector
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// derivedPlan is what a batch writes to the tables upstream derives from
+// results (spec 4b). None of it depends on the result rows' state:
+// upstream runs these writes on every delivery, and only their recency
+// guards make a redelivery change nothing. So they are planned once, in
+// Prepare, and applied against what the tables hold.
+type derivedPlan struct {
+	// checks holds each (PC, check)'s newest status in the batch; of two
+	// equally new, the later one, as the >= guard leaves it.
+	checks   []store.CheckRow
+	checkIdx map[[2]string]int
+	// feeds holds each feed's first newest refresh in the batch: upstream
+	// replaces a feed only when strictly newer than its watermark, so of
+	// a run of refreshes the first of the newest is the one that stays.
+	feeds   []store.Feed
+	feedIdx map[string]int
+	// history holds, per (PC, job) whose manifest lists history_scalars,
+	// every facts write in stream order: each accepted one is diffed
+	// against the one before it.
+	history []historyChain
+	histIdx map[store.FactsKey]int
+	steps   int // history steps planned, numbering them in stream order
+}
+
+type historyChain struct {
+	key   store.FactsKey
+	steps []historyStep
+}
+
+type historyStep struct {
+	ord       int // the step's place in the batch: history rows are numbered in stream order
+	facts     wire.JSONValue
+	scalars   []string
+	published time.Time
+}
+
+// planDerived plans a result's derived writes under its manifest.
+func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
+	r := it.result
+	if r.ExitCode == 0 && man.Inventory != nil {
+		it.inventory = p.inventoryText(man)
+		// The facts are the fenced, trimmed payload, stored as written,
+		// when it is one JSON value as serde_json reads one (spec 4b.1).
+		if payload, ok := wire.FencedPayload(r.Stdout, wire.HintInventory); ok {
+			if v, err := wire.ParseJSON(payload); err == nil {
+				it.facts = &payload
+				if len(man.Inventory.HistoryScalars) > 0 {
+					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID},
+						historyStep{facts: v, scalars: man.Inventory.HistoryScalars, published: it.published})
+				}
+			}
+		}
+	}
+	if r.ExitCode == 0 && len(man.Feed) > 0 {
+		for _, f := range feedsOf(man, r, it.published) {
+			d.addFeed(f, p.store.Kind().TimePrecision())
+		}
+	}
+	if man.Check != nil && man.Check.Projected() && !r.SkipsChecks() {
+		status, detail := man.Check.Evaluate(r.ExitCode, r.Stdout, r.Stderr)
+		d.addCheck(store.CheckRow{PCID: r.PCID, CheckName: *man.Check.Name, Label: man.Check.Label,
+			Status: status, Detail: detail, RecordedAt: it.published}, p.store.Kind().TimePrecision())
+	}
+}
+
+func (d *derivedPlan) addCheck(c store.CheckRow, prec time.Duration) {
+	key := [2]string{c.PCID, c.CheckName}
+	if d.checkIdx == nil {
+		d.checkIdx = map[[2]string]int{}
+	}
+	if i, ok := d.checkIdx[key]; ok {
+		if !c.RecordedAt.Truncate(prec).Before(d.checks[i].RecordedAt.Truncate(prec)) {
+			d.checks[i] = c
+		}
+		return
+	}
+	d.checkIdx[key] = len(d.checks)
+	d.checks = append(d.checks, c)
+}
+
+func (d *derivedPlan) addFeed(f store.Feed, prec time.Duration) {
+	if d.feedIdx == nil {
+		d.feedIdx = map[string]int{}
+	}
+	if i, ok := d.feedIdx[f.Meta.FeedID]; ok {
+		if f.Meta.RecordedAt.Truncate(prec).After(d.feeds[i].Meta.RecordedAt.Truncate(prec)) {
+			d.feeds[i] = f
+		}
+		return
+	}
+	d.feedIdx[f.Meta.FeedID] = len(d.feeds)
+	d.feeds = append(d.feeds, f)
+}
+
+func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
+	if d.histIdx == nil {
+		d.histIdx = map[store.FactsKey]int{}
+	}
+	i, ok := d.histIdx[key]
+	if !ok {
+		i = len(d.history)
+		d.histIdx[key] = i
+		d.history = append(d.history, historyChain{key: key})
+	}
+	s.ord = d.steps
+	d.steps++
+	d.history[i].steps = append(d.history[i].steps, s)
+}
+
+// feedsOf is what an exit-0 result of a feed manifest refreshes: for each
+// feed spec, the items of its field in the FEED payload, keyed by their
+// ids (the last of two equal ids wins). A payload that is not a JSON
+// object refreshes nothing; a field that is there but not an array leaves
+// that feed as it is; a missing field empties it.
+func feedsOf(man *wire.Manifest, r *wire.ExecResult, published time.Time) []store.Feed {
+	payload, _ := wire.FencedPayload(r.Stdout, wire.HintFeed)
+	v, err := wire.ParseJSON(payload)
+	if err != nil || v.Kind != wire.JSONObject {
+		return nil
+	}
+	var out []store.Feed
+	for i := range man.Feed {
+		spec := &man.Feed[i]
+		arr := v.Get(spec.FieldName())
+		if arr != nil && arr.Kind != wire.JSONArray {
+			continue
+		}
+		fetched := r.FinishedAt
+		f := store.Feed{Meta: store.FeedMeta{FeedID: spec.FeedID(), RecordedAt: published, FetchedAt: &fetched}}
+		if arr != nil {
+			seen := map[string]int{}
+			for j := range arr.Items {
+				id, ok := spec.ItemID(&arr.Items[j])
+				if !ok {
+					continue
+				}
+				f.Meta.ItemCount++
+				data := arr.Items[j].Compact()
+				if k, dup := seen[id]; dup {
+					f.Items[k].Data = data
+					continue
+				}
+				seen[id] = len(f.Items)
+				f.Items = append(f.Items, store.FeedItem{ItemID: id, Data: data})
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// historyRows replays each chain's facts writes against the stored facts
+// with the >= guard upstream's upsert has: an accepted write is diffed
+// with the facts before it, a rejected one writes nothing.
+func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time) ([]store.HistoryRow, error) {
+	if len(d.history) == 0 {
+		return nil, nil
+	}
+	keys := make([]store.FactsKey, len(d.history))
+	for i, ch := range d.history {
+		keys[i] = ch.key
+	}
+	stored, err := tx.LoadFacts(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	type numbered struct {
+		ord int
+		row store.HistoryRow
+	}
+	var rows []numbered
+	for _, ch := range d.history {
+		var prior *wire.JSONValue
+		var priorAt time.Time
+		have, readable := false, true
+		if s, ok := stored[ch.key]; ok {
+			have, priorAt = true, at(s.RecordedAt)
+			if v, err := wire.ParseJSON(s.FactsJSON); err == nil {
+				prior = &v
+			} else {
+				readable = false // upstream's diff fails on it: no history for this write
+			}
+		}
+		for i := range ch.steps {
+			st := &ch.steps[i]
+			if have && at(st.published).Before(priorAt) {
+				continue
+			}
+			if readable {
+				for _, r := range diffScalars(ch.key, prior, &st.facts, st.scalars, st.published) {
+					rows = append(rows, numbered{st.ord, r})
+				}
+			}
+			prior, priorAt, have, readable = &st.facts, at(st.published), true, true
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ord < rows[j].ord })
+	out := make([]store.HistoryRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row
+	}
+	return out, nil
+}
+
+// diffScalars is upstream's scalar history: for each listed field present
+// in the new facts, "added" when the prior facts lack it, "changed" when
+// the two values differ as serde_json compares them (8 and 8.0 differ).
+// A field that went missing writes nothing.
+func diffScalars(key store.FactsKey, prior, next *wire.JSONValue, scalars []string, observed time.Time) []store.HistoryRow {
+	var out []store.HistoryRow
+	wrap := func(v *wire.JSONValue) *string {
+		s := `{"value":` + v.Compact() + `}`
+		return &s
+	}
+	for _, field := range scalars {
+		nv := next.Get(field)
+		if nv == nil {
+			continue
+		}
+		pv := prior.Get(field)
+		switch {
+		case pv == nil:
+			out = append(out, store.HistoryRow{PCID: key.PCID, JobID: key.JobID, FieldPath: field, ChangeKind: "added",
+				AfterJSON: wrap(nv), ObservedAt: observed})
+		case !pv.Equal(nv):
+			out = append(out, store.HistoryRow{PCID: key.PCID, JobID: key.JobID, FieldPath: field, ChangeKind: "changed",
+				BeforeJSON: wrap(pv), AfterJSON: wrap(nv), ObservedAt: observed})
+		}
+	}
+	return out
+}
+
+// replaceFeeds writes each planned refresh that is newer than its feed's
+// watermark, and returns how many it wrote.
+func (d *derivedPlan) replaceFeeds(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time) (int64, error) {
+	if len(d.feeds) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(d.feeds))
+	for i, f := range d.feeds {
+		ids[i] = f.Meta.FeedID
+	}
+	marks, err := tx.FeedWatermarks(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	var newer []store.Feed
+	for _, f := range d.feeds {
+		if mark, ok := marks[f.Meta.FeedID]; !ok || at(f.Meta.RecordedAt).After(at(mark)) {
+			newer = append(newer, f)
+		}
+	}
+	if err := tx.ReplaceFeeds(ctx, newer); err != nil {
+		return 0, err
+	}
+	return int64(len(newer)), nil
+}

@@ -1,0 +1,258 @@
+package projector_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Spec section 7, examples 14 to 20: the derived tables, on both stores.
+
+// everyHint is a manifest with an inventory hint (history of "ram"), a
+// fleet check and two feeds.
+func everyHint() *wire.Manifest {
+	return &wire.Manifest{ID: "all", Version: "1",
+		Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "ram", Label: "RAM"}}, HistoryScalars: []string{"ram"}},
+		Check:     &wire.CheckHint{Name: wire.Str("disk"), Label: wire.Str("Disk space")},
+		Feed: []wire.FeedSpec{
+			{ID: wire.Str(" kev "), Field: wire.Str("vulns"), PrimaryKey: []string{"vendor", "cveID"}},
+			{ID: wire.Str("eol"), Field: wire.Str("eol"), PrimaryKey: []string{"name"}},
+		}}
+}
+
+func (r *specRun) hinted(id, pc string, code int32, stdout, stderr string, pub time.Time) {
+	res := finished(id, "q-"+id, pc, code)
+	res.ManifestID, res.Stdout, res.Stderr = wire.Str("all"), stdout, stderr
+	r.result(res, pub)
+}
+
+func historyOf(tb *store.Tables, pc string) []string {
+	var out []string
+	for _, h := range tb.History {
+		if h.PCID == pc {
+			out = append(out, fmt.Sprintf("%s %s %s->%s", h.FieldPath, h.ChangeKind, wire.Deref(h.BeforeJSON), wire.Deref(h.AfterJSON)))
+		}
+	}
+	return out
+}
+
+func checkOf(tb *store.Tables, pc string) *store.CheckRow {
+	for i := range tb.Checks {
+		if tb.Checks[i].PCID == pc {
+			return &tb.Checks[i]
+		}
+	}
+	return nil
+}
+
+func TestSpecExample14ExitCodes(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
+		r.hinted("a", "PC-1", 1, `{"ram":8,"vulns":[{"vendor":"acme","cveID":"C-1"}],"status":"ok"}`, "", t0)
+		tb := r.tables()
+		if len(tb.Inventory) != 0 || len(tb.History) != 0 || len(tb.Feeds) != 0 || len(tb.FeedMeta) != 0 {
+			t.Errorf("exit 1 wrote inventory, history or feeds: %+v", tb)
+		}
+		c := checkOf(tb, "PC-1")
+		if c == nil || c.Status != "unknown" || wire.Deref(c.Detail) != "check script exited 1" || wire.Deref(c.Label) != "Disk space" {
+			t.Fatalf("exit 1 check: %+v", c)
+		}
+		r.hinted("b", "PC-1", 0, `{"ram":8,"vulns":[{"vendor":"acme","cveID":"C-1"}],"status":"ok","detail":"fine"}`, "", t0.Add(time.Minute))
+		tb = r.tables()
+		if len(tb.Inventory) != 1 || len(tb.History) != 1 || len(tb.Feeds) != 1 || len(tb.FeedMeta) != 2 {
+			t.Errorf("exit 0: inventory %d history %d feeds %d feed_meta %d, want 1 1 1 2", len(tb.Inventory), len(tb.History), len(tb.Feeds), len(tb.FeedMeta))
+		}
+		if c := checkOf(tb, "PC-1"); c.Status != "ok" || wire.Deref(c.Detail) != "fine" || !c.RecordedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("exit 0 check: %+v", c)
+		}
+	})
+}
+
+func TestSpecExample15FactsRecency(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
+		r.hinted("new", "PC-1", 0, `{"ram":16}`, "", t0.Add(time.Hour))
+		r.hinted("old", "PC-1", 0, `{"ram":8}`, "", t0)
+		tb := r.tables()
+		if tb.Inventory[0].FactsJSON != `{"ram":16}` || len(tb.History) != 1 {
+			t.Fatalf("an older write was not rejected: facts %s, history %v", tb.Inventory[0].FactsJSON, historyOf(tb, "PC-1"))
+		}
+		r.hinted("same-time", "PC-1", 0, `{"ram":32}`, "", t0.Add(time.Hour))
+		tb = r.tables()
+		want := []string{`ram added ->{"value":16}`, `ram changed {"value":16}->{"value":32}`}
+		if tb.Inventory[0].FactsJSON != `{"ram":32}` || !reflect.DeepEqual(historyOf(tb, "PC-1"), want) {
+			t.Errorf("an equally recent write: facts %s, history %v, want %v", tb.Inventory[0].FactsJSON, historyOf(tb, "PC-1"), want)
+		}
+	})
+}
+
+func TestSpecExample16HistoryScalars(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
+		for i, stdout := range []string{`{"ram":8}`, `{"ram":8}`, `{"ram":8.0}`, `{"cpu":4}`, `{"ram":8.00}`} {
+			r.hinted(fmt.Sprintf("r%d", i), "PC-1", 0, stdout, "", t0.Add(time.Duration(i)*time.Minute))
+		}
+		tb := r.tables()
+		want := []string{`ram added ->{"value":8}`, `ram changed {"value":8}->{"value":8.0}`, `ram added ->{"value":8.0}`}
+		if got := historyOf(tb, "PC-1"); !reflect.DeepEqual(got, want) {
+			t.Errorf("history %v, want %v", got, want)
+		}
+		if h := tb.History[0]; h.IdentityJSON != nil || !h.ObservedAt.Equal(t0) || h.JobID != "all" {
+			t.Errorf("history row: %+v (observed_at must be the publish time)", h)
+		}
+		// A redelivery of everything changes nothing.
+		before := r.tables()
+		for i, stdout := range []string{`{"ram":8}`, `{"ram":8}`, `{"ram":8.0}`, `{"cpu":4}`, `{"ram":8.00}`} {
+			r.hinted(fmt.Sprintf("r%d", i), "PC-1", 0, stdout, "", t0.Add(time.Duration(i)*time.Minute))
+		}
+		if after := r.tables(); !reflect.DeepEqual(before, after) {
+			t.Errorf("a redelivery changed the tables:\n%s", diffTables(before, after))
+		}
+	})
+}
+
+func TestSpecExample19CheckStatus(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
+		long := strings.Repeat("é", 250)
+		for i, c := range []struct {
+			code           int32
+			stdout, stderr string
+			status, detail string
+		}{
+			{0, `{"status":"green"}`, "", "unknown", "`status` = \"green\" is not one of ok/warn/fail/unknown"},
+			{1, "", "  boom ", "unknown", "check script exited 1: boom"},
+			{0, "noise\n#KANADE-CHECK-BEGIN\n{\"status\":\"fail\",\"detail\":[\"C:\",\"D:\"]}\n#KANADE-CHECK-END\n", "", "fail", `["C:","D:"]`},
+			{0, `{"status":"warn","detail":12.50}`, "", "warn", "12.5"},
+			{0, `{"status":"ok","detail":""}`, "", "ok", ""},
+			{0, `not json`, "", "unknown", "check stdout was not JSON: expected ident at line 1 column 2"},
+			{0, `[1]`, "", "unknown", "check stdout was not a JSON object"},
+			{0, `{"detail":"x"}`, "", "unknown", "stdout has no `status` field"},
+			{0, "#KANADE-INVENTORY-BEGIN\n{}\n", "", "unknown", "check stdout was not JSON: EOF while parsing a value at line 1 column 0"},
+			{2, "", long, "unknown", "check script exited 2: " + strings.Repeat("é", 200)},
+		} {
+			pc := fmt.Sprintf("PC-%d", i)
+			r.hinted("c"+pc, pc, c.code, c.stdout, c.stderr, t0)
+			got := checkOf(r.tables(), pc)
+			if got == nil || got.Status != c.status || wire.Deref(got.Detail) != c.detail || (c.detail == "") != (got.Detail == nil) {
+				t.Errorf("exit %d stdout %q stderr %q: %+v, want %s %q", c.code, c.stdout, c.stderr, got, c.status, c.detail)
+			}
+		}
+		// A skip and a signature refusal say nothing about the check; an
+		// older agent's skip is known by its reserved code.
+		refusal := finished(wire.SignatureRefusalID("q-s", "PC-s"), "q-s", "PC-s", 123)
+		refusal.ManifestID, refusal.Skipped = wire.Str("all"), new(bool)
+		r.result(refusal, t0)
+		skip := finished("skip", "q-k", "PC-k", 0)
+		yes := true
+		skip.ManifestID, skip.Skipped = wire.Str("all"), &yes
+		r.result(skip, t0)
+		old := finished("old", "q-o", "PC-o", 125)
+		old.ManifestID = wire.Str("all")
+		r.result(old, t0)
+		real := finished("real", "q-r", "PC-r", 125)
+		real.ManifestID, real.Skipped = wire.Str("all"), new(bool)
+		r.result(real, t0)
+		tb := r.tables()
+		for _, pc := range []string{"PC-s", "PC-k", "PC-o"} {
+			if c := checkOf(tb, pc); c != nil {
+				t.Errorf("%s: a skip or refusal wrote %+v", pc, c)
+			}
+		}
+		if c := checkOf(tb, "PC-r"); c == nil || wire.Deref(c.Detail) != "check script exited 125" {
+			t.Errorf("a real exit 125 (skipped: false): %+v", c)
+		}
+		// fleet: false keeps the check off the fleet's table.
+		off := everyHint()
+		off.Check.Fleet = new(bool)
+		r2 := newSpecRun(t, st, mapManifests{"all": off})
+		r2.hinted("f", "PC-f", 0, `{"status":"ok"}`, "", t0)
+		if c := checkOf(r2.tables(), "PC-f"); c != nil {
+			t.Errorf("fleet: false wrote %+v", c)
+		}
+	})
+}
+
+func TestSpecExample20Feeds(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
+		r.hinted("f1", "CTRL", 0, `{"vulns":[{"vendor":"acme","cveID":"CVE-2024-1","n":1},{"vendor":"acme","cveID":"CVE-2024-1","n":2},
+			{"cveID":"no-vendor"},{"vendor":"x","cveID":7,"z":{"b":1,"a":2}}],"eol":[{"name":"w7"}]}`, "", t0)
+		tb := r.tables()
+		var got []string
+		for _, f := range tb.Feeds {
+			got = append(got, f.FeedID+" "+f.ItemID+" "+f.Data)
+		}
+		want := []string{`eol w7 {"name":"w7"}`, `kev 1:x1:7 {"cveID":7,"vendor":"x","z":{"a":2,"b":1}}`, `kev 4:acme10:CVE-2024-1 {"cveID":"CVE-2024-1","n":2,"vendor":"acme"}`}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("feeds %q, want %q", got, want)
+		}
+		if m := tb.FeedMeta[1]; m.FeedID != "kev" || m.ItemCount != 3 || !m.RecordedAt.Equal(t0) || m.FetchedAt == nil {
+			t.Errorf("feed_meta %+v: item_count counts every element with an id", m)
+		}
+		// Not newer than the watermark: skipped. Newer without the field:
+		// emptied. A field that is not an array: the feed stays.
+		r.hinted("f2", "CTRL", 0, `{"vulns":[]}`, "", t0)
+		if tb := r.tables(); len(tb.Feeds) != 3 {
+			t.Errorf("an equally recent refresh replaced the feed: %+v", tb.Feeds)
+		}
+		r.hinted("f3", "CTRL", 0, `{"eol":{"not":"an array"}}`, "", t0.Add(time.Minute))
+		tb = r.tables()
+		if len(tb.Feeds) != 1 || tb.Feeds[0].FeedID != "eol" || tb.FeedMeta[1].ItemCount != 0 || !tb.FeedMeta[0].RecordedAt.Equal(t0) {
+			t.Errorf("after a refresh without vulns and a bad eol: feeds %+v meta %+v", tb.Feeds, tb.FeedMeta)
+		}
+	})
+}
+
+// Several messages for the same keys in one batch leave what one message
+// per batch leaves.
+func TestDerivedBatchEqualsSerial(t *testing.T) {
+	var msgs []projector.Message
+	stdouts := []string{`{"ram":8,"vulns":[{"vendor":"a","cveID":"1"}],"status":"ok"}`, `{"ram":16,"status":"warn"}`, `{"ram":8.0}`, `{"ram":4,"eol":[{"name":"x"}],"status":"fail"}`}
+	pubs := []time.Duration{2, 1, 2, 3}
+	for i := range 12 {
+		res := finished(fmt.Sprintf("b%d", i), "q", fmt.Sprintf("PC-%d", i%3), int32(i%5/4))
+		res.ManifestID, res.Stdout = wire.Str("all"), stdouts[i%4]
+		msgs = append(msgs, projector.Message{Stream: "RESULTS", Seq: uint64(i + 1), Subject: "results.q", Published: t0.Add(pubs[i%4] * time.Minute), Data: res.Encode()})
+	}
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		serial := testutil.Another(t, st)
+		ctx := context.Background()
+		apply := func(s store.Store, batches ...[]projector.Message) *store.Tables {
+			p := projector.New(s, nil, mapManifests{"all": everyHint()})
+			for _, b := range batches {
+				pb, err := p.Prepare(ctx, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.Apply(ctx, pb, projector.ApplyOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tb, err := s.Dump(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tb
+		}
+		var one [][]projector.Message
+		for i := range msgs {
+			one = append(one, msgs[i:i+1])
+		}
+		want, got := apply(serial, one...), apply(st, msgs)
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
+		}
+		if len(got.History) < 6 || len(got.Checks) != 3 || len(got.Feeds) == 0 {
+			t.Errorf("the workload wrote too little to prove anything: %d history rows, %d checks, %d feed rows", len(got.History), len(got.Checks), len(got.Feeds))
+		}
+	})
+}
