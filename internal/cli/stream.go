@@ -41,10 +41,11 @@ ordered consumer and projects it by upstream's rules into --db. Each batch
 commits with a checkpoint; --resume continues after a crash or Ctrl-C.
 Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 It writes execution_results, executions, inventory_facts and the tables
-upstream derives beside them: check_status, feeds, feed_meta and the
-history_scalars rows of inventory_history (stamped with the message's publish
-time, so two replays write the same rows). Explode tables are not written or
-rebuilt yet and are left as they are. A replay never sends a check alert.`,
+upstream derives beside them: inventory_history (stamped with the message's
+publish time, so two replays write the same rows), the explode tables (created
+or migrated from the manifests), check_status, feeds and feed_meta. A replay
+never sends a check alert. --rebuild rebuilds all but the explode tables,
+which it leaves as they are.`,
 		Example: `  kanade stream replay --plan
   kanade stream replay --since 36h
   kanade stream replay --stream EVENTS && kanade stream replay
@@ -332,6 +333,7 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 		{"inventory upserts", n(st.InventoryUpserts)},
 		{"inventory skipped (payload not JSON)", n(st.InventorySkipped)},
 		{"inventory history rows", n(st.HistoryRows)},
+		{"explode rows written", n(st.ExplodeRows)},
 		{"check status upserts", n(st.CheckUpserts)},
 		{"feeds replaced", n(st.FeedsReplaced)},
 		{"quarantined", n(st.Quarantined)},

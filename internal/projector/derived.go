@@ -24,9 +24,10 @@ type derivedPlan struct {
 	// a run of refreshes the first of the newest is the one that stays.
 	feeds   []store.Feed
 	feedIdx map[string]int
-	// history holds, per (PC, job) whose manifest lists history_scalars,
-	// every facts write in stream order: each accepted one is diffed
-	// against the one before it.
+	// history holds, per (PC, job) whose manifest lists history_scalars
+	// or explode specs, every facts write in stream order: each accepted
+	// one is diffed against the one before it, and replaces its explode
+	// rows.
 	history []historyChain
 	histIdx map[store.FactsKey]int
 	steps   int // history steps planned, numbering them in stream order
@@ -41,6 +42,8 @@ type historyStep struct {
 	ord       int // the step's place in the batch: history rows are numbered in stream order
 	facts     wire.JSONValue
 	scalars   []string
+	explode   []*explodeSpec
+	collected time.Time
 	published time.Time
 }
 
@@ -54,9 +57,9 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 		if payload, ok := wire.FencedPayload(r.Stdout, wire.HintInventory); ok {
 			if v, err := wire.ParseJSON(payload); err == nil {
 				it.facts = &payload
-				if len(man.Inventory.HistoryScalars) > 0 {
-					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID},
-						historyStep{facts: v, scalars: man.Inventory.HistoryScalars, published: it.published})
+				if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
+					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}, historyStep{facts: v,
+						scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published})
 				}
 			}
 		}
@@ -159,12 +162,15 @@ func feedsOf(man *wire.Manifest, r *wire.ExecResult, published time.Time) []stor
 	return out
 }
 
-// historyRows replays each chain's facts writes against the stored facts
-// with the >= guard upstream's upsert has: an accepted write is diffed
-// with the facts before it, a rejected one writes nothing.
-func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time) ([]store.HistoryRow, error) {
+// inventoryWrites replays each chain's facts writes against the stored
+// facts with the >= guard upstream's upsert has: an accepted write is
+// diffed with the facts (and explode rows) before it, and its explode rows
+// replace the ones before them; a rejected one does nothing. It returns
+// the history rows in stream order and the explode rows to write: those
+// that differ from what the tables hold.
+func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, kind store.Kind) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeRows, error) {
 	if len(d.history) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	keys := make([]store.FactsKey, len(d.history))
 	for i, ch := range d.history {
@@ -172,13 +178,20 @@ func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at
 	}
 	stored, err := tx.LoadFacts(ctx, keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var tables map[string]map[store.FactsKey]*store.ExplodeRows
+	if !tx.Shadow() { // a rebuild leaves explode tables as they are
+		if tables, err = d.loadExplode(ctx, tx); err != nil {
+			return nil, nil, err
+		}
 	}
 	type numbered struct {
 		ord int
 		row store.HistoryRow
 	}
 	var rows []numbered
+	writes := map[*explodeSpec][]store.ExplodeRows{}
 	for _, ch := range d.history {
 		var prior *wire.JSONValue
 		var priorAt time.Time
@@ -191,6 +204,8 @@ func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at
 				readable = false // upstream's diff fails on it: no history for this write
 			}
 		}
+		states := map[string]*explodeState{}
+		var stateOrder []*explodeState
 		for i := range ch.steps {
 			st := &ch.steps[i]
 			if have && at(st.published).Before(priorAt) {
@@ -202,6 +217,47 @@ func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at
 				}
 			}
 			prior, priorAt, have, readable = &st.facts, at(st.published), true, true
+			if tables == nil {
+				continue
+			}
+			for _, x := range st.explode {
+				es := states[x.table.Name]
+				if es == nil {
+					es = &explodeState{spec: x, key: ch.key, stored: true}
+					if set := tables[x.table.Name][ch.key]; set != nil {
+						es.collected = set.CollectedAt
+						for _, cells := range set.Rows {
+							es.rows = append(es.rows, explodeRow{cells: cells})
+						}
+					}
+					states[x.table.Name] = es
+					stateOrder = append(stateOrder, es)
+				}
+				next := x.rowsOf(&st.facts, kind)
+				if len(next) == 0 && len(es.rows) == 0 {
+					continue // upstream's short cut: nothing to remove, nothing to write
+				}
+				if x.track {
+					for _, r := range x.diff(ch.key, es.rows, next, st.published) {
+						rows = append(rows, numbered{st.ord, r})
+					}
+				}
+				collected := st.collected
+				if !es.stored || !sameRows(es.rows, next) || es.collected == nil || !at(*es.collected).Equal(at(collected)) {
+					es.stored = false
+				}
+				es.rows, es.collected = next, &collected
+			}
+		}
+		for _, es := range stateOrder {
+			if es.stored {
+				continue // the table holds these rows already
+			}
+			set := store.ExplodeRows{Key: es.key, CollectedAt: es.collected}
+			for _, r := range es.rows {
+				set.Rows = append(set.Rows, r.cells)
+			}
+			writes[es.spec] = append(writes[es.spec], set)
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ord < rows[j].ord })
@@ -209,7 +265,32 @@ func (d *derivedPlan) historyRows(ctx context.Context, tx store.ProjectionTx, at
 	for i, r := range rows {
 		out[i] = r.row
 	}
-	return out, nil
+	return out, writes, nil
+}
+
+// sameRows reports whether two row sets hold the same rows, in any order.
+func sameRows(a, b []explodeRow) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	count := map[string]int{}
+	for _, r := range a {
+		var k []byte
+		for _, c := range r.cells {
+			k = cellKey(append(k, '|'), c)
+		}
+		count[string(k)]++
+	}
+	for _, r := range b {
+		var k []byte
+		for _, c := range r.cells {
+			k = cellKey(append(k, '|'), c)
+		}
+		if count[string(k)]--; count[string(k)] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // diffScalars is upstream's scalar history: for each listed field present

@@ -256,3 +256,130 @@ func TestDerivedBatchEqualsSerial(t *testing.T) {
 		}
 	})
 }
+
+// appsHint explodes "apps" into inv_apps, keyed by name, with history.
+func appsHint(track bool) *wire.Manifest {
+	col := func(name, kind string, index bool) wire.ExplodeColumn {
+		c := wire.ExplodeColumn{Field: wire.Str(name), Index: index}
+		if kind != "" {
+			c.Type = wire.Str(kind)
+		}
+		return c
+	}
+	return &wire.Manifest{ID: "apps", Version: "1", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "apps", Label: "Apps"}},
+		Explode: []wire.ExplodeSpec{{Field: wire.Str("apps"), Table: wire.Str("inv_apps"), PrimaryKey: []string{"name"}, TrackHistory: track,
+			Columns: []wire.ExplodeColumn{col("name", "", true), col("version", "text", false), col("size", "integer", false), col("ratio", "real", false)}}}}}
+}
+
+func (r *specRun) apps(id, pc, stdout string, pub time.Time) {
+	res := finished(id, "q-"+id, pc, 0)
+	res.ManifestID, res.Stdout = wire.Str("apps"), stdout
+	r.result(res, pub)
+}
+
+// rowsOf renders an explode table's rows without pc_id/job_id/collected_at.
+func appRows(t *testing.T, st store.Store) []string {
+	var out []string
+	for _, r := range testutil.TableRows(t, st, "inv_apps") {
+		parts := strings.SplitN(r, " | ", 4)
+		out = append(out, parts[3])
+	}
+	return out
+}
+
+func TestSpecExamples17And18Explode(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"apps": appsHint(false)})
+		r.apps("e1", "PC-1", `{"apps":[{"name":"A","version":"1","size":1.5,"ratio":2},{"name":"A","version":"2"},`+
+			`{"name":"B","version":120,"size":"42","ratio":"0.5"},{"name":"C","version":true,"size":7,"ratio":1.25}]}`, t0)
+		want := []string{
+			`"A" | "1" | NULL | 2`,    // example 17: the first A; example 18: integer 1.5 is NULL
+			`"B" | "120" | 42 | 0.5`,  // example 18: 120 in a text column is '120'; numeric text takes the column's type
+			`"C" | "true" | 7 | 1.25`, // example 18: true in a text column is 'true'
+		}
+		if got := appRows(t, st); !reflect.DeepEqual(got, want) {
+			t.Errorf("rows\n%q\nwant\n%q", got, want)
+		}
+		// The PC's rows are replaced; a missing field empties them; another
+		// PC's rows stay.
+		r.apps("e2", "PC-2", `{"apps":[{"name":"Z"}]}`, t0)
+		r.apps("e3", "PC-1", `{"apps":[{"name":"D"}]}`, t0.Add(time.Minute))
+		if got := appRows(t, st); !reflect.DeepEqual(got, []string{`"D" | NULL | NULL | NULL`, `"Z" | NULL | NULL | NULL`}) {
+			t.Errorf("after a replace: %q", got)
+		}
+		// An older facts write changes no explode row (example 15).
+		r.apps("e4", "PC-1", `{"apps":[{"name":"OLD"}]}`, t0)
+		r.apps("e5", "PC-1", `{"other":1}`, t0.Add(2*time.Minute))
+		if got := appRows(t, st); !reflect.DeepEqual(got, []string{`"Z" | NULL | NULL | NULL`}) {
+			t.Errorf("after an older write and a missing field: %q", got)
+		}
+	})
+}
+
+func TestExplodeTrackHistory(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		r := newSpecRun(t, st, mapManifests{"apps": appsHint(true)})
+		scans := []string{
+			`{"apps":[{"name":"A","version":"1","size":10},{"name":"B","version":2}]}`,
+			`{"apps":[{"name":"A","version":"1","size":10},{"name":"B","version":"2"}]}`, // B's 2 and "2" are the same text: no change
+			`{"apps":[{"name":"A","version":"1.1","size":10}]}`,
+		}
+		for i, s := range scans {
+			r.apps(fmt.Sprintf("h%d", i), "PC-1", s, t0.Add(time.Duration(i)*time.Minute))
+		}
+		var got []string
+		for _, h := range r.tables().History {
+			got = append(got, fmt.Sprintf("%s %s %s %s->%s", h.FieldPath, h.ChangeKind, wire.Deref(h.IdentityJSON), wire.Deref(h.BeforeJSON), wire.Deref(h.AfterJSON)))
+		}
+		want := []string{
+			`apps added {"name":"A"} ->{"name":"A","size":10,"version":"1"}`,
+			`apps added {"name":"B"} ->{"name":"B","version":2}`,
+			`apps changed {"name":"A"} {"name":"A","ratio":null,"size":10,"version":"1"}->{"name":"A","size":10,"version":"1.1"}`,
+			`apps removed {"name":"B"} {"name":"B","ratio":null,"size":null,"version":"2"}->`,
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("history\n%q\nwant\n%q", got, want)
+		}
+		// A redelivery of every scan writes nothing at all.
+		before := r.tables()
+		for i, s := range scans {
+			r.apps(fmt.Sprintf("h%d", i), "PC-1", s, t0.Add(time.Duration(i)*time.Minute))
+			if r.last.ExplodeRows != 0 || r.last.HistoryRows != 0 {
+				t.Errorf("redelivery %d wrote %d explode and %d history rows", i, r.last.ExplodeRows, r.last.HistoryRows)
+			}
+		}
+		if after := r.tables(); !reflect.DeepEqual(before, after) {
+			t.Errorf("a redelivery changed the tables:\n%s", diffTables(before, after))
+		}
+	})
+}
+
+// A spec that changes migrates its table: a new column is added, a new
+// key rebuilds it, keeping what the new key allows.
+func TestExplodeTableMigrates(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		m := appsHint(false)
+		r := newSpecRun(t, st, mapManifests{"apps": m})
+		r.apps("m1", "PC-1", `{"apps":[{"name":"A","version":"1"},{"name":"B","version":"1"}]}`, t0)
+		spec := &m.Inventory.Explode[0]
+		spec.Columns = append(spec.Columns, wire.ExplodeColumn{Field: wire.Str("vendor"), Index: true})
+		r2 := newSpecRun(t, st, mapManifests{"apps": m})
+		r2.apps("m2", "PC-2", `{"apps":[{"name":"A","vendor":"acme"}]}`, t0)
+		rows := testutil.TableRows(t, st, "inv_apps")
+		if len(rows) != 3 || !strings.HasSuffix(rows[2], `"A" | NULL | NULL | NULL | "acme"`) {
+			t.Fatalf("after adding a column: %q", rows)
+		}
+		spec.PrimaryKey = []string{"version"}
+		r3 := newSpecRun(t, st, mapManifests{"apps": m})
+		r3.apps("m3", "PC-3", `{"apps":[{"name":"X","version":"9"}]}`, t0)
+		// PC-1's A and B share version 1 under the new key: one is kept.
+		// PC-2's A has no version: SQLite keeps a NULL key, PostgreSQL cannot.
+		want := 3
+		if st.Kind() == store.Postgres {
+			want = 2
+		}
+		if rows := testutil.TableRows(t, st, "inv_apps"); len(rows) != want {
+			t.Errorf("after a key change: %q", rows)
+		}
+	})
+}

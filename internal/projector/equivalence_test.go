@@ -47,7 +47,7 @@ type workload struct {
 	manifest map[string]*wire.Manifest
 }
 
-func genWorkload(rng *rand.Rand) *workload {
+func genWorkload(rng *rand.Rand, explode bool) *workload {
 	base := time.Date(2026, 5, 16, 0, 0, 0, 0, time.UTC)
 	at := func(sec int) time.Time {
 		return base.Add(time.Duration(sec) * time.Second).Add(time.Duration(rng.IntN(1000)) * time.Microsecond)
@@ -59,6 +59,17 @@ func genWorkload(rng *rand.Rand) *workload {
 		HistoryScalars: []string{"cpu", "ram"}},
 		Check: &wire.CheckHint{Name: wire.Str("disk"), Label: wire.Str("Disk")},
 		Feed:  []wire.FeedSpec{{ID: wire.Str("kev"), Field: wire.Str("vulns"), PrimaryKey: []string{"vendor", "id"}}, {ID: wire.Str("kev"), Field: wire.Str("other"), PrimaryKey: []string{"id"}}}}
+	if explode {
+		col := func(name, kind string) wire.ExplodeColumn {
+			c := wire.ExplodeColumn{Field: wire.Str(name)}
+			if kind != "" {
+				c.Type = wire.Str(kind)
+			}
+			return c
+		}
+		inv.Inventory.Explode = []wire.ExplodeSpec{{Field: wire.Str("vulns"), Table: wire.Str("inv_vulns"), PrimaryKey: []string{"vendor", "id"},
+			TrackHistory: rng.IntN(2) == 0, Columns: []wire.ExplodeColumn{col("vendor", ""), col("id", "integer"), col("n", "real")}}}
+	}
 	// Only inventory-hw has an execute.timeout: started events of the
 	// others get no deadline.
 	inv.Execute = &wire.ExecuteHint{Timeout: wire.Str([]string{"10m", "30s", "1h 30m", "bogus"}[rng.IntN(4)])}
@@ -228,7 +239,7 @@ func TestBatchedEqualsSerial(t *testing.T) {
 			}()
 			for i := 0; i < n; i++ {
 				rng := rand.New(rand.NewPCG(uint64(i), 19))
-				w := genWorkload(rng)
+				w := genWorkload(rng, false)
 				reset(ctx, t, p.ref, p.exRef)
 				reset(ctx, t, p.bat, p.exBat)
 				for _, st := range []store.Store{p.ref, p.bat} {
@@ -311,4 +322,70 @@ func diffTables(want, got *store.Tables) string {
 		}
 	}
 	return b.String()
+}
+
+// TestBatchedEqualsOneByOne covers what the serial reference does not
+// model, explode tables and their history: random batches leave what one
+// message per batch leaves, explode rows and history included.
+func TestBatchedEqualsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	n := workloadCount(t) / 8
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		dbs := []store.Store{st, testutil.Another(t, st)}
+		exec := func(s store.Store) func(string) error {
+			switch s := s.(type) {
+			case *pgstore.Store:
+				return func(q string) error { _, err := s.Pool().Exec(ctx, q); return err }
+			case *sqlitestore.Store:
+				return func(q string) error { _, err := s.DB().ExecContext(ctx, q); return err }
+			}
+			panic("unknown store")
+		}
+		var rows, history int
+		for i := 0; i < n; i++ {
+			rng := rand.New(rand.NewPCG(uint64(i), 23))
+			w := genWorkload(rng, true)
+			run := func(s store.Store, batch func() int) *store.Tables {
+				if err := s.Seed(ctx, w.execs, w.seed); err != nil {
+					t.Fatal(err)
+				}
+				proj := projector.New(s, mapOutputs(w.objects), mapManifests(w.manifest))
+				for start := 0; start < len(w.msgs); {
+					end := min(len(w.msgs), start+batch())
+					b, err := proj.Prepare(ctx, w.msgs[start:end])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := proj.Apply(ctx, b, projector.ApplyOptions{}); err != nil {
+						t.Fatalf("workload %d: %v", i, err)
+					}
+					start = end
+				}
+				tb, err := s.Dump(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tb
+			}
+			for _, db := range dbs {
+				reset(ctx, t, db, exec(db))
+				if err := exec(db)("DROP TABLE IF EXISTS inv_vulns"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := run(dbs[0], func() int { return 1 })
+			got := run(dbs[1], func() int { return 1 + rng.IntN(12) })
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("workload %d: batched tables differ from one message at a time\n%s", i, diffTables(want, got))
+			}
+			wr, gr := testutil.TableRows(t, dbs[0], "inv_vulns"), testutil.TableRows(t, dbs[1], "inv_vulns")
+			if !reflect.DeepEqual(wr, gr) {
+				t.Fatalf("workload %d: inv_vulns\nwant %q\ngot  %q", i, wr, gr)
+			}
+			rows, history = rows+len(gr), history+len(got.History)
+		}
+		if rows < n || history < n {
+			t.Errorf("over %d workloads: %d explode rows, %d history rows: too few to prove anything", n, rows, history)
+		}
+	})
 }

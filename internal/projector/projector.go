@@ -57,6 +57,7 @@ type Projector struct {
 	// display, 1.5 µs and 12 allocations each: a third of decoding the
 	// result).
 	inventory map[*wire.Manifest]*inventoryText
+	explode   map[*wire.Manifest][]*explodeSpec // each cached manifest's valid explode specs
 	now       func() time.Time
 	// written holds the ids of the last two applied batches. A redelivery
 	// usually lands a batch or two after the original; naming those ids
@@ -71,7 +72,7 @@ type Projector struct {
 // needs them is then quarantined, never silently dropped).
 func New(st store.Projecting, outputs OutputSource, manifests ManifestSource) *Projector {
 	return &Projector{store: st, outputs: outputs, manifests: manifests, cache: map[string]*wire.Manifest{},
-		inventory: map[*wire.Manifest]*inventoryText{}, now: time.Now}
+		inventory: map[*wire.Manifest]*inventoryText{}, explode: map[*wire.Manifest][]*explodeSpec{}, now: time.Now}
 }
 
 type itemKind int
@@ -269,6 +270,7 @@ type Stats struct {
 	InventoryUpserts int64 `json:"inventory_upserts"`
 	InventorySkipped int64 `json:"inventory_skipped"`
 	HistoryRows      int64 `json:"inventory_history_rows"`
+	ExplodeRows      int64 `json:"explode_rows"`
 	CheckUpserts     int64 `json:"check_status_upserts"`
 	FeedsReplaced    int64 `json:"feeds_replaced"`
 	Quarantined      int64 `json:"quarantined"`
@@ -288,6 +290,7 @@ func (s *Stats) Add(o Stats) {
 	s.InventoryUpserts += o.InventoryUpserts
 	s.InventorySkipped += o.InventorySkipped
 	s.HistoryRows += o.HistoryRows
+	s.ExplodeRows += o.ExplodeRows
 	s.CheckUpserts += o.CheckUpserts
 	s.FeedsReplaced += o.FeedsReplaced
 	s.Quarantined += o.Quarantined
@@ -407,7 +410,7 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	}
 	// History is the difference from the facts stored before this batch,
 	// so it is read before the facts are written.
-	history, err := b.derived.historyRows(ctx, tx, b.at)
+	history, explode, err := b.derived.inventoryWrites(ctx, tx, b.at, p.store.Kind())
 	if err != nil {
 		return st, err
 	}
@@ -415,6 +418,9 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 		return st, err
 	}
 	if st.HistoryRows, err = tx.AddHistory(ctx, history); err != nil {
+		return st, err
+	}
+	if st.ExplodeRows, err = writeExplode(ctx, tx, explode); err != nil {
 		return st, err
 	}
 	if st.CheckUpserts, err = tx.UpsertChecks(ctx, b.derived.checks); err != nil {

@@ -182,6 +182,19 @@ func TestRebuildAppendsNewHistory(t *testing.T) {
 		replayAll(t, st, js, replay.Options{Stream: streams.Results, ToSeq: full.CheckpointSeq / 2})
 		half, _ := st.Dump(ctx)
 		want, _ := ref.Dump(ctx)
+		// A rebuild leaves explode tables, and so their history, as they
+		// are (not yet rebuilt in shadow tables): compare the rest.
+		scalarOnly := func(tb *store.Tables) {
+			var keep []store.HistoryRow
+			for _, h := range tb.History {
+				if h.IdentityJSON == nil {
+					keep = append(keep, h)
+				}
+			}
+			tb.History = keep
+		}
+		scalarOnly(half)
+		scalarOnly(want)
 		if len(want.History) <= len(half.History) {
 			t.Fatalf("the second half of the stream writes no history (%d of %d rows): the test proves nothing", len(half.History), len(want.History))
 		}
@@ -193,6 +206,7 @@ func TestRebuildAppendsNewHistory(t *testing.T) {
 			t.Errorf("history_rows_to_add %d, want %d", look.Diff.HistoryToAdd, len(want.History)-len(half.History))
 		}
 		got, _ := st.Dump(ctx)
+		scalarOnly(got)
 		if !reflect.DeepEqual(want.History, got.History) || !reflect.DeepEqual(want.Checks, got.Checks) || !reflect.DeepEqual(want.Feeds, got.Feeds) {
 			t.Errorf("after the rebuild: history %d rows (want %d), checks %d (want %d), feed rows %d (want %d)",
 				len(got.History), len(want.History), len(got.Checks), len(want.Checks), len(got.Feeds), len(want.Feeds))

@@ -32,7 +32,8 @@ type Config struct {
 	Overflow    int     // results whose stdout went to the object store
 	Undecodable int     // payloads no agent version could have written
 	// Hints gives the inventory manifest every derived-table hint: the
-	// history of two fields, a fleet check and a feed.
+	// history of two fields, an explode table with history, a fleet check
+	// and a feed.
 	Hints bool
 	Start time.Time
 }
@@ -77,7 +78,9 @@ func Generate(cfg Config) *Fleet {
 	f.Manifests["inventory-hw"] = []byte(`{"id":"inventory-hw","version":"1.2.0","description":"hardware inventory","shell":"powershell","script":"Get-Hw | ConvertTo-Json","inventory":{"display":[{"field":"cpu","label":"CPU"},{"field":"ram_gb","label":"RAM (GB)","type":"number"}],"summary":[{"field":"cpu","label":"CPU"}]}}`)
 	if cfg.Hints {
 		f.Manifests["inventory-hw"] = []byte(`{"id":"inventory-hw","version":"1.2.0","description":"hardware inventory","shell":"powershell","script":"Get-Hw | ConvertTo-Json",` +
-			`"inventory":{"display":[{"field":"cpu","label":"CPU"},{"field":"ram_gb","label":"RAM (GB)","type":"number"}],"summary":[{"field":"cpu","label":"CPU"}],"history_scalars":["ram_gb","cpu"]},` +
+			`"inventory":{"display":[{"field":"cpu","label":"CPU"},{"field":"ram_gb","label":"RAM (GB)","type":"number"}],"summary":[{"field":"cpu","label":"CPU"}],"history_scalars":["ram_gb","cpu"],` +
+			`"explode":[{"field":"disks","table":"inventory_disks","primary_key":["name"],"track_history":true,` +
+			`"columns":[{"field":"name","index":true},{"field":"model"},{"field":"size_gb","type":"integer"}]}]},` +
 			`"check":{"name":"disk_free","label":"Disk space","status_field":"disk_status","detail_field":"disk_detail"},` +
 			`"feed":[{"id":"disk-models","field":"disks","primary_key":["model"]}]}`)
 	}

@@ -122,6 +122,73 @@ type StoredFacts struct {
 	RecordedAt time.Time
 }
 
+// CellKind is the storage class of an explode table's value.
+type CellKind uint8
+
+const (
+	CellNull CellKind = iota
+	CellInt
+	CellReal
+	CellText
+)
+
+// Cell is one value of an explode table row.
+type Cell struct {
+	Kind CellKind
+	Int  int64
+	Real float64
+	Text string
+}
+
+// Explode column kinds.
+const (
+	ColText    = "text"
+	ColInteger = "integer"
+	ColReal    = "real"
+)
+
+// ExplodeTable is an explode table as a manifest declares it: (pc_id,
+// job_id, collected_at) and Columns, keyed by (pc_id, job_id, PrimaryKey).
+// Its identifiers are validated.
+type ExplodeTable struct {
+	Name       string
+	Columns    []ExplodeColumn
+	PrimaryKey []string
+}
+
+// ExplodeColumn is one declared column.
+type ExplodeColumn struct {
+	Name  string
+	Kind  string // ColText, ColInteger or ColReal
+	Index bool
+}
+
+// ExplodeRows are a PC's rows of one explode table for one job, each in
+// the table's column order.
+type ExplodeRows struct {
+	Key         FactsKey
+	CollectedAt *time.Time
+	Rows        [][]Cell
+}
+
+// StoredCell is c as a column of kind colKind of a store of kind k holds
+// it. SQLite holds any value in any column (upstream relies on it);
+// PostgreSQL's numeric columns cannot hold text, which becomes NULL there.
+func (k Kind) StoredCell(colKind string, c Cell) Cell {
+	if k == Postgres && c.Kind == CellText && colKind != ColText {
+		return Cell{}
+	}
+	if c.Kind == CellText {
+		c.Text = k.StoredText(c.Text)
+	}
+	return c
+}
+
+// NullKeys reports whether a table's primary key can hold NULLs: SQLite's
+// can (and tells them apart), PostgreSQL's cannot, so there an explode row
+// without its key is not stored.
+func (k Kind) NullKeys() bool { return k == SQLite }
+
 // Execution is one executions row (a deployment).
 type Execution struct {
 	ExecID       string
@@ -193,6 +260,16 @@ type ProjectionTx interface {
 	FeedWatermarks(ctx context.Context, feedIDs []string) (map[string]time.Time, error)
 	// ReplaceFeeds replaces each feed's rows and sets its feed_meta.
 	ReplaceFeeds(ctx context.Context, feeds []Feed) error
+	// EnsureExplodeTable creates t with its indexes, or migrates the table
+	// of that name to t: new columns are added; a changed key, type or a
+	// dropped column rebuilds it, keeping the rows the new key allows.
+	EnsureExplodeTable(ctx context.Context, t ExplodeTable) error
+	// LoadExplodeRows returns the rows stored for those keys that have any.
+	LoadExplodeRows(ctx context.Context, t ExplodeTable, keys []FactsKey) (map[FactsKey]*ExplodeRows, error)
+	// ReplaceExplodeRows replaces each key's rows (their keys unique).
+	ReplaceExplodeRows(ctx context.Context, t ExplodeTable, sets []ExplodeRows) (int64, error)
+	// Shadow reports a rebuild's transaction, which writes shadow tables.
+	Shadow() bool
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
 	AddQuarantine(ctx context.Context, entries []QuarantineEntry) error
 	DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error

@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +121,71 @@ func Another(t *testing.T, st store.Store) store.Store {
 		return PostgresStore(t)
 	}
 	return SQLiteStore(t)
+}
+
+// TableRows returns every row of table as text (columns separated by
+// " | ", NULL as "NULL", numbers as the engine returns them), sorted, or
+// nil when there is no such table: for tests of tables the store creates
+// at run time (explode tables).
+func TableRows(t testing.TB, st store.Store, table string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	render := func(vals []any) string {
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			switch v := v.(type) {
+			case nil:
+				parts[i] = "NULL"
+			case []byte:
+				parts[i] = string(v)
+			case time.Time:
+				parts[i] = v.UTC().Format(time.RFC3339Nano)
+			case string:
+				parts[i] = strconv.Quote(v)
+			default:
+				parts[i] = fmt.Sprint(v)
+			}
+		}
+		return strings.Join(parts, " | ")
+	}
+	switch s := st.(type) {
+	case *pgstore.Store:
+		var ok bool
+		if err := s.Pool().QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
+			return nil
+		}
+		rows, err := s.Pool().Query(ctx, `SELECT * FROM "`+table+`"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, render(vals))
+		}
+	case *sqlitestore.Store:
+		rows, err := s.DB().QueryContext(ctx, `SELECT * FROM "`+table+`"`)
+		if err != nil {
+			return nil
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, render(vals))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -119,8 +119,8 @@ type InventoryHint struct {
 	Summary []DisplayField `json:"summary,omitempty"`
 	// HistoryScalars are top-level payload fields whose changes are
 	// written to inventory_history.
-	HistoryScalars []string        `json:"history_scalars,omitempty"`
-	Explode        json.RawMessage `json:"explode,omitempty"` // kept, not interpreted
+	HistoryScalars []string      `json:"history_scalars,omitempty"`
+	Explode        []ExplodeSpec `json:"explode,omitempty"`
 }
 
 // DisplayField is one column an inventory view shows. A field of type
@@ -147,6 +147,17 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	// manifest at all, and projects none of its hints.
 	if m.Check != nil && m.Check.Name == nil {
 		return nil, fmt.Errorf("manifest: %w", &DecodeError{Field: "check.name", Reason: "missing"})
+	}
+	if m.Inventory != nil {
+		for i, x := range m.Inventory.Explode {
+			ok := x.Field != nil && x.Table != nil && x.PrimaryKey != nil && x.Columns != nil
+			for _, c := range x.Columns {
+				ok = ok && c.Field != nil
+			}
+			if !ok {
+				return nil, fmt.Errorf("manifest: %w", &DecodeError{Field: fmt.Sprintf("inventory.explode[%d]", i), Reason: "needs field, table, primary_key and columns, each column a field"})
+			}
+		}
 	}
 	for i, f := range m.Feed {
 		if f.ID == nil || f.Field == nil || f.PrimaryKey == nil {

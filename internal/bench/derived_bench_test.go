@@ -1,0 +1,147 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+var derivedN = flag.Int("bench.derived.n", 100000, "results in the derived-tables workload")
+
+type manifests map[string]*wire.Manifest
+
+func (m manifests) Manifest(_ context.Context, id string) (*wire.Manifest, error) { return m[id], nil }
+
+// derivedWorkload is n inventory results of 1,000 PCs, each reporting two
+// scalars and 20 apps; now and then a scalar changes and an app is
+// upgraded, removed or installed, as a fleet's scans do.
+func derivedWorkload(n int) []projector.Message {
+	rng := rand.New(rand.NewPCG(11, 12))
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	type pc struct {
+		ram  int
+		apps []int // app numbers; their versions follow
+		ver  map[int]int
+	}
+	pcs := make([]*pc, 1000)
+	for i := range pcs {
+		p := &pc{ram: 8 << rng.IntN(3), ver: map[int]int{}}
+		for a := range 20 {
+			p.apps = append(p.apps, a)
+			p.ver[a] = 1
+		}
+		pcs[i] = p
+	}
+	msgs := make([]projector.Message, n)
+	for i := range msgs {
+		p := pcs[i%len(pcs)]
+		switch rng.IntN(10) {
+		case 0:
+			p.ram *= 2
+		case 1:
+			p.ver[p.apps[rng.IntN(len(p.apps))]]++
+		case 2:
+			k := rng.IntN(len(p.apps))
+			p.apps = slices.Delete(p.apps, k, k+1)
+			a := 20 + rng.IntN(1000)
+			p.apps = append(p.apps, a)
+			p.ver[a] = 1
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"hostname":"pc-%04d","ram_gb":%d,"os":"Windows 11 23H2","apps":[`, i%len(pcs), p.ram)
+		for j, a := range p.apps {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"App %d","publisher":"Vendor %d","version":"%d.0.%d","size_mb":%d}`, a, a%37, p.ver[a], a, 10+a%400)
+		}
+		b.WriteString("]}")
+		at := base.Add(time.Duration(i) * time.Second)
+		r := wire.ExecResult{ResultID: fmt.Sprintf("r-%d", i), RequestID: fmt.Sprintf("q-%d", i/1000), PCID: fmt.Sprintf("PC-%04d", i%len(pcs)),
+			ManifestID: wire.Str("inv"), Stdout: b.String(), StartedAt: at, FinishedAt: at.Add(time.Second)}
+		msgs[i] = projector.Message{Stream: "RESULTS", Seq: uint64(i + 1), Subject: "results." + r.RequestID, Published: at.Add(2 * time.Second), Data: r.Encode()}
+	}
+	return msgs
+}
+
+func derivedManifest(hints bool) *wire.Manifest {
+	m := &wire.Manifest{ID: "inv", Version: "1"}
+	if !hints {
+		return m
+	}
+	col := func(name, kind string) wire.ExplodeColumn {
+		return wire.ExplodeColumn{Field: wire.Str(name), Type: wire.Str(kind), Index: name == "name"}
+	}
+	m.Inventory = &wire.InventoryHint{Display: []wire.DisplayField{{Field: "hostname", Label: "Host"}}, HistoryScalars: []string{"ram_gb", "os"},
+		Explode: []wire.ExplodeSpec{{Field: wire.Str("apps"), Table: wire.Str("inventory_sw_apps"), PrimaryKey: []string{"name"}, TrackHistory: true,
+			Columns: []wire.ExplodeColumn{col("name", "text"), col("publisher", "text"), col("version", "text"), col("size_mb", "integer")}}}}
+	return m
+}
+
+// TestDerivedPerformance is the derived-tables issue's figure: the replay
+// rate (projector batches, no NATS) of a workload whose every result
+// carries an inventory hint with 2 history scalars and a 20-element
+// explode with track_history, against the same results under a manifest
+// without hints, alternating, in the same run.
+func TestDerivedPerformance(t *testing.T) {
+	ctx := context.Background()
+	msgs := derivedWorkload(*derivedN)
+	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows |\n|---|---|---|---|---|---|---|\n")
+	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
+		if !strings.Contains(*stores, string(kind)) {
+			continue
+		}
+		run := func(hints bool) (float64, projector.Stats) {
+			dsn := testutil.SQLitePath(t)
+			if kind == store.Postgres {
+				dsn = testutil.PostgresDSN(t)
+			}
+			st, err := dial.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := projector.New(st, nil, manifests{"inv": derivedManifest(hints)})
+			var total projector.Stats
+			start := time.Now()
+			for i := 0; i < len(msgs); i += *batch {
+				b, err := p.Prepare(ctx, msgs[i:min(i+*batch, len(msgs))])
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := p.Apply(ctx, b, projector.ApplyOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				total.Add(s)
+			}
+			return float64(len(msgs)) / time.Since(start).Seconds(), total
+		}
+		var plain, hinted, ratios []float64
+		var stats projector.Stats
+		for range *reps {
+			p, _ := run(false)
+			h, s := run(true)
+			plain, hinted, ratios, stats = append(plain, p), append(hinted, h), append(ratios, h/p), s
+			t.Logf("%s: without %.0f, with %.0f msg/s, ratio %.2f", kind, p, h, h/p)
+		}
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d |\n", len(msgs), kind, median(plain), median(hinted),
+			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows)
+	}
+}

@@ -1,0 +1,240 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+// Explode tables with PostgreSQL's types: text, bigint and double
+// precision for upstream's TEXT, INTEGER and REAL (text in a numeric
+// column becomes NULL: store.Kind.StoredCell).
+
+func (t *projTx) Shadow() bool { _, ok := t.tx.(shadowTx); return ok }
+
+func quote(id string) string { return pgx.Identifier{id}.Sanitize() }
+
+func pgType(kind string) string {
+	switch kind {
+	case store.ColInteger:
+		return "bigint"
+	case store.ColReal:
+		return "double precision"
+	}
+	return "text"
+}
+
+func explodeDDL(name string, x store.ExplodeTable) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + quote(name) + " (pc_id text NOT NULL, job_id text NOT NULL, collected_at timestamptz")
+	for _, c := range x.Columns {
+		b.WriteString(", " + quote(c.Name) + " " + pgType(c.Kind))
+	}
+	b.WriteString(", PRIMARY KEY (pc_id, job_id")
+	for _, k := range x.PrimaryKey {
+		b.WriteString(", " + quote(k))
+	}
+	b.WriteString("))")
+	return b.String()
+}
+
+func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
+	if t.Shadow() {
+		return fmt.Errorf("explode table %s: a rebuild does not write explode tables", x.Name)
+	}
+	rows, err := t.tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey))
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, quote(x.Name))
+	if err != nil {
+		return fmt.Errorf("read the columns of %s: %w", x.Name, err)
+	}
+	var have []store.TableColumn
+	var c store.TableColumn
+	if _, err := pgx.ForEachRow(rows, []any{&c.Name, &c.Type, &c.PK}, func() error { have = append(have, c); return nil }); err != nil {
+		return fmt.Errorf("read the columns of %s: %w", x.Name, err)
+	}
+	var stmts []string
+	if len(have) == 0 {
+		stmts = append(stmts, explodeDDL(x.Name, x))
+	} else {
+		stmts = migration(x, have)
+	}
+	for _, c := range x.Columns {
+		if c.Index {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("idx_"+x.Name+"_"+c.Name), quote(x.Name), quote(c.Name)))
+		}
+	}
+	for _, q := range stmts {
+		if _, err := t.tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create or migrate explode table %s: %w", x.Name, err)
+		}
+	}
+	return nil
+}
+
+// migration is the statements of store.ReconcileExplode's verdict. A kept
+// column of another type is cast as PostgreSQL can; what it cannot cast
+// fails the batch with the reason rather than guess.
+func migration(x store.ExplodeTable, have []store.TableColumn) []string {
+	missing, common, rebuild := store.ReconcileExplode(have, store.ExplodeColumns(x, "text", "timestamp with time zone", pgType))
+	if !rebuild {
+		var add []string
+		for _, c := range missing {
+			add = append(add, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(x.Name), quote(c.Name), c.Type))
+		}
+		return add
+	}
+	quoted := make([]string, len(common))
+	for i, c := range common {
+		quoted[i] = quote(c)
+	}
+	cols := strings.Join(quoted, ", ")
+	// A row whose new key has a NULL cannot be kept here (SQLite keeps it).
+	where := "TRUE"
+	for _, k := range x.PrimaryKey {
+		where += " AND " + quote(k) + " IS NOT NULL"
+	}
+	tmp := x.Name + "__migrate"
+	return []string{
+		"DROP TABLE IF EXISTS " + quote(tmp),
+		explodeDDL(tmp, x),
+		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s ON CONFLICT DO NOTHING", quote(tmp), cols, cols, quote(x.Name), where),
+		"DROP TABLE " + quote(x.Name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(x.Name)),
+	}
+}
+
+func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys []store.FactsKey) (map[store.FactsKey]*store.ExplodeRows, error) {
+	out := map[store.FactsKey]*store.ExplodeRows{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	pc, job := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		pc[i], job[i] = pgText(k.PCID), pgText(k.JobID)
+	}
+	cols := make([]string, len(x.Columns))
+	for i, c := range x.Columns {
+		cols[i] = "t." + quote(c.Name)
+	}
+	rows, err := t.tx.Query(ctx, `SELECT t.pc_id, t.job_id, t.collected_at, `+strings.Join(cols, ", ")+` FROM `+quote(x.Name)+` t
+		JOIN unnest($1::text[], $2::text[]) AS k(pc_id, job_id) ON t.pc_id = k.pc_id AND t.job_id = k.job_id`, pc, job)
+	if err != nil {
+		return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
+		}
+		k := store.FactsKey{PCID: vals[0].(string), JobID: vals[1].(string)}
+		set := out[k]
+		if set == nil {
+			set = &store.ExplodeRows{Key: k}
+			if at, ok := vals[2].(time.Time); ok {
+				set.CollectedAt = &at
+			}
+			out[k] = set
+		}
+		row := make([]store.Cell, len(x.Columns))
+		for i, v := range vals[3:] {
+			switch v := v.(type) {
+			case int64:
+				row[i] = store.Cell{Kind: store.CellInt, Int: v}
+			case float64:
+				row[i] = store.Cell{Kind: store.CellReal, Real: v}
+			case string:
+				row[i] = store.Cell{Kind: store.CellText, Text: v}
+			}
+		}
+		set.Rows = append(set.Rows, row)
+	}
+	return out, rows.Err()
+}
+
+func (t *projTx) ReplaceExplodeRows(ctx context.Context, x store.ExplodeTable, sets []store.ExplodeRows) (int64, error) {
+	if len(sets) == 0 {
+		return 0, nil
+	}
+	pc, job := make([]string, len(sets)), make([]string, len(sets))
+	for i, s := range sets {
+		pc[i], job[i] = pgText(s.Key.PCID), pgText(s.Key.JobID)
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM `+quote(x.Name)+` t USING unnest($1::text[], $2::text[]) AS k(pc_id, job_id)
+		WHERE t.pc_id = k.pc_id AND t.job_id = k.job_id`, pc, job); err != nil {
+		return 0, fmt.Errorf("replace rows of %s: %w", x.Name, err)
+	}
+	cols := []string{"pc_id", "job_id", "collected_at"}
+	for _, c := range x.Columns {
+		cols = append(cols, c.Name)
+	}
+	keyAt := make([]int, len(x.PrimaryKey))
+	for i, k := range x.PrimaryKey {
+		keyAt[i] = slices.IndexFunc(x.Columns, func(c store.ExplodeColumn) bool { return c.Name == k })
+	}
+	// Rows go through a temporary table so that the first of two rows
+	// with one key stays (ON CONFLICT DO NOTHING in their order), as
+	// upstream keeps it.
+	var src [][]any
+	for _, s := range sets {
+	rows:
+		for _, cells := range s.Rows {
+			for _, i := range keyAt {
+				if cells[i].Kind == store.CellNull {
+					continue rows // a key column cannot be NULL here (SQLite allows it)
+				}
+			}
+			r := []any{pgText(s.Key.PCID), pgText(s.Key.JobID), s.CollectedAt}
+			for i, c := range cells {
+				r = append(r, pgCell(x.Columns[i].Kind, c))
+			}
+			src = append(src, r)
+		}
+	}
+	if len(src) == 0 {
+		return 0, nil
+	}
+	const tmp = "kanade_explode_in"
+	if _, err := t.tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP; ALTER TABLE %s ADD COLUMN kanade_n bigserial", tmp, quote(x.Name), tmp)); err != nil {
+		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	}
+	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(src)); err != nil {
+		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = quote(c)
+	}
+	list := strings.Join(quoted, ", ")
+	tag, err := t.tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY kanade_n ON CONFLICT DO NOTHING", quote(x.Name), list, list, tmp))
+	if err != nil {
+		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	}
+	if _, err := t.tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
+		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func pgCell(kind string, c store.Cell) any {
+	c = store.Postgres.StoredCell(kind, c)
+	switch c.Kind {
+	case store.CellInt:
+		if kind == store.ColReal {
+			return float64(c.Int)
+		}
+		return c.Int
+	case store.CellReal:
+		return c.Real
+	case store.CellText:
+		return c.Text
+	}
+	return nil
+}

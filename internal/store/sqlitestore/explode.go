@@ -1,0 +1,228 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
+)
+
+// Explode tables, created and migrated the way upstream's backend does
+// (its explode.rs), so a table either side created is the other's too.
+
+func (t *projTx) Shadow() bool { _, ok := t.tx.(shadowTx); return ok }
+
+// quote quotes a validated identifier, as upstream does, so reserved words
+// work as names.
+func quote(id string) string { return `"` + id + `"` }
+
+func affinity(kind string) string {
+	switch kind {
+	case store.ColInteger:
+		return "INTEGER"
+	case store.ColReal:
+		return "REAL"
+	}
+	return "TEXT"
+}
+
+// explodeDDL is upstream's create_table_sql, to the byte.
+func explodeDDL(name string, x store.ExplodeTable) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + quote(name) + " (\n    pc_id TEXT NOT NULL,\n    job_id TEXT NOT NULL,\n    collected_at TIMESTAMP,\n")
+	for _, c := range x.Columns {
+		b.WriteString("    " + quote(c.Name) + " " + affinity(c.Kind) + ",\n")
+	}
+	b.WriteString("    PRIMARY KEY (pc_id, job_id")
+	for _, k := range x.PrimaryKey {
+		b.WriteString(", " + quote(k))
+	}
+	b.WriteString(")\n);")
+	return b.String()
+}
+
+func (t *projTx) tableColumns(ctx context.Context, name string) ([]store.TableColumn, error) {
+	rows, err := t.tx.QueryContext(ctx, "SELECT name, upper(type), pk FROM pragma_table_info(?)", name)
+	if err != nil {
+		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []store.TableColumn
+	for rows.Next() {
+		var c store.TableColumn
+		var pk int
+		if err := rows.Scan(&c.Name, &c.Type, &pk); err != nil {
+			return nil, err
+		}
+		c.PK = pk > 0
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
+	if t.Shadow() {
+		return fmt.Errorf("explode table %s: a rebuild does not write explode tables", x.Name)
+	}
+	have, err := t.tableColumns(ctx, x.Name)
+	if err != nil {
+		return err
+	}
+	if len(have) == 0 {
+		if _, err := t.tx.ExecContext(ctx, explodeDDL(x.Name, x)); err != nil {
+			return fmt.Errorf("create explode table %s: %w", x.Name, err)
+		}
+	} else if err := t.migrateExplode(ctx, x, have); err != nil {
+		return err
+	}
+	for _, c := range x.Columns {
+		if !c.Index {
+			continue
+		}
+		if _, err := t.tx.ExecContext(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s(%s);", quote("idx_"+x.Name+"_"+c.Name), quote(x.Name), quote(c.Name))); err != nil {
+			return fmt.Errorf("index explode table %s: %w", x.Name, err)
+		}
+	}
+	return nil
+}
+
+// migrateExplode migrates the table by store.ReconcileExplode; a rebuild
+// goes through a temporary table, and rows the new key makes duplicates
+// are dropped, as upstream drops them.
+func (t *projTx) migrateExplode(ctx context.Context, x store.ExplodeTable, have []store.TableColumn) error {
+	missing, common, rebuild := store.ReconcileExplode(have, store.ExplodeColumns(x, "TEXT", "TIMESTAMP", affinity))
+	if !rebuild {
+		for _, c := range missing {
+			if _, err := t.tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(x.Name), quote(c.Name), c.Type)); err != nil {
+				return fmt.Errorf("add column %s to %s: %w", c.Name, x.Name, err)
+			}
+		}
+		return nil
+	}
+	tmp := x.Name + "__migrate"
+	if len(tmp) > 64 {
+		return fmt.Errorf("explode table %s: the name is too long to migrate it (upstream's limit is 64 characters with __migrate)", x.Name)
+	}
+	quoted := make([]string, len(common))
+	for i, c := range common {
+		quoted[i] = quote(c)
+	}
+	cols := strings.Join(quoted, ", ")
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + quote(tmp),
+		explodeDDL(tmp, x),
+		fmt.Sprintf("INSERT OR IGNORE INTO %s (%s) SELECT %s FROM %s", quote(tmp), cols, cols, quote(x.Name)),
+		"DROP TABLE " + quote(x.Name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(x.Name)),
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate explode table %s: %w", x.Name, err)
+		}
+	}
+	return nil
+}
+
+func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys []store.FactsKey) (map[store.FactsKey]*store.ExplodeRows, error) {
+	out := map[store.FactsKey]*store.ExplodeRows{}
+	cols := make([]string, len(x.Columns))
+	for i, c := range x.Columns {
+		cols[i] = quote(c.Name)
+	}
+	add := func(args []any, k *store.FactsKey) []any { return append(args, k.PCID, k.JobID) }
+	err := inValues(keys, 2, add, func(_ []store.FactsKey, values string, args []any) error {
+		rows, err := t.tx.QueryContext(ctx, `SELECT pc_id, job_id, CAST(collected_at AS TEXT), `+strings.Join(cols, ", ")+` FROM `+quote(x.Name)+`
+			WHERE (pc_id, job_id) IN (VALUES `+values+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("read explode table %s: %w", x.Name, err)
+		}
+		defer rows.Close()
+		vals := make([]any, len(cols)+3)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				return fmt.Errorf("read explode table %s: %w", x.Name, err)
+			}
+			k := store.FactsKey{PCID: fmt.Sprint(vals[0]), JobID: fmt.Sprint(vals[1])}
+			set := out[k]
+			if set == nil {
+				set = &store.ExplodeRows{Key: k}
+				if s, ok := vals[2].(string); ok {
+					at, err := wire.ParseTimestamp(s)
+					if err != nil {
+						return fmt.Errorf("explode table %s: collected_at %q: %w", x.Name, s, err)
+					}
+					set.CollectedAt = &at
+				}
+				out[k] = set
+			}
+			row := make([]store.Cell, len(cols))
+			for i, v := range vals[3:] {
+				switch v := v.(type) {
+				case int64:
+					row[i] = store.Cell{Kind: store.CellInt, Int: v}
+				case float64:
+					row[i] = store.Cell{Kind: store.CellReal, Real: v}
+				case string:
+					row[i] = store.Cell{Kind: store.CellText, Text: v}
+				case []byte:
+					row[i] = store.Cell{Kind: store.CellText, Text: string(v)}
+				}
+			}
+			set.Rows = append(set.Rows, row)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func cellValue(c store.Cell) any {
+	switch c.Kind {
+	case store.CellInt:
+		return c.Int
+	case store.CellReal:
+		return c.Real
+	case store.CellText:
+		return c.Text
+	}
+	return nil
+}
+
+func (t *projTx) ReplaceExplodeRows(ctx context.Context, x store.ExplodeTable, sets []store.ExplodeRows) (int64, error) {
+	keys := make([]store.FactsKey, len(sets))
+	for i, s := range sets {
+		keys[i] = s.Key
+	}
+	addKey := func(args []any, k *store.FactsKey) []any { return append(args, k.PCID, k.JobID) }
+	if _, err := execValues(ctx, t.tx, keys, 2, addKey, "DELETE FROM "+quote(x.Name)+" WHERE (pc_id, job_id) IN (VALUES %s)", "replace rows of "+x.Name); err != nil {
+		return 0, err
+	}
+	type row struct {
+		set   *store.ExplodeRows
+		cells []store.Cell
+	}
+	var rows []row
+	for i := range sets {
+		for _, cells := range sets[i].Rows {
+			rows = append(rows, row{&sets[i], cells})
+		}
+	}
+	cols := []string{"pc_id", "job_id", "collected_at"}
+	for _, c := range x.Columns {
+		cols = append(cols, quote(c.Name))
+	}
+	add := func(args []any, r *row) []any {
+		args = append(args, r.set.Key.PCID, r.set.Key.JobID, tsPtr(r.set.CollectedAt))
+		for _, c := range r.cells {
+			args = append(args, cellValue(c))
+		}
+		return args
+	}
+	// OR IGNORE: of two elements with one key the first stays, as upstream
+	// keeps it (its insert of the second fails and is skipped).
+	return execValues(ctx, t.tx, rows, len(cols), add, "INSERT OR IGNORE INTO "+quote(x.Name)+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name)
+}
