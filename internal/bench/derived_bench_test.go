@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -12,18 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 var derivedN = flag.Int("bench.derived.n", 100000, "results in the derived-tables workload")
-
-type manifests map[string]*wire.Manifest
-
-func (m manifests) Manifest(_ context.Context, id string) (*wire.Manifest, error) { return m[id], nil }
 
 // derivedWorkload is n inventory results of 1,000 PCs, each reporting two
 // scalars and 20 apps; now and then a scalar changes and an app is
@@ -91,20 +95,52 @@ func derivedManifest(hints bool) *wire.Manifest {
 	return m
 }
 
-// TestDerivedPerformance is the derived-tables issue's figure: the replay
-// rate (projector batches, no NATS) of a workload whose every result
-// carries an inventory hint with 2 history scalars and a 20-element
-// explode with track_history, against the same results under a manifest
+// TestDerivedPerformance is the derived-tables issue's figure: the rate of
+// `stream replay` (in process, from JetStream) over a workload whose every
+// result carries an inventory hint with 2 history scalars and a 20-element
+// explode with track_history, against the same stream under a manifest
 // without hints, alternating, in the same run.
 func TestDerivedPerformance(t *testing.T) {
 	ctx := context.Background()
 	msgs := derivedWorkload(*derivedN)
+	srv, err := natsconn.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := streams.EnsureLayout(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	pub := make([]sim.Message, len(msgs))
+	for i, m := range msgs {
+		pub[i] = sim.Message{Subject: m.Subject, Data: m.Data}
+	}
+	if err := sim.PublishAll(ctx, js, pub); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, streams.JobsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows |\n|---|---|---|---|---|---|---|\n")
 	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
 		if !strings.Contains(*stores, string(kind)) {
 			continue
 		}
 		run := func(hints bool) (float64, projector.Stats) {
+			m, err := json.Marshal(derivedManifest(hints))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, "inv", m); err != nil {
+				t.Fatal(err)
+			}
 			dsn := testutil.SQLitePath(t)
 			if kind == store.Postgres {
 				dsn = testutil.PostgresDSN(t)
@@ -117,21 +153,11 @@ func TestDerivedPerformance(t *testing.T) {
 			if _, err := st.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			p := projector.New(st, nil, manifests{"inv": derivedManifest(hints)})
-			var total projector.Stats
-			start := time.Now()
-			for i := 0; i < len(msgs); i += *batch {
-				b, err := p.Prepare(ctx, msgs[i:min(i+*batch, len(msgs))])
-				if err != nil {
-					t.Fatal(err)
-				}
-				s, err := p.Apply(ctx, b, projector.ApplyOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				total.Add(s)
+			sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: *batch})
+			if err != nil {
+				t.Fatal(err)
 			}
-			return float64(len(msgs)) / time.Since(start).Seconds(), total
+			return sum.RatePerSecond, sum.Stats
 		}
 		var plain, hinted, ratios []float64
 		var stats projector.Stats

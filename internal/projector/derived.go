@@ -55,12 +55,15 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 		// The facts are the fenced, trimmed payload, stored as written,
 		// when it is one JSON value as serde_json reads one (spec 4b.1).
 		if payload, ok := wire.FencedPayload(r.Stdout, wire.HintInventory); ok {
-			if v, err := wire.ParseJSON(payload); err == nil {
-				it.facts = &payload
-				if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
+			// The value itself is needed only for history and explode.
+			if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
+				if v, err := wire.ParseJSON(payload); err == nil {
+					it.facts = &payload
 					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}, historyStep{facts: v,
 						scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published})
 				}
+			} else if wire.CheckJSON(payload) == nil {
+				it.facts = &payload
 			}
 		}
 	}
@@ -168,7 +171,7 @@ func feedsOf(man *wire.Manifest, r *wire.ExecResult, published time.Time) []stor
 // replace the ones before them; a rejected one does nothing. It returns
 // the history rows in stream order and the explode rows to write: those
 // that differ from what the tables hold.
-func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, kind store.Kind) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeRows, error) {
+func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, kind store.Kind) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeChange, error) {
 	if len(d.history) == 0 {
 		return nil, nil, nil
 	}
@@ -191,7 +194,7 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 		row store.HistoryRow
 	}
 	var rows []numbered
-	writes := map[*explodeSpec][]store.ExplodeRows{}
+	writes := map[*explodeSpec][]store.ExplodeChange{}
 	for _, ch := range d.history {
 		var prior *wire.JSONValue
 		var priorAt time.Time
@@ -223,13 +226,14 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 			for _, x := range st.explode {
 				es := states[x.table.Name]
 				if es == nil {
-					es = &explodeState{spec: x, key: ch.key, stored: true}
+					es = &explodeState{spec: x, key: ch.key}
 					if set := tables[x.table.Name][ch.key]; set != nil {
 						es.collected = set.CollectedAt
 						for _, cells := range set.Rows {
-							es.rows = append(es.rows, explodeRow{cells: cells})
+							es.rows = append(es.rows, x.row(cells, nil))
 						}
 					}
+					es.orig, es.origCollected = es.rows, es.collected
 					states[x.table.Name] = es
 					stateOrder = append(stateOrder, es)
 				}
@@ -243,21 +247,13 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 					}
 				}
 				collected := st.collected
-				if !es.stored || !sameRows(es.rows, next) || es.collected == nil || !at(*es.collected).Equal(at(collected)) {
-					es.stored = false
-				}
 				es.rows, es.collected = next, &collected
 			}
 		}
 		for _, es := range stateOrder {
-			if es.stored {
-				continue // the table holds these rows already
+			if c, ok := es.change(at); ok {
+				writes[es.spec] = append(writes[es.spec], c)
 			}
-			set := store.ExplodeRows{Key: es.key, CollectedAt: es.collected}
-			for _, r := range es.rows {
-				set.Rows = append(set.Rows, r.cells)
-			}
-			writes[es.spec] = append(writes[es.spec], set)
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ord < rows[j].ord })
@@ -266,31 +262,6 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 		out[i] = r.row
 	}
 	return out, writes, nil
-}
-
-// sameRows reports whether two row sets hold the same rows, in any order.
-func sameRows(a, b []explodeRow) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	count := map[string]int{}
-	for _, r := range a {
-		var k []byte
-		for _, c := range r.cells {
-			k = cellKey(append(k, '|'), c)
-		}
-		count[string(k)]++
-	}
-	for _, r := range b {
-		var k []byte
-		for _, c := range r.cells {
-			k = cellKey(append(k, '|'), c)
-		}
-		if count[string(k)]--; count[string(k)] < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // diffScalars is upstream's scalar history: for each listed field present

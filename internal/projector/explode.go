@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,9 @@ type explodeSpec struct {
 	field string
 	track bool
 	keyAt []int // the primary key's columns, by index
+	// byName and keyByName are the columns and the key's columns in name
+	// order: the order serde_json's map writes their JSON in.
+	byName, keyByName []int
 }
 
 // explodeSpecs returns a hint's valid specs; upstream skips an invalid one
@@ -45,6 +49,16 @@ func explodeSpecs(h *wire.InventoryHint) []*explodeSpec {
 				}
 			}
 		}
+		byName := func(idx []int) []int {
+			out := slices.Clone(idx)
+			sort.SliceStable(out, func(a, b int) bool { return x.table.Columns[out[a]].Name < x.table.Columns[out[b]].Name })
+			return out
+		}
+		all := make([]int, len(x.table.Columns))
+		for j := range all {
+			all[j] = j
+		}
+		x.byName, x.keyByName = byName(all), byName(x.keyAt)
 		out = append(out, x)
 	}
 	return out
@@ -148,10 +162,18 @@ func (x *explodeSpec) identity(cells []store.Cell) (key string, hasNull bool) {
 	return string(b), hasNull
 }
 
-// explodeRow is one element as a row: its cells and the element itself.
+// explodeRow is one element as a row: its cells, its identity (see
+// identity) and the element itself.
 type explodeRow struct {
 	cells []store.Cell
+	key   string
+	null  bool            // a key column is NULL
 	el    *wire.JSONValue // nil for a row read from the table
+}
+
+func (x *explodeSpec) row(cells []store.Cell, el *wire.JSONValue) explodeRow {
+	key, null := x.identity(cells)
+	return explodeRow{cells: cells, key: key, null: null, el: el}
 }
 
 // rowsOf is what an accepted facts write puts in the table: a row per
@@ -172,45 +194,31 @@ func (x *explodeSpec) rowsOf(facts *wire.JSONValue, kind store.Kind) []explodeRo
 		for j, c := range x.table.Columns {
 			cells[j] = kind.StoredCell(c.Kind, explodeCell(c.Kind, el.Get(c.Name)))
 		}
-		key, null := x.identity(cells)
-		if null && !kind.NullKeys() {
+		r := x.row(cells, el)
+		if r.null && !kind.NullKeys() {
 			continue
 		}
-		if !null {
-			if seen[key] {
+		if !r.null {
+			if seen[r.key] {
 				continue
 			}
-			seen[key] = true
+			seen[r.key] = true
 		}
-		out = append(out, explodeRow{cells: cells, el: el})
+		out = append(out, r)
 	}
 	return out
 }
 
-// rowJSON is a stored row as JSON, its columns' keys sorted.
-func (x *explodeSpec) rowJSON(cells []store.Cell, only []int) string {
-	type kv struct {
-		name string
-		c    store.Cell
-	}
-	var cols []kv
-	if only == nil {
-		for i, c := range x.table.Columns {
-			cols = append(cols, kv{c.Name, cells[i]})
-		}
-	} else {
-		for _, i := range only {
-			cols = append(cols, kv{x.table.Columns[i].Name, cells[i]})
-		}
-	}
-	sort.Slice(cols, func(i, j int) bool { return cols[i].name < cols[j].name })
+// rowJSON is a stored row as JSON, its columns (those of cols, in name
+// order) as keys.
+func (x *explodeSpec) rowJSON(cells []store.Cell, cols []int) string {
 	b := []byte{'{'}
-	for i, c := range cols {
+	for i, j := range cols {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(wire.AppendJSONString(b, c.name), ':')
-		b = cellJSON(b, c.c)
+		b = append(wire.AppendJSONString(b, x.table.Columns[j].Name), ':')
+		b = cellJSON(b, cells[j])
 	}
 	return string(append(b, '}'))
 }
@@ -218,16 +226,20 @@ func (x *explodeSpec) rowJSON(cells []store.Cell, only []int) string {
 // elementIdentity is upstream's identity_json of a new element: its key
 // fields as they are in the element (null when missing).
 func (x *explodeSpec) elementIdentity(el *wire.JSONValue) string {
-	var ms []wire.JSONMember
-	for _, k := range x.table.PrimaryKey {
-		v := el.Get(k)
-		if v == nil {
-			v = &wire.JSONValue{}
+	b := []byte{'{'}
+	for i, j := range x.keyByName {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		ms = append(ms, wire.JSONMember{Key: k, Value: *v})
+		name := x.table.Columns[j].Name
+		b = append(wire.AppendJSONString(b, name), ':')
+		if v := el.Get(name); v != nil {
+			b = v.AppendCompact(b)
+		} else {
+			b = append(b, "null"...)
+		}
 	}
-	o := wire.JSONObjectOf(ms...)
-	return o.Compact()
+	return string(append(b, '}'))
 }
 
 // diff is upstream's track_history diff of a PC's rows: new elements in
@@ -237,34 +249,33 @@ func (x *explodeSpec) elementIdentity(el *wire.JSONValue) string {
 // compares the raw element with the typed row, and a number in a text
 // column reads as changed on every scan: a deliberate difference).
 func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, observed time.Time) []store.HistoryRow {
-	byKey := map[string]int{}
+	byKey := make(map[string]int, len(prior))
 	var order []string
 	for i, r := range prior {
-		k, _ := x.identity(r.cells)
-		if _, ok := byKey[k]; !ok {
-			order = append(order, k)
+		if _, ok := byKey[r.key]; !ok {
+			order = append(order, r.key)
 		}
-		byKey[k] = i // the last of two rows with one identity, as upstream's map keeps it
+		byKey[r.key] = i // the last of two rows with one identity, as upstream's map keeps it
 	}
 	var out []store.HistoryRow
 	row := func(kind string, ident string, before, after *string) {
 		out = append(out, store.HistoryRow{PCID: key.PCID, JobID: key.JobID, FieldPath: x.field, IdentityJSON: &ident,
 			ChangeKind: kind, BeforeJSON: before, AfterJSON: after, ObservedAt: observed})
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(next))
 	for _, r := range next {
-		k, _ := x.identity(r.cells)
-		if seen[k] {
+		if seen[r.key] {
 			continue
 		}
-		seen[k] = true
-		after := r.el.Compact()
-		i, ok := byKey[k]
+		seen[r.key] = true
+		i, ok := byKey[r.key]
 		switch {
 		case !ok:
+			after := r.el.Compact()
 			row("added", x.elementIdentity(r.el), nil, &after)
 		case !cellsEqual(prior[i].cells, r.cells):
-			before := x.rowJSON(prior[i].cells, nil)
+			after := r.el.Compact()
+			before := x.rowJSON(prior[i].cells, x.byName)
 			row("changed", x.elementIdentity(r.el), &before, &after)
 		}
 	}
@@ -274,8 +285,8 @@ func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, observe
 			continue
 		}
 		p := prior[byKey[k]]
-		before := x.rowJSON(p.cells, nil)
-		row("removed", x.rowJSON(p.cells, x.keyAt), &before, nil)
+		before := x.rowJSON(p.cells, x.byName)
+		row("removed", x.rowJSON(p.cells, x.keyByName), &before, nil)
 	}
 	return out
 }
@@ -289,13 +300,63 @@ func cellsEqual(a, b []store.Cell) bool {
 	return true
 }
 
-// explodeState is a (PC, job)'s rows of one table as the batch has them.
+// explodeState is a (PC, job)'s rows of one table as the batch has them,
+// and as the table held them before it.
 type explodeState struct {
-	spec      *explodeSpec
-	key       store.FactsKey
-	rows      []explodeRow
-	collected *time.Time
-	stored    bool // rows and collected are what the table holds
+	spec          *explodeSpec
+	key           store.FactsKey
+	rows          []explodeRow
+	collected     *time.Time
+	orig          []explodeRow
+	origCollected *time.Time
+}
+
+// change is the least that turns the stored rows into the batch's: the
+// rows that are gone or differ are deleted, the new or different ones
+// inserted, and the rest restamped when collected_at moved; rows that
+// cannot be addressed by their key (a NULL in it) make it a replacement
+// of all of them. ok is false when the table already holds the rows.
+func (es *explodeState) change(at func(time.Time) time.Time) (store.ExplodeChange, bool) {
+	c := store.ExplodeChange{Key: es.key, CollectedAt: es.collected}
+	byKey := func(rows []explodeRow) (map[string][]store.Cell, bool) {
+		m := make(map[string][]store.Cell, len(rows))
+		for _, r := range rows {
+			if r.null {
+				return nil, false
+			}
+			m[r.key] = r.cells
+		}
+		return m, true
+	}
+	orig, ok1 := byKey(es.orig)
+	next, ok2 := byKey(es.rows)
+	if !ok1 || !ok2 {
+		if len(es.orig) == 0 && len(es.rows) == 0 {
+			return c, false
+		}
+		c.All = true
+		for _, r := range es.rows {
+			c.Insert = append(c.Insert, r.cells)
+		}
+		return c, true
+	}
+	kept := 0
+	for _, r := range es.orig {
+		if n, ok := next[r.key]; ok && cellsEqual(n, r.cells) {
+			kept++
+		} else {
+			c.Delete = append(c.Delete, r.cells)
+		}
+	}
+	for _, r := range es.rows {
+		if o, ok := orig[r.key]; !ok || !cellsEqual(o, r.cells) {
+			c.Insert = append(c.Insert, r.cells)
+		}
+	}
+	moved := (es.collected == nil) != (es.origCollected == nil) ||
+		(es.collected != nil && es.origCollected != nil && !at(*es.collected).Equal(at(*es.origCollected)))
+	c.Restamp = kept > 0 && moved
+	return c, c.Restamp || len(c.Delete) > 0 || len(c.Insert) > 0
 }
 
 // loadExplode ensures every table the chains write and reads their rows.
@@ -344,7 +405,7 @@ func (p *Projector) explodeSpecs(m *wire.Manifest) []*explodeSpec {
 }
 
 // writeExplode replaces the rows of each table, tables in name order.
-func writeExplode(ctx context.Context, tx store.ProjectionTx, writes map[*explodeSpec][]store.ExplodeRows) (int64, error) {
+func writeExplode(ctx context.Context, tx store.ProjectionTx, writes map[*explodeSpec][]store.ExplodeChange) (int64, error) {
 	specs := make([]*explodeSpec, 0, len(writes))
 	for x := range writes {
 		specs = append(specs, x)
@@ -352,7 +413,7 @@ func writeExplode(ctx context.Context, tx store.ProjectionTx, writes map[*explod
 	sort.Slice(specs, func(i, j int) bool { return specs[i].table.Name < specs[j].table.Name })
 	var total int64
 	for _, x := range specs {
-		n, err := tx.ReplaceExplodeRows(ctx, x.table, writes[x])
+		n, err := tx.ChangeExplodeRows(ctx, x.table, writes[x])
 		if err != nil {
 			return total, err
 		}

@@ -171,6 +171,20 @@ type ExplodeRows struct {
 	Rows        [][]Cell
 }
 
+// ExplodeChange turns a PC's stored rows of an explode table for one job
+// into new ones: with All, every row goes and Insert are the new rows;
+// otherwise the Delete rows (addressed by their key columns, never NULL)
+// go, every remaining row is stamped CollectedAt when Restamp, and Insert
+// are added, a row whose key is already there skipped.
+type ExplodeChange struct {
+	Key         FactsKey
+	CollectedAt *time.Time
+	All         bool
+	Restamp     bool
+	Delete      [][]Cell
+	Insert      [][]Cell
+}
+
 // StoredCell is c as a column of kind colKind of a store of kind k holds
 // it. SQLite holds any value in any column (upstream relies on it);
 // PostgreSQL's numeric columns cannot hold text, which becomes NULL there.
@@ -266,8 +280,9 @@ type ProjectionTx interface {
 	EnsureExplodeTable(ctx context.Context, t ExplodeTable) error
 	// LoadExplodeRows returns the rows stored for those keys that have any.
 	LoadExplodeRows(ctx context.Context, t ExplodeTable, keys []FactsKey) (map[FactsKey]*ExplodeRows, error)
-	// ReplaceExplodeRows replaces each key's rows (their keys unique).
-	ReplaceExplodeRows(ctx context.Context, t ExplodeTable, sets []ExplodeRows) (int64, error)
+	// ChangeExplodeRows applies each change and returns how many rows it
+	// deleted, inserted or restamped.
+	ChangeExplodeRows(ctx context.Context, t ExplodeTable, changes []ExplodeChange) (int64, error)
 	// Shadow reports a rebuild's transaction, which writes shadow tables.
 	Shadow() bool
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error

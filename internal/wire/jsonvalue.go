@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -293,9 +294,24 @@ func ParseJSON(s string) (JSONValue, error) {
 }
 
 type jsonParser struct {
-	s     string
-	i     int
-	depth int
+	s       string
+	i       int
+	depth   int
+	discard bool // check the grammar only: build no values
+}
+
+// CheckJSON is ParseJSON's verdict without the value: nil when s is one
+// JSON value as serde_json reads one, else serde's error. It allocates
+// nothing for a valid text without escapes.
+func CheckJSON(s string) error {
+	p := &jsonParser{s: s, depth: 128, discard: true}
+	if _, err := p.value(); err != nil {
+		return err
+	}
+	if _, ok := p.ws(); ok {
+		return p.peekErr(errTrailing)
+	}
+	return nil
 }
 
 // errAt is serde's position of byte index i: lines counted by '\n', the
@@ -383,7 +399,10 @@ func (p *jsonParser) ident(rest string) error {
 }
 
 func (p *jsonParser) array() (JSONValue, error) {
-	v := JSONValue{Kind: JSONArray, Items: []JSONValue{}}
+	v := JSONValue{Kind: JSONArray}
+	if !p.discard {
+		v.Items = []JSONValue{}
+	}
 	for first := true; ; first = false {
 		c, ok := p.ws()
 		if !ok {
@@ -409,13 +428,17 @@ func (p *jsonParser) array() (JSONValue, error) {
 		if err != nil {
 			return v, err
 		}
-		v.Items = append(v.Items, item)
+		if !p.discard {
+			v.Items = append(v.Items, item)
+		}
 	}
 }
 
 func (p *jsonParser) object() (JSONValue, error) {
-	v := JSONValue{Kind: JSONObject, Members: []JSONMember{}}
-	idx := map[string]int{}
+	v := JSONValue{Kind: JSONObject}
+	if !p.discard {
+		v.Members = []JSONMember{}
+	}
 	for first := true; ; first = false {
 		c, ok := p.ws()
 		if !ok {
@@ -423,7 +446,9 @@ func (p *jsonParser) object() (JSONValue, error) {
 		}
 		if c == '}' {
 			p.i++
-			sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].Key < v.Members[j].Key })
+			if !p.discard {
+				v.Members = sortedMembers(v.Members)
+			}
 			return v, nil
 		}
 		if !first {
@@ -456,14 +481,25 @@ func (p *jsonParser) object() (JSONValue, error) {
 		if err != nil {
 			return v, err
 		}
-		// serde's Map is a BTreeMap: a repeated key keeps the last value.
-		if j, dup := idx[key]; dup {
-			v.Members[j].Value = val
-		} else {
-			idx[key] = len(v.Members)
+		if !p.discard {
 			v.Members = append(v.Members, JSONMember{Key: key, Value: val})
 		}
 	}
+}
+
+// sortedMembers orders members by key, as serde's BTreeMap keeps them; of
+// a repeated key the last value stays.
+func sortedMembers(ms []JSONMember) []JSONMember {
+	slices.SortStableFunc(ms, func(a, b JSONMember) int { return strings.Compare(a.Key, b.Key) })
+	out := ms[:0]
+	for i := range ms {
+		if len(out) > 0 && out[len(out)-1].Key == ms[i].Key {
+			out[len(out)-1].Value = ms[i].Value
+			continue
+		}
+		out = append(out, ms[i])
+	}
+	return out
 }
 
 // str parses a string after its opening quote.
@@ -480,7 +516,7 @@ func (p *jsonParser) str() (string, error) {
 		switch p.s[p.i] {
 		case '"':
 			var s string
-			if buf == nil {
+			if buf == nil || p.discard {
 				s = p.s[start:p.i]
 			} else {
 				s = string(append(buf, p.s[start:p.i]...))

@@ -127,3 +127,23 @@ func TestParseJSONSemantics(t *testing.T) {
 		t.Errorf("max float: %s", b)
 	}
 }
+
+// CheckJSON gives ParseJSON's verdict on every serde vector and case.
+func TestCheckJSONAgreesWithParseJSON(t *testing.T) {
+	ins := []string{"", "not json", "{} x", "[1,]", "{\n\"a\" 1}", "1e400", `{"a":"\ud800"}`, `{"a":[1,{"b":"\u00e9"}],"a":2}`, strings.Repeat("[", 200)}
+	for _, v := range serdevec.Load(t, "testdata/serde_vectors.jsonl") {
+		if p := v.Payload(); utf8.Valid(p) {
+			ins = append(ins, string(p))
+		}
+	}
+	for _, in := range ins {
+		_, perr := wire.ParseJSON(in)
+		cerr := wire.CheckJSON(in)
+		if (perr == nil) != (cerr == nil) || (perr != nil && perr.Error() != cerr.Error()) {
+			t.Errorf("%.60q: ParseJSON %v, CheckJSON %v", in, perr, cerr)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = wire.CheckJSON(`{"cpu":"x","disks":[{"n":"C:","gb":256},{"n":"D:","gb":1e3}],"ok":true}`) }); n > 1 {
+		t.Errorf("CheckJSON allocates %.0f times", n)
+	}
+}

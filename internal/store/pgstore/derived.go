@@ -42,24 +42,18 @@ func (t *projTx) AddHistory(ctx context.Context, rows []store.HistoryRow) (int64
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	n := len(rows)
-	pc, job, field, kind := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	ident, before, after := make([]*string, n), make([]*string, n), make([]*string, n)
-	obs := make([]time.Time, n)
-	for i, h := range rows {
-		pc[i], job[i], field[i], kind[i] = pgText(h.PCID), pgText(h.JobID), pgText(h.FieldPath), h.ChangeKind
-		ident[i], before[i], after[i], obs[i] = pgTextPtr(h.IdentityJSON), pgTextPtr(h.BeforeJSON), pgTextPtr(h.AfterJSON), h.ObservedAt
-	}
-	// WITH ORDINALITY keeps the rows' order in their ids.
-	tag, err := t.tx.Exec(ctx, `INSERT INTO inventory_history (pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at)
-	SELECT pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-		WITH ORDINALITY AS h(pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at, n)
-	ORDER BY n`, pc, job, field, ident, kind, before, after, obs)
+	// COPY keeps the rows' order, and so their ids' order.
+	n, err := t.tx.CopyFrom(ctx, pgx.Identifier{"inventory_history"},
+		[]string{"pc_id", "job_id", "field_path", "identity_json", "change_kind", "before_json", "after_json", "observed_at"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			h := &rows[i]
+			return []any{pgText(h.PCID), pgText(h.JobID), pgText(h.FieldPath), pgTextPtr(h.IdentityJSON), h.ChangeKind,
+				pgTextPtr(h.BeforeJSON), pgTextPtr(h.AfterJSON), h.ObservedAt}, nil
+		}))
 	if err != nil {
 		return 0, fmt.Errorf("append inventory history: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 func (t *projTx) UpsertChecks(ctx context.Context, checks []store.CheckRow) (int64, error) {

@@ -40,7 +40,9 @@ func explodeDDL(name string, x store.ExplodeTable) string {
 	for _, k := range x.PrimaryKey {
 		b.WriteString(", " + quote(k))
 	}
-	b.WriteString("))")
+	// Every accepted write restamps a PC's rows (collected_at, not indexed):
+	// room in each page lets PostgreSQL update them in place (HOT).
+	b.WriteString(")) WITH (fillfactor = 70)")
 	return b.String()
 }
 
@@ -159,68 +161,114 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	return out, rows.Err()
 }
 
-func (t *projTx) ReplaceExplodeRows(ctx context.Context, x store.ExplodeTable, sets []store.ExplodeRows) (int64, error) {
-	if len(sets) == 0 {
+func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
+	if len(changes) == 0 {
 		return 0, nil
 	}
-	pc, job := make([]string, len(sets)), make([]string, len(sets))
-	for i, s := range sets {
-		pc[i], job[i] = pgText(s.Key.PCID), pgText(s.Key.JobID)
+	var total int64
+	table := quote(x.Name)
+	exec := func(what, q string, args ...any) error {
+		tag, err := t.tx.Exec(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("%s rows of %s: %w", what, x.Name, err)
+		}
+		total += tag.RowsAffected()
+		return nil
 	}
-	if _, err := t.tx.Exec(ctx, `DELETE FROM `+quote(x.Name)+` t USING unnest($1::text[], $2::text[]) AS k(pc_id, job_id)
-		WHERE t.pc_id = k.pc_id AND t.job_id = k.job_id`, pc, job); err != nil {
-		return 0, fmt.Errorf("replace rows of %s: %w", x.Name, err)
+	var allPC, allJob, stPC, stJob []string
+	var stAt []*time.Time
+	for _, c := range changes {
+		if c.All {
+			allPC, allJob = append(allPC, pgText(c.Key.PCID)), append(allJob, pgText(c.Key.JobID))
+		} else if c.Restamp {
+			stPC, stJob, stAt = append(stPC, pgText(c.Key.PCID)), append(stJob, pgText(c.Key.JobID)), append(stAt, c.CollectedAt)
+		}
+	}
+	if len(allPC) > 0 {
+		if err := exec("replace", `DELETE FROM `+table+` t USING unnest($1::text[], $2::text[]) AS k(pc_id, job_id)
+			WHERE t.pc_id = k.pc_id AND t.job_id = k.job_id`, allPC, allJob); err != nil {
+			return total, err
+		}
+	}
+	// Rows to delete, by their key columns, one array per column.
+	keyAt := make([]int, len(x.PrimaryKey))
+	for i, k := range x.PrimaryKey {
+		keyAt[i] = slices.IndexFunc(x.Columns, func(c store.ExplodeColumn) bool { return c.Name == k })
+	}
+	var dPC, dJob []string
+	dKeys := make([][]any, len(keyAt))
+	for _, c := range changes {
+		for _, d := range c.Delete {
+			dPC, dJob = append(dPC, pgText(c.Key.PCID)), append(dJob, pgText(c.Key.JobID))
+			for i, at := range keyAt {
+				dKeys[i] = append(dKeys[i], pgCell(x.Columns[at].Kind, d[at]))
+			}
+		}
+	}
+	if len(dPC) > 0 {
+		args := []any{dPC, dJob}
+		cols, match := []string{"pc_id", "job_id"}, []string{"t.pc_id = d.pc_id", "t.job_id = d.job_id"}
+		arrays := []string{"$1::text[]", "$2::text[]"}
+		for i, at := range keyAt {
+			name := fmt.Sprintf("k%d", i)
+			cols, match = append(cols, name), append(match, "t."+quote(x.Columns[at].Name)+" = d."+name)
+			arrays = append(arrays, fmt.Sprintf("$%d::%s[]", i+3, pgType(x.Columns[at].Kind)))
+			args = append(args, typedArray(x.Columns[at].Kind, dKeys[i]))
+		}
+		if err := exec("delete", `DELETE FROM `+table+` t USING unnest(`+strings.Join(arrays, ", ")+`) AS d(`+strings.Join(cols, ", ")+`)
+			WHERE `+strings.Join(match, " AND "), args...); err != nil {
+			return total, err
+		}
+	}
+	if len(stPC) > 0 {
+		if err := exec("restamp", `UPDATE `+table+` t SET collected_at = k.c FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(pc_id, job_id, c)
+			WHERE t.pc_id = k.pc_id AND t.job_id = k.job_id`, stPC, stJob, stAt); err != nil {
+			return total, err
+		}
 	}
 	cols := []string{"pc_id", "job_id", "collected_at"}
 	for _, c := range x.Columns {
 		cols = append(cols, c.Name)
 	}
-	keyAt := make([]int, len(x.PrimaryKey))
-	for i, k := range x.PrimaryKey {
-		keyAt[i] = slices.IndexFunc(x.Columns, func(c store.ExplodeColumn) bool { return c.Name == k })
-	}
-	// Rows go through a temporary table so that the first of two rows
-	// with one key stays (ON CONFLICT DO NOTHING in their order), as
-	// upstream keeps it.
 	var src [][]any
-	for _, s := range sets {
+	for _, c := range changes {
 	rows:
-		for _, cells := range s.Rows {
+		for _, cells := range c.Insert {
 			for _, i := range keyAt {
 				if cells[i].Kind == store.CellNull {
 					continue rows // a key column cannot be NULL here (SQLite allows it)
 				}
 			}
-			r := []any{pgText(s.Key.PCID), pgText(s.Key.JobID), s.CollectedAt}
-			for i, c := range cells {
-				r = append(r, pgCell(x.Columns[i].Kind, c))
+			r := []any{pgText(c.Key.PCID), pgText(c.Key.JobID), c.CollectedAt}
+			for i, cell := range cells {
+				r = append(r, pgCell(x.Columns[i].Kind, cell))
 			}
 			src = append(src, r)
 		}
 	}
 	if len(src) == 0 {
-		return 0, nil
+		return total, nil
 	}
+	// Rows go through a temporary table so that the first of two rows
+	// with one key stays (ON CONFLICT DO NOTHING in their order), as
+	// upstream keeps it.
 	const tmp = "kanade_explode_in"
-	if _, err := t.tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP; ALTER TABLE %s ADD COLUMN kanade_n bigserial", tmp, quote(x.Name), tmp)); err != nil {
-		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	if err := exec("write", fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP; ALTER TABLE %s ADD COLUMN kanade_n bigserial", tmp, table, tmp)); err != nil {
+		return total, err
 	}
 	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(src)); err != nil {
-		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+		return total, fmt.Errorf("write rows of %s: %w", x.Name, err)
 	}
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = quote(c)
 	}
 	list := strings.Join(quoted, ", ")
-	tag, err := t.tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY kanade_n ON CONFLICT DO NOTHING", quote(x.Name), list, list, tmp))
-	if err != nil {
-		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
+	if err := exec("write", fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY kanade_n ON CONFLICT DO NOTHING", table, list, list, tmp)); err != nil {
+		return total, err
 	}
-	if _, err := t.tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
-		return 0, fmt.Errorf("write rows of %s: %w", x.Name, err)
-	}
-	return tag.RowsAffected(), nil
+	_, err := t.tx.Exec(ctx, "DROP TABLE "+tmp)
+	return total, err
 }
 
 func pgCell(kind string, c store.Cell) any {
@@ -237,4 +285,33 @@ func pgCell(kind string, c store.Cell) any {
 		return c.Text
 	}
 	return nil
+}
+
+// typedArray makes values (pgCell's) a typed array parameter for kind.
+func typedArray(kind string, values []any) any {
+	switch kind {
+	case store.ColInteger:
+		out := make([]*int64, len(values))
+		for i, v := range values {
+			if n, ok := v.(int64); ok {
+				out[i] = &n
+			}
+		}
+		return out
+	case store.ColReal:
+		out := make([]*float64, len(values))
+		for i, v := range values {
+			if f, ok := v.(float64); ok {
+				out[i] = &f
+			}
+		}
+		return out
+	}
+	out := make([]*string, len(values))
+	for i, v := range values {
+		if s, ok := v.(string); ok {
+			out[i] = &s
+		}
+	}
+	return out
 }

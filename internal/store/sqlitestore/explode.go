@@ -192,37 +192,82 @@ func cellValue(c store.Cell) any {
 	return nil
 }
 
-func (t *projTx) ReplaceExplodeRows(ctx context.Context, x store.ExplodeTable, sets []store.ExplodeRows) (int64, error) {
-	keys := make([]store.FactsKey, len(sets))
-	for i, s := range sets {
-		keys[i] = s.Key
-	}
-	addKey := func(args []any, k *store.FactsKey) []any { return append(args, k.PCID, k.JobID) }
-	if _, err := execValues(ctx, t.tx, keys, 2, addKey, "DELETE FROM "+quote(x.Name)+" WHERE (pc_id, job_id) IN (VALUES %s)", "replace rows of "+x.Name); err != nil {
-		return 0, err
-	}
-	type row struct {
-		set   *store.ExplodeRows
+func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
+	var total int64
+	table := quote(x.Name)
+	// Every row of the keys replaced whole.
+	var all, restamp []*store.ExplodeChange
+	type del struct {
+		key   store.FactsKey
 		cells []store.Cell
 	}
-	var rows []row
-	for i := range sets {
-		for _, cells := range sets[i].Rows {
-			rows = append(rows, row{&sets[i], cells})
+	var dels []del
+	type ins struct {
+		c     *store.ExplodeChange
+		cells []store.Cell
+	}
+	var inserts []ins
+	for i := range changes {
+		c := &changes[i]
+		if c.All {
+			all = append(all, c)
+		} else if c.Restamp {
+			restamp = append(restamp, c)
+		}
+		for _, d := range c.Delete {
+			dels = append(dels, del{c.Key, d})
+		}
+		for _, r := range c.Insert {
+			inserts = append(inserts, ins{c, r})
 		}
 	}
+	n, err := execValues(ctx, t.tx, all, 2, func(args []any, c **store.ExplodeChange) []any { return append(args, (*c).Key.PCID, (*c).Key.JobID) },
+		"DELETE FROM "+table+" WHERE (pc_id, job_id) IN (VALUES %s)", "replace rows of "+x.Name)
+	if err != nil {
+		return total, err
+	}
+	total += n
+	keyCols := []string{"pc_id", "job_id"}
+	keyAt := make([]int, len(x.PrimaryKey))
+	for i, k := range x.PrimaryKey {
+		keyCols = append(keyCols, quote(k))
+		for j, c := range x.Columns {
+			if c.Name == k {
+				keyAt[i] = j
+			}
+		}
+	}
+	n, err = execValues(ctx, t.tx, dels, len(keyCols), func(args []any, d *del) []any {
+		args = append(args, d.key.PCID, d.key.JobID)
+		for _, i := range keyAt {
+			args = append(args, cellValue(d.cells[i]))
+		}
+		return args
+	}, "DELETE FROM "+table+" WHERE ("+strings.Join(keyCols, ", ")+") IN (VALUES %s)", "delete rows of "+x.Name)
+	if err != nil {
+		return total, err
+	}
+	total += n
+	n, err = execValues(ctx, t.tx, restamp, 3, func(args []any, c **store.ExplodeChange) []any {
+		return append(args, (*c).Key.PCID, (*c).Key.JobID, tsPtr((*c).CollectedAt))
+	}, "UPDATE "+table+" SET collected_at = v.c FROM (SELECT column1 AS p, column2 AS j, column3 AS c FROM (VALUES %s)) AS v WHERE "+table+".pc_id = v.p AND "+table+".job_id = v.j",
+		"restamp rows of "+x.Name)
+	if err != nil {
+		return total, err
+	}
+	total += n
 	cols := []string{"pc_id", "job_id", "collected_at"}
 	for _, c := range x.Columns {
 		cols = append(cols, quote(c.Name))
 	}
-	add := func(args []any, r *row) []any {
-		args = append(args, r.set.Key.PCID, r.set.Key.JobID, tsPtr(r.set.CollectedAt))
+	// OR IGNORE: of two elements with one key the first stays, as upstream
+	// keeps it (its insert of the second fails and is skipped).
+	n, err = execValues(ctx, t.tx, inserts, len(cols), func(args []any, r *ins) []any {
+		args = append(args, r.c.Key.PCID, r.c.Key.JobID, tsPtr(r.c.CollectedAt))
 		for _, c := range r.cells {
 			args = append(args, cellValue(c))
 		}
 		return args
-	}
-	// OR IGNORE: of two elements with one key the first stays, as upstream
-	// keeps it (its insert of the second fails and is skipped).
-	return execValues(ctx, t.tx, rows, len(cols), add, "INSERT OR IGNORE INTO "+quote(x.Name)+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name)
+	}, "INSERT OR IGNORE INTO "+table+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name)
+	return total + n, err
 }
