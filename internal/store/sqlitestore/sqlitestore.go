@@ -230,15 +230,29 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	return interrupted(ctx, err)
+}
+
+// interrupted reports a transaction's failure as the interruption when
+// its context ended: database/sql rolls the transaction back then, and
+// the next statement fails with "transaction has already been committed
+// or rolled back", which hides what happened.
+func interrupted(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
-	defer tx.Rollback() //nolint:errcheck
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return err
 }
 
 func (s *Store) Status(ctx context.Context) (*store.Status, error) {
@@ -320,6 +334,10 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 // batchTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
+	return interrupted(ctx, s.batchTx0(ctx, rollback, what, fn))
+}
+
+func (s *Store) batchTx0(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin %s transaction: %w", what, err)
