@@ -43,9 +43,8 @@ Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 It writes execution_results, executions, inventory_facts and the tables
 upstream derives beside them: inventory_history (stamped with the message's
 publish time, so two replays write the same rows), the explode tables (created
-or migrated from the manifests), check_status, feeds and feed_meta. A replay
-never sends a check alert. --rebuild rebuilds all but the explode tables,
-which it leaves as they are.`,
+or migrated from the manifests), check_status, feeds and feed_meta, and
+--rebuild rebuilds them. A replay never sends a check alert.`,
 		Example: `  kanade stream replay --plan
   kanade stream replay --since 36h
   kanade stream replay --stream EVENTS && kanade stream replay

@@ -183,11 +183,9 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 	if err != nil {
 		return nil, nil, err
 	}
-	var tables map[string]map[store.FactsKey]*store.ExplodeRows
-	if !tx.Shadow() { // a rebuild leaves explode tables as they are
-		if tables, err = d.loadExplode(ctx, tx); err != nil {
-			return nil, nil, err
-		}
+	tables, err := d.loadExplode(ctx, tx)
+	if err != nil {
+		return nil, nil, err
 	}
 	type numbered struct {
 		ord int

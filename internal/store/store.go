@@ -514,6 +514,7 @@ type ShadowDiff struct {
 	FeedRowsLive    int64         `json:"feed_rows_live"`
 	FeedRowsShadow  int64         `json:"feed_rows_rebuilt"`
 	HistoryToAdd    int64         `json:"history_rows_to_add"`
+	ExplodeTables   int64         `json:"explode_tables_rebuilt"`
 }
 
 // CarryOverSQL copies into the shadow tables the current-state rows the

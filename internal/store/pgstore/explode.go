@@ -18,6 +18,25 @@ import (
 
 func (t *projTx) Shadow() bool { _, ok := t.tx.(shadowTx); return ok }
 
+// raw is the transaction without a rebuild's renaming of the fixed tables:
+// explode identifiers are the manifest's, and one may well be a word like
+// "feeds", which the renaming would rewrite.
+func (t *projTx) raw() pgx.Tx {
+	if sh, ok := t.tx.(shadowTx); ok {
+		return sh.Tx
+	}
+	return t.tx
+}
+
+// explodeName is the table a transaction writes for explode table name: a
+// rebuild writes its shadow.
+func (t *projTx) explodeName(name string) string {
+	if t.Shadow() {
+		return store.ShadowPrefix + name
+	}
+	return name
+}
+
 func quote(id string) string { return pgx.Identifier{id}.Sanitize() }
 
 func pgType(kind string) string {
@@ -46,69 +65,94 @@ func explodeDDL(name string, x store.ExplodeTable) string {
 	return b.String()
 }
 
-func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
-	if t.Shadow() {
-		return fmt.Errorf("explode table %s: a rebuild does not write explode tables", x.Name)
-	}
-	rows, err := t.tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+func (t *projTx) columns(ctx context.Context, name string) ([]store.TableColumn, error) {
+	rows, err := t.raw().Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
 			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey))
-		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, quote(x.Name))
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, quote(name))
 	if err != nil {
-		return fmt.Errorf("read the columns of %s: %w", x.Name, err)
+		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
 	}
 	var have []store.TableColumn
 	var c store.TableColumn
 	if _, err := pgx.ForEachRow(rows, []any{&c.Name, &c.Type, &c.PK}, func() error { have = append(have, c); return nil }); err != nil {
-		return fmt.Errorf("read the columns of %s: %w", x.Name, err)
+		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
+	}
+	return have, nil
+}
+
+func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
+	name := t.explodeName(x.Name)
+	have, err := t.columns(ctx, name)
+	if err != nil {
+		return err
 	}
 	var stmts []string
 	if len(have) == 0 {
-		stmts = append(stmts, explodeDDL(x.Name, x))
+		stmts = append(stmts, explodeDDL(name, x))
+		if t.Shadow() {
+			// Carry the live rows of the PCs whose facts the rebuild carried
+			// over (the shadow facts hold just those when the job's first
+			// batch asks for the table).
+			live, err := t.columns(ctx, x.Name)
+			if err != nil {
+				return err
+			}
+			if len(live) > 0 {
+				stmts = append(stmts, copyRows(x, live, x.Name, name,
+					"(pc_id, job_id) IN (SELECT pc_id, job_id FROM "+store.ShadowPrefix+"inventory_facts)"))
+			}
+		}
 	} else {
-		stmts = migration(x, have)
+		stmts = migration(x, name, have)
 	}
 	for _, c := range x.Columns {
 		if c.Index {
-			stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("idx_"+x.Name+"_"+c.Name), quote(x.Name), quote(c.Name)))
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("idx_"+name+"_"+c.Name), quote(name), quote(c.Name)))
 		}
 	}
 	for _, q := range stmts {
-		if _, err := t.tx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("create or migrate explode table %s: %w", x.Name, err)
+		if _, err := t.raw().Exec(ctx, q); err != nil {
+			return fmt.Errorf("create or migrate explode table %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// migration is the statements of store.ReconcileExplode's verdict. A kept
-// column of another type is cast as PostgreSQL can; what it cannot cast
-// fails the batch with the reason rather than guess.
-func migration(x store.ExplodeTable, have []store.TableColumn) []string {
-	missing, common, rebuild := store.ReconcileExplode(have, store.ExplodeColumns(x, "text", "timestamp with time zone", pgType))
-	if !rebuild {
-		var add []string
-		for _, c := range missing {
-			add = append(add, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(x.Name), quote(c.Name), c.Type))
-		}
-		return add
-	}
+// copyRows copies the columns from and x share into to, where cond holds
+// and the new key has no NULL (PostgreSQL's key cannot hold one; SQLite's
+// can), the first of two rows with one key kept.
+func copyRows(x store.ExplodeTable, have []store.TableColumn, from, to, cond string) string {
+	_, common, _ := store.ReconcileExplode(have, store.ExplodeColumns(x, "text", "timestamp with time zone", pgType))
 	quoted := make([]string, len(common))
 	for i, c := range common {
 		quoted[i] = quote(c)
 	}
 	cols := strings.Join(quoted, ", ")
-	// A row whose new key has a NULL cannot be kept here (SQLite keeps it).
-	where := "TRUE"
 	for _, k := range x.PrimaryKey {
-		where += " AND " + quote(k) + " IS NOT NULL"
+		cond += " AND " + quote(k) + " IS NOT NULL"
 	}
-	tmp := x.Name + "__migrate"
+	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s ON CONFLICT DO NOTHING", quote(to), cols, cols, quote(from), cond)
+}
+
+// migration is the statements of store.ReconcileExplode's verdict for the
+// table name. A kept column of another type is cast as PostgreSQL can;
+// what it cannot cast fails the batch with the reason rather than guess.
+func migration(x store.ExplodeTable, name string, have []store.TableColumn) []string {
+	missing, _, rebuild := store.ReconcileExplode(have, store.ExplodeColumns(x, "text", "timestamp with time zone", pgType))
+	if !rebuild {
+		var add []string
+		for _, c := range missing {
+			add = append(add, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(name), quote(c.Name), c.Type))
+		}
+		return add
+	}
+	tmp := name + "__migrate"
 	return []string{
 		"DROP TABLE IF EXISTS " + quote(tmp),
 		explodeDDL(tmp, x),
-		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s ON CONFLICT DO NOTHING", quote(tmp), cols, cols, quote(x.Name), where),
-		"DROP TABLE " + quote(x.Name),
-		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(x.Name)),
+		copyRows(x, have, name, tmp, "TRUE"),
+		"DROP TABLE " + quote(name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(name)),
 	}
 }
 
@@ -125,7 +169,7 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	for i, c := range x.Columns {
 		cols[i] = "t." + quote(c.Name)
 	}
-	rows, err := t.tx.Query(ctx, `SELECT t.pc_id, t.job_id, t.collected_at, `+strings.Join(cols, ", ")+` FROM `+quote(x.Name)+` t
+	rows, err := t.raw().Query(ctx, `SELECT t.pc_id, t.job_id, t.collected_at, `+strings.Join(cols, ", ")+` FROM `+quote(t.explodeName(x.Name))+` t
 		JOIN unnest($1::text[], $2::text[]) AS k(pc_id, job_id) ON t.pc_id = k.pc_id AND t.job_id = k.job_id`, pc, job)
 	if err != nil {
 		return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
@@ -166,9 +210,9 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 		return 0, nil
 	}
 	var total int64
-	table := quote(x.Name)
+	table := quote(t.explodeName(x.Name))
 	exec := func(what, q string, args ...any) error {
-		tag, err := t.tx.Exec(ctx, q, args...)
+		tag, err := t.raw().Exec(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("%s rows of %s: %w", what, x.Name, err)
 		}
@@ -256,7 +300,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	if err := exec("write", fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP; ALTER TABLE %s ADD COLUMN kanade_n bigserial", tmp, table, tmp)); err != nil {
 		return total, err
 	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(src)); err != nil {
+	if _, err := t.raw().CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(src)); err != nil {
 		return total, fmt.Errorf("write rows of %s: %w", x.Name, err)
 	}
 	quoted := make([]string, len(cols))
@@ -267,7 +311,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	if err := exec("write", fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY kanade_n ON CONFLICT DO NOTHING", table, list, list, tmp)); err != nil {
 		return total, err
 	}
-	_, err := t.tx.Exec(ctx, "DROP TABLE "+tmp)
+	_, err := t.raw().Exec(ctx, "DROP TABLE "+tmp)
 	return total, err
 }
 

@@ -101,6 +101,11 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 			return nil, err
 		}
 	}
+	explode, err := explodeShadows(ctx, s.pool)
+	if err != nil {
+		return nil, err
+	}
+	d.ExplodeTables = int64(len(explode))
 	for _, c := range store.DerivedDiffCounts(d, asIs) {
 		if err := q(c.Dst, c.SQL); err != nil {
 			return nil, err
@@ -113,7 +118,6 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 		}
 		return pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	var err error
 	if d.SampleChanged, err = ids("SELECT result_id " + changed); err != nil {
 		return nil, err
 	}
@@ -145,6 +149,17 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		for _, t := range store.ProjectedTables {
 			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s%s", t, prefix, t), fmt.Sprintf("ALTER TABLE %s%s RENAME TO %s", store.ShadowPrefix, t, t))
 		}
+		explode, err := explodeShadows(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, sh := range explode {
+			more, err := swapExplode(ctx, tx, sh, prefix)
+			if err != nil {
+				return err
+			}
+			stmts = append(stmts, more...)
+		}
 		lock := "LOCK TABLE " + strings.Join(slices.Concat(store.ProjectedTables, store.AppendOnlyTables), ", ") + " IN ACCESS EXCLUSIVE MODE; "
 		if _, err := tx.Exec(ctx, lock+store.AppendRebuiltHistorySQL(asIs)+"; DROP TABLE "+store.ShadowPrefix+"inventory_history; "+strings.Join(stmts, "; ")); err != nil {
 			return fmt.Errorf("swap in the rebuilt tables: %w", err)
@@ -154,15 +169,83 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 	return prefix, err
 }
 
+// explodeShadows lists a rebuild's shadow explode tables: the shadow
+// tables in the schema that are not of a fixed table.
+func explodeShadows(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+		AND left(c.relname, $1) = $2`, len(store.ShadowPrefix), store.ShadowPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list the rebuilt explode tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the rebuilt explode tables: %w", err)
+	}
+	fixed := slices.Concat(store.ProjectedTables, store.AppendOnlyTables)
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(fixed, strings.TrimPrefix(n, store.ShadowPrefix)) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// swapExplode is the statements that swap in the rebuilt explode table
+// sh, keeping a replaced one under prefix, its indexes with their names
+// (the replaced ones renamed with prefix).
+func swapExplode(ctx context.Context, tx pgx.Tx, sh, prefix string) ([]string, error) {
+	t := strings.TrimPrefix(sh, store.ShadowPrefix)
+	idx := func(table string) ([]string, error) {
+		rows, err := tx.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 AND left(indexname, 4) = 'idx_'`, table)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	var stmts []string
+	var live bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quote(t)).Scan(&live); err != nil {
+		return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+	}
+	if live {
+		liveIdx, err := idx(t)
+		if err != nil {
+			return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+		}
+		for _, i := range liveIdx {
+			stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", quote(i), quote(prefix+i)))
+		}
+		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(t), quote(prefix+t)))
+	}
+	shadowIdx, err := idx(sh)
+	if err != nil {
+		return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+	}
+	stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(sh), quote(t)))
+	for _, i := range shadowIdx {
+		stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", quote(i), quote(strings.Replace(i, "idx_"+sh, "idx_"+t, 1))))
+	}
+	return stmts, nil
+}
+
 // asIs: timestamptz compares as time.
 func asIs(column string) string { return column }
 
 func (s *Store) DropShadow(ctx context.Context) error {
-	var shadows []string
+	shadows, err := explodeShadows(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	for i, sh := range shadows {
+		shadows[i] = quote(sh)
+	}
 	for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 		shadows = append(shadows, store.ShadowPrefix+t)
 	}
-	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(shadows, ", "))
+	_, err = s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(shadows, ", "))
 	if err != nil {
 		return fmt.Errorf("drop the rebuilt tables: %w", err)
 	}

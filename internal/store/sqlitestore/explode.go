@@ -14,6 +14,16 @@ import (
 
 func (t *projTx) Shadow() bool { _, ok := t.tx.(shadowTx); return ok }
 
+// raw is the transaction without a rebuild's renaming of the fixed tables:
+// explode identifiers are the manifest's, and one may well be a word like
+// "feeds", which the renaming would rewrite.
+func (t *projTx) raw() execer {
+	if sh, ok := t.tx.(shadowTx); ok {
+		return sh.tx
+	}
+	return t.tx
+}
+
 // quote quotes a validated identifier, as upstream does, so reserved words
 // work as names.
 func quote(id string) string { return `"` + id + `"` }
@@ -44,7 +54,7 @@ func explodeDDL(name string, x store.ExplodeTable) string {
 }
 
 func (t *projTx) tableColumns(ctx context.Context, name string) ([]store.TableColumn, error) {
-	rows, err := t.tx.QueryContext(ctx, "SELECT name, upper(type), pk FROM pragma_table_info(?)", name)
+	rows, err := t.raw().QueryContext(ctx, "SELECT name, upper(type), pk FROM pragma_table_info(?)", name)
 	if err != nil {
 		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
 	}
@@ -62,28 +72,62 @@ func (t *projTx) tableColumns(ctx context.Context, name string) ([]store.TableCo
 	return out, rows.Err()
 }
 
-func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
+// explodeName is the table a transaction writes for explode table name: a
+// rebuild writes its shadow.
+func (t *projTx) explodeName(name string) string {
 	if t.Shadow() {
-		return fmt.Errorf("explode table %s: a rebuild does not write explode tables", x.Name)
+		return store.ShadowPrefix + name
 	}
-	have, err := t.tableColumns(ctx, x.Name)
+	return name
+}
+
+func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) error {
+	name := t.explodeName(x.Name)
+	have, err := t.tableColumns(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(have) == 0 {
-		if _, err := t.tx.ExecContext(ctx, explodeDDL(x.Name, x)); err != nil {
-			return fmt.Errorf("create explode table %s: %w", x.Name, err)
+		if _, err := t.raw().ExecContext(ctx, explodeDDL(name, x)); err != nil {
+			return fmt.Errorf("create explode table %s: %w", name, err)
 		}
-	} else if err := t.migrateExplode(ctx, x, have); err != nil {
+		if t.Shadow() {
+			if err := t.carryExplode(ctx, x, name); err != nil {
+				return err
+			}
+		}
+	} else if err := t.migrateExplode(ctx, x, name, have); err != nil {
 		return err
 	}
 	for _, c := range x.Columns {
 		if !c.Index {
 			continue
 		}
-		if _, err := t.tx.ExecContext(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s(%s);", quote("idx_"+x.Name+"_"+c.Name), quote(x.Name), quote(c.Name))); err != nil {
-			return fmt.Errorf("index explode table %s: %w", x.Name, err)
+		if _, err := t.raw().ExecContext(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s(%s);", quote("idx_"+name+"_"+c.Name), quote(name), quote(c.Name))); err != nil {
+			return fmt.Errorf("index explode table %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// carryExplode copies into a rebuild's new shadow explode table the live
+// rows of the PCs whose facts the rebuild carried over (the shadow
+// inventory_facts holds just those when the job's first batch asks for the
+// table), as the spec's columns hold them.
+func (t *projTx) carryExplode(ctx context.Context, x store.ExplodeTable, shadow string) error {
+	live, err := t.tableColumns(ctx, x.Name)
+	if err != nil || len(live) == 0 {
+		return err
+	}
+	_, common, _ := store.ReconcileExplode(live, store.ExplodeColumns(x, "TEXT", "TIMESTAMP", affinity))
+	quoted := make([]string, len(common))
+	for i, c := range common {
+		quoted[i] = quote(c)
+	}
+	cols := strings.Join(quoted, ", ")
+	if _, err := t.raw().ExecContext(ctx, fmt.Sprintf("INSERT OR IGNORE INTO %s (%s) SELECT %s FROM %s WHERE (pc_id, job_id) IN (SELECT pc_id, job_id FROM %sinventory_facts)",
+		quote(shadow), cols, cols, quote(x.Name), store.ShadowPrefix)); err != nil {
+		return fmt.Errorf("carry over the rows of %s: %w", x.Name, err)
 	}
 	return nil
 }
@@ -91,19 +135,19 @@ func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) e
 // migrateExplode migrates the table by store.ReconcileExplode; a rebuild
 // goes through a temporary table, and rows the new key makes duplicates
 // are dropped, as upstream drops them.
-func (t *projTx) migrateExplode(ctx context.Context, x store.ExplodeTable, have []store.TableColumn) error {
+func (t *projTx) migrateExplode(ctx context.Context, x store.ExplodeTable, name string, have []store.TableColumn) error {
 	missing, common, rebuild := store.ReconcileExplode(have, store.ExplodeColumns(x, "TEXT", "TIMESTAMP", affinity))
 	if !rebuild {
 		for _, c := range missing {
-			if _, err := t.tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(x.Name), quote(c.Name), c.Type)); err != nil {
-				return fmt.Errorf("add column %s to %s: %w", c.Name, x.Name, err)
+			if _, err := t.raw().ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(name), quote(c.Name), c.Type)); err != nil {
+				return fmt.Errorf("add column %s to %s: %w", c.Name, name, err)
 			}
 		}
 		return nil
 	}
-	tmp := x.Name + "__migrate"
-	if len(tmp) > 64 {
-		return fmt.Errorf("explode table %s: the name is too long to migrate it (upstream's limit is 64 characters with __migrate)", x.Name)
+	tmp := name + "__migrate"
+	if len(tmp) > 64 && !t.Shadow() {
+		return fmt.Errorf("explode table %s: the name is too long to migrate it (upstream's limit is 64 characters with __migrate)", name)
 	}
 	quoted := make([]string, len(common))
 	for i, c := range common {
@@ -113,12 +157,12 @@ func (t *projTx) migrateExplode(ctx context.Context, x store.ExplodeTable, have 
 	for _, q := range []string{
 		"DROP TABLE IF EXISTS " + quote(tmp),
 		explodeDDL(tmp, x),
-		fmt.Sprintf("INSERT OR IGNORE INTO %s (%s) SELECT %s FROM %s", quote(tmp), cols, cols, quote(x.Name)),
-		"DROP TABLE " + quote(x.Name),
-		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(x.Name)),
+		fmt.Sprintf("INSERT OR IGNORE INTO %s (%s) SELECT %s FROM %s", quote(tmp), cols, cols, quote(name)),
+		"DROP TABLE " + quote(name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(name)),
 	} {
-		if _, err := t.tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("migrate explode table %s: %w", x.Name, err)
+		if _, err := t.raw().ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate explode table %s: %w", name, err)
 		}
 	}
 	return nil
@@ -132,7 +176,7 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	}
 	add := func(args []any, k *store.FactsKey) []any { return append(args, k.PCID, k.JobID) }
 	err := inValues(keys, 2, add, func(_ []store.FactsKey, values string, args []any) error {
-		rows, err := t.tx.QueryContext(ctx, `SELECT pc_id, job_id, CAST(collected_at AS TEXT), `+strings.Join(cols, ", ")+` FROM `+quote(x.Name)+`
+		rows, err := t.raw().QueryContext(ctx, `SELECT pc_id, job_id, CAST(collected_at AS TEXT), `+strings.Join(cols, ", ")+` FROM `+quote(t.explodeName(x.Name))+`
 			WHERE (pc_id, job_id) IN (VALUES `+values+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("read explode table %s: %w", x.Name, err)
@@ -194,8 +238,7 @@ func cellValue(c store.Cell) any {
 
 func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
 	var total int64
-	table := quote(x.Name)
-	// Every row of the keys replaced whole.
+	table := quote(t.explodeName(x.Name))
 	var all, restamp []*store.ExplodeChange
 	type del struct {
 		key   store.FactsKey
@@ -221,7 +264,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 			inserts = append(inserts, ins{c, r})
 		}
 	}
-	n, err := execValues(ctx, t.tx, all, 2, func(args []any, c **store.ExplodeChange) []any { return append(args, (*c).Key.PCID, (*c).Key.JobID) },
+	n, err := execValues(ctx, t.raw(), all, 2, func(args []any, c **store.ExplodeChange) []any { return append(args, (*c).Key.PCID, (*c).Key.JobID) },
 		"DELETE FROM "+table+" WHERE (pc_id, job_id) IN (VALUES %s)", "replace rows of "+x.Name)
 	if err != nil {
 		return total, err
@@ -237,7 +280,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 			}
 		}
 	}
-	n, err = execValues(ctx, t.tx, dels, len(keyCols), func(args []any, d *del) []any {
+	n, err = execValues(ctx, t.raw(), dels, len(keyCols), func(args []any, d *del) []any {
 		args = append(args, d.key.PCID, d.key.JobID)
 		for _, i := range keyAt {
 			args = append(args, cellValue(d.cells[i]))
@@ -248,7 +291,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 		return total, err
 	}
 	total += n
-	n, err = execValues(ctx, t.tx, restamp, 3, func(args []any, c **store.ExplodeChange) []any {
+	n, err = execValues(ctx, t.raw(), restamp, 3, func(args []any, c **store.ExplodeChange) []any {
 		return append(args, (*c).Key.PCID, (*c).Key.JobID, tsPtr((*c).CollectedAt))
 	}, "UPDATE "+table+" SET collected_at = v.c FROM (SELECT column1 AS p, column2 AS j, column3 AS c FROM (VALUES %s)) AS v WHERE "+table+".pc_id = v.p AND "+table+".job_id = v.j",
 		"restamp rows of "+x.Name)
@@ -262,7 +305,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	}
 	// OR IGNORE: of two elements with one key the first stays, as upstream
 	// keeps it (its insert of the second fails and is skipped).
-	n, err = execValues(ctx, t.tx, inserts, len(cols), func(args []any, r *ins) []any {
+	n, err = execValues(ctx, t.raw(), inserts, len(cols), func(args []any, r *ins) []any {
 		args = append(args, r.c.Key.PCID, r.c.Key.JobID, tsPtr(r.c.CollectedAt))
 		for _, c := range r.cells {
 			args = append(args, cellValue(c))

@@ -137,6 +137,11 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
 		}
 	}
+	explode, err := explodeShadows(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	d.ExplodeTables = int64(len(explode))
 	for _, c := range store.DerivedDiffCounts(d, upstreamTime) {
 		if !s.derived[c.Table] {
 			continue
@@ -161,7 +166,6 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 		}
 		return out, rows.Err()
 	}
-	var err error
 	if d.SampleChanged, err = ids("SELECT l.result_id " + changed); err != nil {
 		return nil, err
 	}
@@ -232,7 +236,7 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 				}
 			}
 		}
-		return nil
+		return s.swapExplode(ctx, tx, prefix)
 	})
 	if err != nil {
 		return "", err
@@ -260,6 +264,64 @@ func upstreamTime(column string) string {
 	return "(CASE WHEN length(" + column + ") = 19 THEN replace(" + column + ", ' ', 'T') || '+00:00' ELSE " + column + " END)"
 }
 
+// explodeShadows lists a rebuild's shadow explode tables: the shadow
+// tables that are not of a fixed table.
+func explodeShadows(ctx context.Context, q execer) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?`, len(store.ShadowPrefix), store.ShadowPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list the rebuilt explode tables: %w", err)
+	}
+	defer rows.Close()
+	fixed := slices.Concat(store.ProjectedTables, store.AppendOnlyTables)
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(fixed, strings.TrimPrefix(name, store.ShadowPrefix)) {
+			out = append(out, name)
+		}
+	}
+	return out, rows.Err()
+}
+
+// swapExplode swaps in the rebuilt explode tables, keeping a replaced one
+// under prefix; their indexes get the live names back.
+func (s *Store) swapExplode(ctx context.Context, tx *sql.Tx, prefix string) error {
+	shadows, err := explodeShadows(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, sh := range shadows {
+		t := strings.TrimPrefix(sh, store.ShadowPrefix)
+		_, shadowIdx, err := schemaOf(ctx, tx, sh)
+		if err != nil {
+			return err
+		}
+		var stmts []string
+		for _, stmt := range shadowIdx {
+			stmts = append(stmts, "DROP INDEX "+indexName(stmt))
+		}
+		if _, liveIdx, err := schemaOf(ctx, tx, t); err == nil {
+			for _, stmt := range liveIdx {
+				stmts = append(stmts, "DROP INDEX "+indexName(stmt))
+			}
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE "%s" RENAME TO "%s%s"`, t, prefix, t))
+		}
+		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE "%s" RENAME TO "%s"`, sh, t))
+		for _, stmt := range shadowIdx {
+			stmts = append(stmts, strings.ReplaceAll(stmt, `"`+sh, `"`+t))
+		}
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+			}
+		}
+	}
+	return nil
+}
+
 // swapped lists the projected tables this file has; shadowed adds the
 // append-only ones.
 func (s *Store) swapped() []string {
@@ -283,6 +345,15 @@ func (s *Store) shadowed() []string {
 }
 
 func (s *Store) DropShadow(ctx context.Context) error {
+	explode, err := explodeShadows(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	for _, sh := range explode {
+		if _, err := s.db.ExecContext(ctx, `DROP TABLE IF EXISTS "`+sh+`"`); err != nil {
+			return fmt.Errorf("drop the rebuilt tables: %w", err)
+		}
+	}
 	for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+store.ShadowPrefix+t); err != nil {
 			return fmt.Errorf("drop the rebuilt tables: %w", err)
