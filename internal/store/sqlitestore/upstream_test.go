@@ -220,3 +220,110 @@ func TestBrokenTimestampNamesTheRow(t *testing.T) {
 		t.Fatalf("want an error naming the row and column, got %v", err)
 	}
 }
+
+// upstreamDerived are the derived tables as upstream's migrations leave
+// them: check_status created, then label added by a later ALTER TABLE.
+const upstreamDerived = `
+CREATE TABLE IF NOT EXISTS inventory_history (id INTEGER PRIMARY KEY AUTOINCREMENT, pc_id TEXT NOT NULL, job_id TEXT NOT NULL, field_path TEXT NOT NULL,
+  identity_json TEXT, change_kind TEXT NOT NULL CHECK (change_kind IN ('added', 'removed', 'changed')), before_json TEXT, after_json TEXT,
+  observed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS check_status (pc_id TEXT NOT NULL, check_name TEXT NOT NULL, status TEXT NOT NULL, detail TEXT,
+  recorded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (pc_id, check_name));
+ALTER TABLE check_status ADD COLUMN label TEXT;
+CREATE TABLE IF NOT EXISTS feeds (feed_id TEXT NOT NULL, item_id TEXT NOT NULL, data TEXT NOT NULL, fetched_at TIMESTAMP, recorded_at TIMESTAMP NOT NULL, PRIMARY KEY (feed_id, item_id));
+CREATE TABLE IF NOT EXISTS feed_meta (feed_id TEXT PRIMARY KEY, recorded_at TIMESTAMP NOT NULL, fetched_at TIMESTAMP, item_count INTEGER NOT NULL);
+`
+
+type oneManifest struct{ m *wire.Manifest }
+
+func (o oneManifest) Manifest(_ context.Context, id string) (*wire.Manifest, error) {
+	if id == o.m.ID {
+		return o.m, nil
+	}
+	return nil, nil
+}
+
+// On upstream's own file the tool writes upstream's derived tables as they
+// are, creates an explode table with upstream's DDL to the byte, and alters
+// no other table; on an older file without them it writes what is there.
+func TestUpstreamBackendDBDerivedTables(t *testing.T) {
+	ctx := context.Background()
+	man, err := wire.DecodeManifest([]byte(`{"id":"hw","version":"1","inventory":{"display":[{"field":"cpu","label":"CPU"}],"history_scalars":["cpu"],
+		"explode":[{"field":"apps","table":"inventory_sw_apps","primary_key":["name","source"],"track_history":true,
+		"columns":[{"field":"source","type":"text"},{"field":"name","index":true},{"field":"size","type":"integer"}]}]},
+		"check":{"name":"disk","label":"Disk"},"feed":[{"id":"kev","field":"vulns","primary_key":["cveID"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withDerived := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "backend.db")
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := upstreamSchema
+		if withDerived {
+			schema += upstreamDerived
+		}
+		if _, err := st.DB().ExecContext(ctx, schema); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if st, err = sqlitestore.Open(ctx, path); err != nil {
+			t.Fatal(err)
+		}
+		ddl := func() map[string]string {
+			rows, err := st.DB().QueryContext(ctx, "SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'kanade_%'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			out := map[string]string{}
+			for rows.Next() {
+				var n, s string
+				rows.Scan(&n, &s) //nolint:errcheck
+				out[n] = s
+			}
+			return out
+		}
+		before := ddl()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := wire.ExecResult{ResultID: "r1", RequestID: "q1", PCID: "PC-02", ExitCode: 0, ManifestID: wire.Str("hw"),
+			Stdout:    `{"cpu":"i7","status":"ok","apps":[{"name":"A","source":"msi","size":3}],"vulns":[{"cveID":"CVE-1"}]}`,
+			StartedAt: time.Date(2026, 5, 16, 0, 0, 0, 0, time.UTC), FinishedAt: time.Date(2026, 5, 16, 0, 0, 5, 0, time.UTC)}
+		p := projector.New(st, nil, oneManifest{man})
+		b, err := p.Prepare(ctx, []projector.Message{{Stream: "RESULTS", Seq: 1, Subject: "results.q1", Published: time.Date(2026, 5, 16, 0, 0, 6, 0, time.UTC), Data: r.Encode()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats, err := p.Apply(ctx, b, projector.ApplyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := ddl()
+		wantApps := "CREATE TABLE \"inventory_sw_apps\" (\n    pc_id TEXT NOT NULL,\n    job_id TEXT NOT NULL,\n    collected_at TIMESTAMP,\n" +
+			"    \"source\" TEXT,\n    \"name\" TEXT,\n    \"size\" INTEGER,\n    PRIMARY KEY (pc_id, job_id, \"name\", \"source\")\n)"
+		if after["inventory_sw_apps"] != wantApps || after["idx_inventory_sw_apps_name"] != `CREATE INDEX "idx_inventory_sw_apps_name" ON "inventory_sw_apps"("name")` {
+			t.Errorf("explode table DDL:\n%s\n%s\nwant upstream's:\n%s", after["inventory_sw_apps"], after["idx_inventory_sw_apps_name"], wantApps)
+		}
+		for name, sql := range before {
+			if after[name] != sql {
+				t.Errorf("%s altered:\n%s\nnow\n%s", name, sql, after[name])
+			}
+		}
+		tables, err := st.Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withDerived {
+			if len(tables.Checks) != 1 || wire.Deref(tables.Checks[0].Label) != "Disk" || len(tables.Feeds) != 1 || len(tables.History) != 2 {
+				t.Errorf("upstream's derived tables not written: checks %+v feeds %+v history %d", tables.Checks, tables.Feeds, len(tables.History))
+			}
+		} else if stats.CheckUpserts != 0 || stats.HistoryRows != 0 || len(tables.Checks)+len(tables.Feeds)+len(tables.History) != 0 {
+			t.Errorf("an older file without the derived tables: %+v", stats)
+		}
+		st.Close()
+	}
+}
