@@ -21,8 +21,10 @@ func newVerifyCmd(g *Globals) *cobra.Command {
 		Long: `verify reads a window of a stream (the same selectors as replay) and checks
 each message against the tables: results with no row under their stable id,
 rows whose exit code, output or times differ from the message, rows still in
-flight although their result is in the stream, and messages that replay would
-quarantine. Memory stays bounded by --batch. Exit 3 on any difference.`,
+flight although their result is in the stream, messages that replay would
+quarantine, and derived rows behind their message (the inventory facts, check
+status or feed a message writes, missing or older than it). Memory stays
+bounded by --batch. Exit 3 on any difference.`,
 		Example: `  kanade stream verify --since 24h
   kanade stream verify --from-seq 1000 --to-seq 2000 -o json`,
 		Args: cobra.NoArgs,

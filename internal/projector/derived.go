@@ -67,15 +67,20 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 			}
 		}
 	}
+	if it.facts != nil {
+		it.derived = append(it.derived, DerivedWrite{Table: DerivedFacts, PCID: r.PCID, Name: *r.ManifestID, At: it.published})
+	}
 	if r.ExitCode == 0 && len(man.Feed) > 0 {
 		for _, f := range feedsOf(man, r, it.published) {
 			d.addFeed(f, p.store.Kind().TimePrecision())
+			it.derived = append(it.derived, DerivedWrite{Table: DerivedFeed, Name: f.Meta.FeedID, At: it.published})
 		}
 	}
 	if man.Check != nil && man.Check.Projected() && !r.SkipsChecks() {
 		status, detail := man.Check.Evaluate(r.ExitCode, r.Stdout, r.Stderr)
 		d.addCheck(store.CheckRow{PCID: r.PCID, CheckName: *man.Check.Name, Label: man.Check.Label,
 			Status: status, Detail: detail, RecordedAt: it.published}, p.store.Kind().TimePrecision())
+		it.derived = append(it.derived, DerivedWrite{Table: DerivedCheck, PCID: r.PCID, Name: *man.Check.Name, At: it.published})
 	}
 }
 

@@ -96,7 +96,8 @@ type item struct {
 	// facts is the inventory payload when it is one JSON value (spec
 	// 4b.1); nil with inventory set means the payload is not JSON.
 	facts     *string
-	expiresAt *time.Time // a started event's reap deadline, when its manifest gives one
+	expiresAt *time.Time     // a started event's reap deadline, when its manifest gives one
+	derived   []DerivedWrite // the current-state derived rows the message writes
 }
 
 // Batch is a prepared run of messages: decoded, overflow fetched,
@@ -630,13 +631,30 @@ type Prepared struct {
 	ID      string
 	Result  *wire.ExecResult   // nil for a started event
 	Started *wire.EventStarted // nil for a result
+	Derived []DerivedWrite     // the current-state derived rows it writes
+}
+
+// Derived tables a DerivedWrite names.
+const (
+	DerivedFacts = "inventory_facts"
+	DerivedCheck = "check_status"
+	DerivedFeed  = "feed_meta"
+)
+
+// DerivedWrite is a current-state derived row a message writes, unless the
+// table holds a newer one: inventory facts (PCID, Name = the job), a check
+// status (PCID, Name = the check) or a feed (Name = the feed id).
+type DerivedWrite struct {
+	Table      string
+	PCID, Name string
+	At         time.Time // the message's publish time, the row's recorded_at
 }
 
 // Prepared lists the batch's decodable messages in stream order.
 func (b *Batch) Prepared() []Prepared {
 	out := make([]Prepared, len(b.items))
 	for i, it := range b.items {
-		out[i] = Prepared{Seq: it.seq, Subject: it.subject, ID: it.id, Result: it.result, Started: it.started}
+		out[i] = Prepared{Seq: it.seq, Subject: it.subject, ID: it.id, Result: it.result, Started: it.started, Derived: it.derived}
 	}
 	return out
 }

@@ -19,10 +19,11 @@ const (
 	DiffContent     = "content_differs"      // exit code, output or times differ
 	DiffInFlight    = "row_in_flight"        // the row was never completed by the result
 	DiffQuarantined = "would_be_quarantined" // the message cannot be projected
+	DiffDerived     = "derived_row_behind"   // a derived table holds neither this message's row nor a newer one
 )
 
 // DiffKinds lists the kinds in report order.
-var DiffKinds = []string{DiffMissing, DiffContent, DiffInFlight, DiffQuarantined}
+var DiffKinds = []string{DiffMissing, DiffContent, DiffInFlight, DiffQuarantined, DiffDerived}
 
 // Difference is one message that the tables do not reflect.
 type Difference struct {
@@ -122,6 +123,9 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 				add(Difference{Kind: DiffContent, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID, Detail: d})
 			}
 		}
+		if err := verifyDerived(ctx, st, prepared, add); err != nil {
+			return rep, stopped(err)
+		}
 		if o.Progress != nil {
 			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: msgs[len(msgs)-1].Seq,
 				Elapsed: time.Since(start), Quarantined: rep.Counts[DiffQuarantined]})
@@ -131,6 +135,70 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 		return rep, stopped(err)
 	}
 	return rep, stopped(nil)
+}
+
+// verifyDerived checks that each current-state derived row a message
+// writes (inventory facts, check status, a feed) is in its table, as this
+// message left it or newer. A table the database lacks is not checked.
+func verifyDerived(ctx context.Context, st store.Store, prepared []projector.Prepared, add func(Difference)) error {
+	var keys store.DerivedKeys
+	for _, p := range prepared {
+		for _, w := range p.Derived {
+			switch w.Table {
+			case projector.DerivedFacts:
+				keys.Facts = append(keys.Facts, store.FactsKey{PCID: w.PCID, JobID: w.Name})
+			case projector.DerivedCheck:
+				keys.Checks = append(keys.Checks, store.CheckKey{PCID: w.PCID, CheckName: w.Name})
+			case projector.DerivedFeed:
+				keys.Feeds = append(keys.Feeds, w.Name)
+			}
+		}
+	}
+	if len(keys.Facts)+len(keys.Checks)+len(keys.Feeds) == 0 {
+		return nil
+	}
+	stamps, err := st.DerivedStamps(ctx, keys)
+	if err != nil {
+		return err
+	}
+	prec := st.Kind().TimePrecision()
+	for _, p := range prepared {
+		for _, w := range p.Derived {
+			var at time.Time
+			var ok bool
+			var what string
+			switch w.Table {
+			case projector.DerivedFacts:
+				if stamps.Facts == nil {
+					continue
+				}
+				at, ok = stamps.Facts[store.FactsKey{PCID: w.PCID, JobID: w.Name}]
+				what = fmt.Sprintf("inventory_facts (%s, %s)", w.PCID, w.Name)
+			case projector.DerivedCheck:
+				if stamps.Checks == nil {
+					continue
+				}
+				at, ok = stamps.Checks[store.CheckKey{PCID: w.PCID, CheckName: w.Name}]
+				what = fmt.Sprintf("check_status (%s, %s)", w.PCID, w.Name)
+			case projector.DerivedFeed:
+				if stamps.Feeds == nil {
+					continue
+				}
+				at, ok = stamps.Feeds[w.Name]
+				what = fmt.Sprintf("feed %q", w.Name)
+			}
+			d := Difference{Kind: DiffDerived, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID}
+			switch {
+			case !ok:
+				d.Detail = "no " + what + " row"
+				add(d)
+			case at.Truncate(prec).Before(w.At.Truncate(prec)):
+				d.Detail = fmt.Sprintf("%s was recorded at %s, before this message (%s)", what, wire.FormatTimestamp(at), wire.FormatTimestamp(w.At))
+				add(d)
+			}
+		}
+	}
+	return nil
 }
 
 func pcOf(p projector.Prepared) string {

@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
@@ -72,6 +73,26 @@ func TestVerify(t *testing.T) {
 		tail, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, FromSeq: 10}, 10)
 		if err != nil || tail.Total != 0 {
 			t.Errorf("window from seq 10: %+v %v", tail, err)
+		}
+		// The derived tables: a check status gone, a feed older than its
+		// messages.
+		tables, _ := st.Dump(ctx)
+		if len(tables.Checks) == 0 || len(tables.FeedMeta) == 0 {
+			t.Fatal("the fleet wrote no check status or feed: the derived check proves nothing")
+		}
+		execSQL(t, st, "DELETE FROM check_status WHERE pc_id = $1", "DELETE FROM check_status WHERE pc_id = ?", tables.Checks[0].PCID)
+		execSQL(t, st, "UPDATE feed_meta SET recorded_at = '2020-01-01T00:00:00+00:00'", "UPDATE feed_meta SET recorded_at = '2020-01-01T00:00:00+00:00'")
+		rep, err = replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var check, feed bool
+		for _, d := range rep.Differences {
+			check = check || (d.Kind == replay.DiffDerived && strings.Contains(d.Detail, "no check_status ("+tables.Checks[0].PCID))
+			feed = feed || (d.Kind == replay.DiffDerived && strings.Contains(d.Detail, "feed \"disk-models\" was recorded at 2020-01-01"))
+		}
+		if !check || !feed {
+			t.Errorf("derived differences not reported: %+v", rep.Differences)
 		}
 	})
 }

@@ -104,4 +104,25 @@ type Auditor interface {
 	FixCounters(ctx context.Context, decide func(ExecutionFacts) (Execution, bool)) ([]ExecutionFacts, error)
 	// ResultsByID returns the rows under these ids.
 	ResultsByID(ctx context.Context, ids []string) (map[string]ResultRow, error)
+	// DerivedStamps returns the recorded_at of the derived rows under these
+	// keys that exist; a table the database lacks has a nil map.
+	DerivedStamps(ctx context.Context, k DerivedKeys) (*DerivedStamps, error)
+}
+
+// DerivedKeys name current-state derived rows: inventory facts by (PC,
+// job), check status by (PC, check), feeds by id (their feed_meta row).
+type DerivedKeys struct {
+	Facts  []FactsKey
+	Checks []CheckKey
+	Feeds  []string
+}
+
+// CheckKey addresses one check_status row.
+type CheckKey struct{ PCID, CheckName string }
+
+// DerivedStamps are the recorded_at of the rows DerivedKeys named.
+type DerivedStamps struct {
+	Facts  map[FactsKey]time.Time
+	Checks map[CheckKey]time.Time
+	Feeds  map[string]time.Time
 }

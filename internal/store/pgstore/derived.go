@@ -183,3 +183,46 @@ func (s *Store) dumpDerived(ctx context.Context, t *store.Tables) error {
 	}
 	return nil
 }
+
+func (s *Store) DerivedStamps(ctx context.Context, k store.DerivedKeys) (*store.DerivedStamps, error) {
+	out := &store.DerivedStamps{Facts: map[store.FactsKey]time.Time{}, Checks: map[store.CheckKey]time.Time{}, Feeds: map[string]time.Time{}}
+	read := func(table, q string, put func(a, b string, at time.Time), args ...any) error {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", table, err)
+		}
+		var a, b string
+		var at time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&a, &b, &at}, func() error { put(a, b, at); return nil }); err != nil {
+			return fmt.Errorf("read %s: %w", table, err)
+		}
+		return nil
+	}
+	pc, job := make([]string, len(k.Facts)), make([]string, len(k.Facts))
+	for i, f := range k.Facts {
+		pc[i], job[i] = pgText(f.PCID), pgText(f.JobID)
+	}
+	if err := read("inventory_facts", `SELECT f.pc_id, f.job_id, f.recorded_at FROM inventory_facts f
+		JOIN unnest($1::text[], $2::text[]) AS k(pc_id, job_id) ON f.pc_id = k.pc_id AND f.job_id = k.job_id`,
+		func(a, b string, at time.Time) { out.Facts[store.FactsKey{PCID: a, JobID: b}] = at }, pc, job); err != nil {
+		return nil, err
+	}
+	pc, name := make([]string, len(k.Checks)), make([]string, len(k.Checks))
+	for i, c := range k.Checks {
+		pc[i], name[i] = pgText(c.PCID), pgText(c.CheckName)
+	}
+	if err := read("check_status", `SELECT c.pc_id, c.check_name, c.recorded_at FROM check_status c
+		JOIN unnest($1::text[], $2::text[]) AS k(pc_id, check_name) ON c.pc_id = k.pc_id AND c.check_name = k.check_name`,
+		func(a, b string, at time.Time) { out.Checks[store.CheckKey{PCID: a, CheckName: b}] = at }, pc, name); err != nil {
+		return nil, err
+	}
+	feeds := make([]string, len(k.Feeds))
+	for i, f := range k.Feeds {
+		feeds[i] = pgText(f)
+	}
+	if err := read("feed_meta", `SELECT feed_id, '', recorded_at FROM feed_meta WHERE feed_id = ANY($1)`,
+		func(a, _ string, at time.Time) { out.Feeds[a] = at }, feeds); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -212,4 +213,58 @@ func (s *Store) dumpDerived(ctx context.Context, t *store.Tables) error {
 		t.History = append(t.History, h)
 		return err
 	})
+}
+
+func (s *Store) DerivedStamps(ctx context.Context, k store.DerivedKeys) (*store.DerivedStamps, error) {
+	out := &store.DerivedStamps{Facts: map[store.FactsKey]time.Time{}}
+	stamp := func(table, q string, keys, width int, arg func(args []any, i int) []any, put func(a, b string, at time.Time)) error {
+		idx := make([]int, keys)
+		for i := range idx {
+			idx[i] = i
+		}
+		return inValues(idx, width, func(args []any, i *int) []any { return arg(args, *i) }, func(_ []int, values string, args []any) error {
+			rows, err := s.db.QueryContext(ctx, strings.Replace(q, "%s", values, 1), args...)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", table, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var a, b, rec string
+				if err := rows.Scan(&a, &b, &rec); err != nil {
+					return fmt.Errorf("read %s: %w", table, err)
+				}
+				at, err := wire.ParseTimestamp(rec)
+				if err != nil {
+					return fmt.Errorf("%s (%s, %s): recorded_at %q: %w", table, a, b, rec, err)
+				}
+				put(a, b, at)
+			}
+			return rows.Err()
+		})
+	}
+	err := stamp("inventory_facts", "SELECT pc_id, job_id, CAST(recorded_at AS TEXT) FROM inventory_facts WHERE (pc_id, job_id) IN (VALUES %s)",
+		len(k.Facts), 2, func(args []any, i int) []any { return append(args, k.Facts[i].PCID, k.Facts[i].JobID) },
+		func(a, b string, at time.Time) { out.Facts[store.FactsKey{PCID: a, JobID: b}] = at })
+	if err != nil {
+		return nil, err
+	}
+	if s.derived["check_status"] {
+		out.Checks = map[store.CheckKey]time.Time{}
+		err := stamp("check_status", "SELECT pc_id, check_name, CAST(recorded_at AS TEXT) FROM check_status WHERE (pc_id, check_name) IN (VALUES %s)",
+			len(k.Checks), 2, func(args []any, i int) []any { return append(args, k.Checks[i].PCID, k.Checks[i].CheckName) },
+			func(a, b string, at time.Time) { out.Checks[store.CheckKey{PCID: a, CheckName: b}] = at })
+		if err != nil {
+			return nil, err
+		}
+	}
+	if s.derived["feed_meta"] {
+		out.Feeds = map[string]time.Time{}
+		err := stamp("feed_meta", "SELECT feed_id, '', CAST(recorded_at AS TEXT) FROM feed_meta WHERE feed_id IN (VALUES %s)",
+			len(k.Feeds), 1, func(args []any, i int) []any { return append(args, k.Feeds[i]) },
+			func(a, _ string, at time.Time) { out.Feeds[a] = at })
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
