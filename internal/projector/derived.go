@@ -43,6 +43,7 @@ type historyStep struct {
 	facts     wire.JSONValue
 	scalars   []string
 	explode   []*explodeSpec
+	rows      [][]explodeRow // each explode spec's rows, worked out in Prepare (off the transaction's clock)
 	collected time.Time
 	published time.Time
 }
@@ -59,8 +60,11 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 			if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
 				if v, err := wire.ParseJSON(payload); err == nil {
 					it.facts = &payload
-					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}, historyStep{facts: v,
-						scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published})
+					st := historyStep{facts: v, scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published}
+					for _, x := range specs {
+						st.rows = append(st.rows, x.rowsOf(&st.facts, p.store.Kind()))
+					}
+					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}, st)
 				}
 			} else if wire.CheckJSON(payload) == nil {
 				it.facts = &payload
@@ -204,10 +208,15 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 		have, readable := false, true
 		if s, ok := stored[ch.key]; ok {
 			have, priorAt = true, at(s.RecordedAt)
-			if v, err := wire.ParseJSON(s.FactsJSON); err == nil {
-				prior = &v
-			} else {
-				readable = false // upstream's diff fails on it: no history for this write
+			// Only the history scalars of the stored facts are read (the
+			// whole text is still checked: upstream's diff fails on
+			// facts that do not parse, and writes no history then).
+			if scalars := ch.steps[0].scalars; len(scalars) > 0 {
+				if v, err := wire.ParseJSONMembers(s.FactsJSON, scalars); err == nil {
+					prior = &v
+				} else {
+					readable = false
+				}
 			}
 		}
 		states := map[string]*explodeState{}
@@ -226,7 +235,7 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 			if tables == nil {
 				continue
 			}
-			for _, x := range st.explode {
+			for xi, x := range st.explode {
 				es := states[x.table.Name]
 				if es == nil {
 					es = &explodeState{spec: x, key: ch.key}
@@ -240,7 +249,7 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 					states[x.table.Name] = es
 					stateOrder = append(stateOrder, es)
 				}
-				next := x.rowsOf(&st.facts, kind)
+				next := st.rows[xi]
 				if len(next) == 0 && len(es.rows) == 0 {
 					continue // upstream's short cut: nothing to remove, nothing to write
 				}

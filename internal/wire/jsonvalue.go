@@ -298,6 +298,24 @@ type jsonParser struct {
 	i       int
 	depth   int
 	discard bool // check the grammar only: build no values
+	// only, when set, builds only these members of a top-level object
+	// (the rest is checked, not built).
+	only []string
+}
+
+// ParseJSONMembers is ParseJSON for a caller that reads only some members
+// of a top-level object: the whole text is checked as ParseJSON checks it,
+// and the value holds only those members (any other value whole).
+func ParseJSONMembers(s string, members []string) (JSONValue, error) {
+	p := &jsonParser{s: s, depth: 128, only: members}
+	v, err := p.value()
+	if err != nil {
+		return JSONValue{}, err
+	}
+	if _, ok := p.ws(); ok {
+		return JSONValue{}, p.peekErr(errTrailing)
+	}
+	return v, nil
 }
 
 // CheckJSON is ParseJSON's verdict without the value: nil when s is one
@@ -477,11 +495,18 @@ func (p *jsonParser) object() (JSONValue, error) {
 			return v, p.peekErr(errColon)
 		}
 		p.i++
+		skip := p.only != nil && p.depth == 127 && !slices.Contains(p.only, key)
+		if skip {
+			p.discard = true
+		}
 		val, err := p.value()
+		if skip {
+			p.discard = false
+		}
 		if err != nil {
 			return v, err
 		}
-		if !p.discard {
+		if !p.discard && !skip {
 			v.Members = append(v.Members, JSONMember{Key: key, Value: val})
 		}
 	}

@@ -147,3 +147,29 @@ func TestCheckJSONAgreesWithParseJSON(t *testing.T) {
 		t.Errorf("CheckJSON allocates %.0f times", n)
 	}
 }
+
+// ParseJSONMembers checks what ParseJSON checks and keeps only the named
+// members of a top-level object.
+func TestParseJSONMembers(t *testing.T) {
+	for _, in := range []string{`{"a":1,"b":[1,{"c":2}],"c":"x","a":2}`, `{"b":[1,]}`, `[{"a":1}]`, `{"a":{"a":1,"b":2}}`, ``, `{"b":"\ud800"}`} {
+		full, ferr := wire.ParseJSON(in)
+		part, perr := wire.ParseJSONMembers(in, []string{"a"})
+		if (ferr == nil) != (perr == nil) || (ferr != nil && ferr.Error() != perr.Error()) {
+			t.Errorf("%s: ParseJSON %v, ParseJSONMembers %v", in, ferr, perr)
+			continue
+		}
+		if ferr != nil {
+			continue
+		}
+		want := full
+		if full.Kind == wire.JSONObject {
+			want = wire.JSONObjectOf()
+			if a := full.Get("a"); a != nil {
+				want = wire.JSONObjectOf(wire.JSONMember{Key: "a", Value: *a})
+			}
+		}
+		if got := part.Compact(); got != want.Compact() {
+			t.Errorf("%s: %s, want %s", in, got, want.Compact())
+		}
+	}
+}
