@@ -244,7 +244,9 @@ type ProjectionTx interface {
 	LoadResultStates(ctx context.Context, ids []string) (map[string]RowState, error)
 	// InsertNew inserts the rows whose result_id does not exist yet and
 	// returns the ids of those it skipped because they did. ids must be
-	// unique in one call.
+	// unique in one call. It must be the transaction's first write: the
+	// PostgreSQL store tries a COPY straight into the table and, when an id
+	// exists, rolls back to a savepoint taken as the transaction began.
 	InsertNew(ctx context.Context, rows []ResultRow) (skipped []string, err error)
 	// InsertInFlight inserts rows, leaving any existing row untouched
 	// (upstream's events.started insert). It returns how many were inserted.

@@ -1,0 +1,378 @@
+// Package storetest is the store contract as one conformance suite, in the
+// spirit of River's riverdrivertest: every store implementation calls
+// Exercise from its own tests, and a new engine is done when it passes.
+// It states what each projection-transaction method must do, edge cases
+// included (empty inputs, inputs larger than one statement can carry, the
+// recency guards, NULLs), so the stores' own code can change underneath.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+)
+
+// Open returns a fresh, migrated, empty store; the test owns it.
+type Open func(t *testing.T) store.Store
+
+var t0 = time.Date(2026, 11, 20, 1, 2, 3, 0, time.UTC)
+
+func str(s string) *string { return &s }
+
+func project(t *testing.T, st store.Store, fn func(tx store.ProjectionTx) error) {
+	t.Helper()
+	if err := st.Project(context.Background(), false, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dump(t *testing.T, st store.Store) *store.Tables {
+	t.Helper()
+	tb, err := st.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func finished(id, pc string, code int32, at time.Time) store.ResultRow {
+	fin := at.Add(time.Second)
+	return store.ResultRow{ResultID: id, RequestID: "q-" + id, PCID: pc, ExitCode: &code, Stdout: "out " + id, StartedAt: at, FinishedAt: &fin, RecordedAt: at.Add(2 * time.Second)}
+}
+
+// Exercise runs the whole contract against stores from open.
+func Exercise(t *testing.T, open Open) {
+	t.Run("ResultRows", func(t *testing.T) { resultRows(t, open(t)) })
+	t.Run("ManyRows", func(t *testing.T) { manyRows(t, open(t)) })
+	t.Run("Executions", func(t *testing.T) { executions(t, open(t)) })
+	t.Run("InventoryAndHistory", func(t *testing.T) { inventoryAndHistory(t, open(t)) })
+	t.Run("ChecksAndFeeds", func(t *testing.T) { checksAndFeeds(t, open(t)) })
+	t.Run("ExplodeTables", func(t *testing.T) { explodeTables(t, open(t)) })
+	t.Run("Bookkeeping", func(t *testing.T) { bookkeeping(t, open(t)) })
+	t.Run("DryRun", func(t *testing.T) { dryRun(t, open(t)) })
+}
+
+func resultRows(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	fin := finished("done", "PC-1", 0, t0)
+	reaped := finished("reaped", "PC-1", -1, t0)
+	reaped.Reaped = true
+	if err := st.Seed(ctx, nil, []store.ResultRow{fin, reaped}); err != nil {
+		t.Fatal(err)
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		// Empty inputs are no-ops.
+		if skipped, err := tx.InsertNew(ctx, nil); err != nil || len(skipped) != 0 {
+			return fmt.Errorf("InsertNew(nil): %v %v", skipped, err)
+		}
+		if states, err := tx.LoadResultStates(ctx, nil); err != nil || len(states) != 0 {
+			return fmt.Errorf("LoadResultStates(nil): %v %v", states, err)
+		}
+		if n, err := tx.UpsertResults(ctx, nil); err != nil || n != 0 {
+			return fmt.Errorf("UpsertResults(nil): %d %v", n, err)
+		}
+		if n, err := tx.InsertInFlight(ctx, nil); err != nil || n != 0 {
+			return fmt.Errorf("InsertInFlight(nil): %d %v", n, err)
+		}
+		// InsertNew first: it must be a transaction's first write.
+		skipped, err := tx.InsertNew(ctx, []store.ResultRow{finished("new", "PC-3", 1, t0), finished("done", "PC-1", 5, t0)})
+		if err != nil || !reflect.DeepEqual(skipped, []string{"done"}) {
+			return fmt.Errorf("InsertNew: skipped %v %v, want [done]", skipped, err)
+		}
+		flight := store.ResultRow{ResultID: "flight", RequestID: "q", PCID: "PC-2", StartedAt: t0, RecordedAt: t0, Version: str("1.0"), ExpiresAt: &t0}
+		if n, err := tx.InsertInFlight(ctx, []store.ResultRow{flight, {ResultID: "done", RequestID: "q", PCID: "PC-9", StartedAt: t0, RecordedAt: t0}}); err != nil || n != 1 {
+			return fmt.Errorf("InsertInFlight: %d %v (an existing row is left alone)", n, err)
+		}
+		states, err := tx.LoadResultStates(ctx, []string{"done", "reaped", "flight", "new", "absent"})
+		if err != nil {
+			return err
+		}
+		want := map[string]store.RowState{"done": {Finished: true}, "reaped": {Finished: true, Reaped: true}, "flight": {}, "new": {Finished: true}}
+		if !reflect.DeepEqual(states, want) {
+			return fmt.Errorf("LoadResultStates: %+v, want %+v", states, want)
+		}
+		// The upsert completes a row in flight or reaped and never touches a
+		// finished one.
+		up := []store.ResultRow{finished("flight", "PC-2", 0, t0.Add(time.Hour)), finished("reaped", "PC-1", 0, t0.Add(time.Hour)), finished("done", "PC-1", 7, t0.Add(time.Hour))}
+		up[0].JobID = str("job")
+		n, err := tx.UpsertResults(ctx, up)
+		if err != nil || n != 2 {
+			return fmt.Errorf("UpsertResults: %d %v, want 2", n, err)
+		}
+		return nil
+	})
+	rows := map[string]store.ResultRow{}
+	for _, r := range dump(t, st).Results {
+		rows[r.ResultID] = r
+	}
+	if r := rows["flight"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Version == nil || *r.Version != "1.0" || r.ExpiresAt == nil || !r.RecordedAt.Equal(t0) || r.JobID == nil {
+		t.Errorf("a completed in-flight row keeps version, expires_at and recorded_at: %+v", r)
+	}
+	if r := rows["reaped"]; r.Reaped || *r.ExitCode != 0 {
+		t.Errorf("a reaped row replaced: %+v", r)
+	}
+	if r := rows["done"]; *r.ExitCode != 0 || r.Stdout != "out done" {
+		t.Errorf("a finished row was touched: %+v", r)
+	}
+}
+
+// manyRows passes more rows than one SQLite statement can bind.
+func manyRows(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	const n = 4000 // 16 columns a row: more than 30,000 parameters
+	rows := make([]store.ResultRow, n)
+	ids := make([]string, 0, 31000)
+	for i := range rows {
+		rows[i] = finished(fmt.Sprintf("r%05d", i), "PC", int32(i%3), t0)
+		ids = append(ids, rows[i].ResultID)
+	}
+	for i := len(ids); i < cap(ids); i++ {
+		ids = append(ids, fmt.Sprintf("absent-%d", i))
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		if skipped, err := tx.InsertNew(ctx, rows); err != nil || len(skipped) != 0 {
+			return fmt.Errorf("InsertNew of %d: %v %v", n, len(skipped), err)
+		}
+		skipped, err := tx.InsertNew(ctx, rows)
+		if err != nil || len(skipped) != n {
+			return fmt.Errorf("InsertNew again: %d skipped %v, want %d", len(skipped), err, n)
+		}
+		states, err := tx.LoadResultStates(ctx, ids)
+		if err != nil || len(states) != n {
+			return fmt.Errorf("LoadResultStates of %d ids: %d %v", len(ids), len(states), err)
+		}
+		facts := make([]store.InventoryFact, n)
+		for i := range facts {
+			facts[i] = store.InventoryFact{PCID: fmt.Sprint(i), JobID: "j", FactsJSON: "{}", RecordedAt: t0}
+		}
+		if m, err := tx.UpsertInventory(ctx, facts); err != nil || m != n {
+			return fmt.Errorf("UpsertInventory of %d: %d %v", n, m, err)
+		}
+		return nil
+	})
+	if got := len(dump(t, st).Results); got != n {
+		t.Errorf("%d rows, want %d", got, n)
+	}
+}
+
+func executions(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	execs := []store.Execution{
+		{ExecID: "e1", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "pending"},
+		{ExecID: "e2", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 1, Status: "expired"},
+		{ExecID: "e3", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 5, Status: "completed"},
+	}
+	if err := st.Seed(ctx, execs, nil); err != nil {
+		t.Fatal(err)
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		if err := tx.StartExecutions(ctx, []string{"e1", "e2", "e3", "absent"}); err != nil {
+			return err
+		}
+		moved, err := tx.BumpExecutions(ctx, []store.CounterDelta{{ExecID: "e2", Success: 1}, {ExecID: "absent", Failure: 1}})
+		if err != nil || !reflect.DeepEqual(moved, []string{"e2"}) {
+			return fmt.Errorf("BumpExecutions: %v %v, want [e2]", moved, err)
+		}
+		if moved, err := tx.BumpExecutions(ctx, nil); err != nil || len(moved) != 0 {
+			return fmt.Errorf("BumpExecutions(nil): %v %v", moved, err)
+		}
+		return nil
+	})
+	status := map[string]string{}
+	for _, e := range dump(t, st).Executions {
+		status[e.ExecID] = fmt.Sprintf("%s %d/%d", e.Status, e.SuccessCount, e.FailureCount)
+	}
+	want := map[string]string{"e1": "running 0/0", "e2": "completed 1/0", "e3": "completed 0/0"}
+	if !reflect.DeepEqual(status, want) {
+		t.Errorf("executions %v, want %v (a start promotes only pending; a counted result sets the status)", status, want)
+	}
+}
+
+func inventoryAndHistory(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	fact := func(facts string, at time.Time) store.InventoryFact {
+		return store.InventoryFact{PCID: "PC", JobID: "j", FactsJSON: facts, DisplayJSON: str("[]"), CollectedAt: &at, RecordedAt: at}
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		for i, c := range []struct {
+			f    store.InventoryFact
+			want int64
+		}{
+			{fact(`{"a":1}`, t0.Add(time.Hour)), 1},
+			{fact(`{"a":0}`, t0), 0},                // older: rejected
+			{fact(`{"a":1}`, t0.Add(time.Hour)), 0}, // identical: not rewritten
+			{fact(`{"a":2}`, t0.Add(time.Hour)), 1}, // equally recent: accepted
+		} {
+			if n, err := tx.UpsertInventory(ctx, []store.InventoryFact{c.f}); err != nil || n != c.want {
+				return fmt.Errorf("upsert %d: %d %v, want %d", i, n, err, c.want)
+			}
+		}
+		stored, err := tx.LoadFacts(ctx, []store.FactsKey{{PCID: "PC", JobID: "j"}, {PCID: "PC", JobID: "absent"}})
+		if err != nil || len(stored) != 1 || stored[store.FactsKey{PCID: "PC", JobID: "j"}].FactsJSON != `{"a":2}` ||
+			!stored[store.FactsKey{PCID: "PC", JobID: "j"}].RecordedAt.Equal(t0.Add(time.Hour)) {
+			return fmt.Errorf("LoadFacts: %+v %v", stored, err)
+		}
+		var hist []store.HistoryRow
+		for i := range 3 {
+			hist = append(hist, store.HistoryRow{PCID: "PC", JobID: "j", FieldPath: fmt.Sprint(i), ChangeKind: "added", AfterJSON: str("{}"), ObservedAt: t0})
+		}
+		if n, err := tx.AddHistory(ctx, hist); err != nil || n != 3 {
+			return fmt.Errorf("AddHistory: %d %v", n, err)
+		}
+		return nil
+	})
+	var paths []string
+	for _, h := range dump(t, st).History {
+		paths = append(paths, h.FieldPath)
+	}
+	if !slices.Equal(paths, []string{"0", "1", "2"}) {
+		t.Errorf("history in id order: %v (rows must be numbered in the order given)", paths)
+	}
+}
+
+func checksAndFeeds(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	check := func(status string, at time.Time) store.CheckRow {
+		return store.CheckRow{PCID: "PC", CheckName: "disk", Label: str("Disk"), Status: status, RecordedAt: at}
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		for i, c := range []struct {
+			r    store.CheckRow
+			want int64
+		}{{check("ok", t0.Add(time.Hour)), 1}, {check("fail", t0), 0}, {check("ok", t0.Add(time.Hour)), 0}, {check("warn", t0.Add(time.Hour)), 1}} {
+			if n, err := tx.UpsertChecks(ctx, []store.CheckRow{c.r}); err != nil || n != c.want {
+				return fmt.Errorf("check %d: %d %v, want %d", i, n, err, c.want)
+			}
+		}
+		if marks, err := tx.FeedWatermarks(ctx, []string{"kev"}); err != nil || len(marks) != 0 {
+			return fmt.Errorf("FeedWatermarks before any feed: %v %v", marks, err)
+		}
+		feed := store.Feed{Meta: store.FeedMeta{FeedID: "kev", RecordedAt: t0, FetchedAt: &t0, ItemCount: 3},
+			Items: []store.FeedItem{{ItemID: "a", Data: "1"}, {ItemID: "b", Data: "2"}}}
+		if err := tx.ReplaceFeeds(ctx, []store.Feed{feed}); err != nil {
+			return err
+		}
+		feed.Items, feed.Meta.RecordedAt = []store.FeedItem{{ItemID: "c", Data: "3"}}, t0.Add(time.Hour)
+		if err := tx.ReplaceFeeds(ctx, []store.Feed{feed}); err != nil {
+			return err
+		}
+		marks, err := tx.FeedWatermarks(ctx, []string{"kev", "absent"})
+		if err != nil || len(marks) != 1 || !marks["kev"].Equal(t0.Add(time.Hour)) {
+			return fmt.Errorf("FeedWatermarks: %v %v", marks, err)
+		}
+		return nil
+	})
+	tb := dump(t, st)
+	if len(tb.Checks) != 1 || tb.Checks[0].Status != "warn" {
+		t.Errorf("checks %+v", tb.Checks)
+	}
+	if len(tb.Feeds) != 1 || tb.Feeds[0].ItemID != "c" || len(tb.FeedMeta) != 1 || tb.FeedMeta[0].ItemCount != 3 {
+		t.Errorf("a feed's rows are replaced whole: %+v %+v", tb.Feeds, tb.FeedMeta)
+	}
+}
+
+func explodeTables(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	x := store.ExplodeTable{Name: "order", PrimaryKey: []string{"name"}, // a reserved word: identifiers are quoted
+		Columns: []store.ExplodeColumn{{Name: "name", Kind: store.ColText, Index: true}, {Name: "n", Kind: store.ColInteger}}}
+	key := store.FactsKey{PCID: "PC", JobID: "j"}
+	text := func(s string) store.Cell { return store.Cell{Kind: store.CellText, Text: s} }
+	num := func(i int64) store.Cell { return store.Cell{Kind: store.CellInt, Int: i} }
+	t1, t2 := t0, t0.Add(time.Hour)
+	load := func(tx store.ProjectionTx) (*store.ExplodeRows, error) {
+		rows, err := tx.LoadExplodeRows(ctx, x, []store.FactsKey{key, {PCID: "other", JobID: "j"}})
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 1 {
+			return nil, fmt.Errorf("rows for keys that have none: %v", rows)
+		}
+		return rows[key], nil
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		for range 2 { // creating is idempotent
+			if err := tx.EnsureExplodeTable(ctx, x); err != nil {
+				return err
+			}
+		}
+		if set, err := load(tx); err != nil || set != nil {
+			return fmt.Errorf("an empty table: %+v %v", set, err)
+		}
+		// The first of two rows with one key stays.
+		c := store.ExplodeChange{Key: key, CollectedAt: &t1, All: true, Insert: [][]store.Cell{{text("a"), num(1)}, {text("b"), num(2)}, {text("a"), num(9)}}}
+		if _, err := tx.ChangeExplodeRows(ctx, x, []store.ExplodeChange{c}); err != nil {
+			return err
+		}
+		// Delete b, add c, restamp a.
+		c = store.ExplodeChange{Key: key, CollectedAt: &t2, Restamp: true, Delete: [][]store.Cell{{text("b"), num(2)}}, Insert: [][]store.Cell{{text("c"), {}}}}
+		if _, err := tx.ChangeExplodeRows(ctx, x, []store.ExplodeChange{c}); err != nil {
+			return err
+		}
+		set, err := load(tx)
+		if err != nil {
+			return err
+		}
+		got := map[string]store.Cell{}
+		for _, r := range set.Rows {
+			got[r[0].Text] = r[1]
+		}
+		if !reflect.DeepEqual(got, map[string]store.Cell{"a": num(1), "c": {}}) || set.CollectedAt == nil || !set.CollectedAt.Equal(t2) {
+			return fmt.Errorf("rows %+v collected %v", got, set.CollectedAt)
+		}
+		// A new column is added and the rows stay.
+		x.Columns = append(x.Columns, store.ExplodeColumn{Name: "extra", Kind: store.ColReal})
+		if err := tx.EnsureExplodeTable(ctx, x); err != nil {
+			return err
+		}
+		if set, err = load(tx); err != nil || len(set.Rows) != 2 || len(set.Rows[0]) != 3 {
+			return fmt.Errorf("after adding a column: %+v %v", set, err)
+		}
+		return nil
+	})
+}
+
+func bookkeeping(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	cp := store.Checkpoint{Name: "RESULTS", Stream: "RESULTS", StreamCreated: t0, LastSeq: 42, UpdatedAt: t0}
+	q := []store.QuarantineEntry{{Stream: "RESULTS", Seq: 7, Subject: "results.x", PublishedAt: t0, Error: "bad", Payload: []byte{0xff, 0}, QuarantinedAt: t0},
+		{Stream: "RESULTS", Seq: 8, Subject: "results.y", PublishedAt: t0, Error: "empty", Payload: []byte{}, QuarantinedAt: t0}}
+	project(t, st, func(tx store.ProjectionTx) error {
+		if err := tx.SaveCheckpoint(ctx, cp); err != nil {
+			return err
+		}
+		if err := tx.AddQuarantine(ctx, q); err != nil {
+			return err
+		}
+		return tx.DeleteQuarantine(ctx, "RESULTS", []uint64{8})
+	})
+	got, err := st.LoadCheckpoint(ctx, "RESULTS")
+	if err != nil || got == nil || got.LastSeq != 42 || !got.StreamCreated.Equal(t0) {
+		t.Errorf("checkpoint %+v %v", got, err)
+	}
+	if none, err := st.LoadCheckpoint(ctx, "absent"); err != nil || none != nil {
+		t.Errorf("an absent checkpoint: %+v %v", none, err)
+	}
+	list, err := st.ListQuarantine(ctx, "RESULTS", 0)
+	if err != nil || len(list) != 1 || list[0].Seq != 7 || !slices.Equal(list[0].Payload, []byte{0xff, 0}) {
+		t.Errorf("quarantine %+v %v (the payload is kept byte for byte)", list, err)
+	}
+}
+
+func dryRun(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	err := st.Project(ctx, true, func(tx store.ProjectionTx) error {
+		_, err := tx.InsertNew(ctx, []store.ResultRow{finished("x", "PC", 0, t0)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dump(t, st).Results); n != 0 {
+		t.Errorf("a rolled-back projection left %d rows", n)
+	}
+}
