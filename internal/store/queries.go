@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -125,4 +126,26 @@ type DerivedStamps struct {
 	Facts  map[FactsKey]time.Time
 	Checks map[CheckKey]time.Time
 	Feeds  map[string]time.Time
+}
+
+// FixCountersSQL sets an execution's counters and status; placeholders
+// $1..$4 are exec_id, success_count, failure_count and status.
+const FixCountersSQL = "UPDATE executions SET success_count = $2, failure_count = $3, status = $4 WHERE exec_id = $1"
+
+// ApplyCounterFixes is FixCounters' loop, the same on every engine: each
+// execution decide wants changed is written with update (the statement
+// FixCountersSQL), and returned as it was.
+func ApplyCounterFixes(facts []ExecutionFacts, decide func(ExecutionFacts) (Execution, bool), update func(args ...any) error) ([]ExecutionFacts, error) {
+	var changed []ExecutionFacts
+	for _, f := range facts {
+		next, ok := decide(f)
+		if !ok {
+			continue
+		}
+		if err := update(f.ExecID, next.SuccessCount, next.FailureCount, next.Status); err != nil {
+			return changed, fmt.Errorf("fix counters of %s: %w", f.ExecID, err)
+		}
+		changed = append(changed, f)
+	}
+	return changed, nil
 }

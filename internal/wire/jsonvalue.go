@@ -281,8 +281,10 @@ const (
 // ParseJSON is serde_json::from_str::<Value>: one JSON value with optional
 // white space around it, nesting below serde's recursion limit of 128, and
 // strings whose \u escapes pair their surrogates. An error is serde's.
-func ParseJSON(s string) (JSONValue, error) {
-	p := &jsonParser{s: s, depth: 128}
+func ParseJSON(s string) (JSONValue, error) { return (&jsonParser{s: s, depth: 128}).document() }
+
+// document parses the whole text: one value and white space around it.
+func (p *jsonParser) document() (JSONValue, error) {
 	v, err := p.value()
 	if err != nil {
 		return JSONValue{}, err
@@ -307,29 +309,15 @@ type jsonParser struct {
 // of a top-level object: the whole text is checked as ParseJSON checks it,
 // and the value holds only those members (any other value whole).
 func ParseJSONMembers(s string, members []string) (JSONValue, error) {
-	p := &jsonParser{s: s, depth: 128, only: members}
-	v, err := p.value()
-	if err != nil {
-		return JSONValue{}, err
-	}
-	if _, ok := p.ws(); ok {
-		return JSONValue{}, p.peekErr(errTrailing)
-	}
-	return v, nil
+	return (&jsonParser{s: s, depth: 128, only: members}).document()
 }
 
 // CheckJSON is ParseJSON's verdict without the value: nil when s is one
 // JSON value as serde_json reads one, else serde's error. It allocates
 // nothing for a valid text without escapes.
 func CheckJSON(s string) error {
-	p := &jsonParser{s: s, depth: 128, discard: true}
-	if _, err := p.value(); err != nil {
-		return err
-	}
-	if _, ok := p.ws(); ok {
-		return p.peekErr(errTrailing)
-	}
-	return nil
+	_, err := (&jsonParser{s: s, depth: 128, discard: true}).document()
+	return err
 }
 
 // errAt is serde's position of byte index i: lines counted by '\n', the

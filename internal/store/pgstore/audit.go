@@ -101,18 +101,11 @@ func (s *Store) FixCounters(ctx context.Context, decide func(store.ExecutionFact
 		if err != nil {
 			return err
 		}
-		for _, f := range facts {
-			next, ok := decide(f)
-			if !ok {
-				continue
-			}
-			if _, err := tx.Exec(ctx, "UPDATE executions SET success_count = $2, failure_count = $3, status = $4 WHERE exec_id = $1",
-				f.ExecID, next.SuccessCount, next.FailureCount, next.Status); err != nil {
-				return fmt.Errorf("fix counters of %s: %w", f.ExecID, err)
-			}
-			changed = append(changed, f)
-		}
-		return nil
+		changed, err = store.ApplyCounterFixes(facts, decide, func(args ...any) error {
+			_, err := tx.Exec(ctx, store.FixCountersSQL, args...)
+			return err
+		})
+		return err
 	})
 	return changed, err
 }

@@ -139,18 +139,12 @@ func (s *Store) FixCounters(ctx context.Context, decide func(store.ExecutionFact
 		if err != nil {
 			return err
 		}
-		for _, f := range facts {
-			next, ok := decide(f)
-			if !ok {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE executions SET success_count = ?, failure_count = ?, status = ? WHERE exec_id = ?",
-				next.SuccessCount, next.FailureCount, next.Status, f.ExecID); err != nil {
-				return fmt.Errorf("fix counters of %s: %w", f.ExecID, err)
-			}
-			changed = append(changed, f)
-		}
-		return nil
+		changed, err = store.ApplyCounterFixes(facts, decide, func(args ...any) error {
+			// SQLite's $N placeholders bind by number, as PostgreSQL's do.
+			_, err := tx.ExecContext(ctx, store.FixCountersSQL, args...)
+			return err
+		})
+		return err
 	})
 	return changed, err
 }
