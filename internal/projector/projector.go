@@ -278,6 +278,14 @@ type Stats struct {
 	Ignored          int64 `json:"ignored"`
 }
 
+// Wrote reports whether the batch changed a row of the projected tables.
+// (A started event's promotion of a pending execution is not counted: a
+// caller that skips work on false may only skip what is safe to redo.)
+func (s Stats) Wrote() bool {
+	return s.Inserted+s.Completed+s.ReapedReplaced+s.InFlightCreated+s.CountersMoved+s.InventoryUpserts+
+		s.HistoryRows+s.ExplodeRows+s.CheckUpserts+s.FeedsReplaced > 0
+}
+
 // Add accumulates o into s.
 func (s *Stats) Add(o Stats) {
 	s.Messages += o.Messages
@@ -312,6 +320,10 @@ type ApplyOptions struct {
 	// Began, when set, is called once the batch's transaction is open
 	// (again on a retry).
 	Began func()
+	// CheckpointOnlyIfWritten saves the checkpoint only when the batch
+	// wrote a row: a replay of what is already projected then writes
+	// nothing but its final checkpoint (the caller saves that one).
+	CheckpointOnlyIfWritten bool
 }
 
 type vstate int
@@ -436,7 +448,7 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	if err := tx.DeleteQuarantine(ctx, b.Stream, opts.ClearQuarantine); err != nil {
 		return st, err
 	}
-	if opts.Checkpoint != nil {
+	if opts.Checkpoint != nil && (st.Wrote() || !opts.CheckpointOnlyIfWritten) {
 		if err := tx.SaveCheckpoint(ctx, *opts.Checkpoint); err != nil {
 			return st, err
 		}

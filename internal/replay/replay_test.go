@@ -350,3 +350,59 @@ func TestDryRunMaxErrorsAndQuarantineRetry(t *testing.T) {
 		t.Errorf("quarantine not cleared: %d left", len(q))
 	}
 }
+
+// countingStore counts the checkpoints a replay saves.
+type countingStore struct {
+	store.Store
+	saves *int
+}
+
+type countingTx struct {
+	store.ProjectionTx
+	saves *int
+}
+
+func (c countingTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
+	*c.saves++
+	return c.ProjectionTx.SaveCheckpoint(ctx, cp)
+}
+
+func (c countingStore) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	return c.Store.Project(ctx, rollback, func(tx store.ProjectionTx) error { return fn(countingTx{tx, c.saves}) })
+}
+
+// A replay of a stream that is already projected writes nothing: no row,
+// no counter, no derived row, no quarantine entry, and one checkpoint.
+func TestReReplayWritesNothing(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 40
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		var saves int
+		cs := countingStore{st, &saves}
+		first := replayAll(t, cs, js, replay.Options{Stream: streams.Results, Batch: 40})
+		if saves < 3 || !first.Stats.Wrote() || first.Stats.Quarantined == 0 {
+			t.Fatalf("first replay: %d checkpoints, stats %+v", saves, first.Stats)
+		}
+		before, _ := st.Dump(ctx)
+		qBefore, _ := st.ListQuarantine(ctx, streams.Results, 0)
+		saves = 0
+		again := replayAll(t, cs, js, replay.Options{Stream: streams.Results, Batch: 40})
+		after, _ := st.Dump(ctx)
+		qAfter, _ := st.ListQuarantine(ctx, streams.Results, 0)
+		if again.Stats.Wrote() || saves != 1 || again.CheckpointSeq != first.CheckpointSeq {
+			t.Errorf("re-replay: stats %+v, %d checkpoints saved (want 1), checkpoint %d (want %d)", again.Stats, saves, again.CheckpointSeq, first.CheckpointSeq)
+		}
+		if !reflect.DeepEqual(before, after) || !reflect.DeepEqual(qBefore, qAfter) {
+			t.Error("a re-replay changed the tables or the quarantine")
+		}
+		cp, err := st.LoadCheckpoint(ctx, replay.CheckpointName(streams.Results, nil))
+		if err != nil || cp == nil || cp.LastSeq != first.CheckpointSeq {
+			t.Errorf("checkpoint %+v %v", cp, err)
+		}
+	})
+}

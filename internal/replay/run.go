@@ -109,8 +109,11 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		}
 	}()
 
+	// A batch that writes nothing does not move the checkpoint either (a
+	// crash only redoes such batches); the last one is saved at the end.
+	var pending *store.Checkpoint
 	apply := func(tx store.ProjectionTx, b *projector.Batch, cp *store.Checkpoint) (projector.Stats, error) {
-		ao := projector.ApplyOptions{Checkpoint: cp, Began: began}
+		ao := projector.ApplyOptions{Checkpoint: cp, Began: began, CheckpointOnlyIfWritten: !o.DryRun}
 		if tx != nil {
 			return proj.ApplyTx(ctx, tx, b, ao)
 		}
@@ -125,8 +128,12 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 				return err
 			}
 			sum.Stats.Add(stats)
-			sum.CheckpointSeq = b.LastSeq
-			committed.Store(b.LastSeq)
+			if stats.Wrote() || o.DryRun {
+				sum.CheckpointSeq, pending = b.LastSeq, nil
+				committed.Store(b.LastSeq)
+			} else {
+				pending = cp
+			}
 			if o.Progress != nil {
 				o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
 			}
@@ -143,6 +150,13 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 		err = st.Project(ctx, true, loop)
 	} else {
 		err = loop(nil)
+		if err == nil && pending != nil && parent.Err() == nil && context.Cause(ctx) == nil {
+			err = st.Project(ctx, false, func(tx store.ProjectionTx) error { return tx.SaveCheckpoint(ctx, *pending) })
+			if err == nil {
+				sum.CheckpointSeq = pending.LastSeq
+				committed.Store(pending.LastSeq)
+			}
+		}
 	}
 	cancel()
 	if cause := context.Cause(ctx); errors.Is(cause, ErrNATSUnreachable) {

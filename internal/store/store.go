@@ -288,6 +288,8 @@ type ProjectionTx interface {
 	// Shadow reports a rebuild's transaction, which writes shadow tables.
 	Shadow() bool
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
+	// AddQuarantine keeps each entry; one already there is updated only
+	// when its error changed (so it keeps when it was first quarantined).
 	AddQuarantine(ctx context.Context, entries []QuarantineEntry) error
 	DeleteQuarantine(ctx context.Context, stream string, seqs []uint64) error
 }

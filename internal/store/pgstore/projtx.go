@@ -331,7 +331,8 @@ func (t *projTx) AddQuarantine(ctx context.Context, entries []store.QuarantineEn
 	for _, q := range entries {
 		_, err := t.tx.Exec(ctx, `INSERT INTO kanade_quarantine (stream, seq, subject, published_at, error, payload, quarantined_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at`,
+			ON CONFLICT (stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at
+			WHERE kanade_quarantine.error IS DISTINCT FROM excluded.error`,
 			q.Stream, int64(q.Seq), pgText(q.Subject), q.PublishedAt, pgText(q.Error), q.Payload, q.QuarantinedAt)
 		if err != nil {
 			return fmt.Errorf("quarantine %s seq %d: %w", q.Stream, q.Seq, err)

@@ -344,7 +344,8 @@ func (t *projTx) AddQuarantine(ctx context.Context, entries []store.QuarantineEn
 		}
 		_, err := t.tx.ExecContext(ctx, `INSERT INTO kanade_quarantine (stream, seq, subject, published_at, error, payload, quarantined_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at`,
+			ON CONFLICT(stream, seq) DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at
+			WHERE kanade_quarantine.error IS NOT excluded.error`,
 			q.Stream, int64(q.Seq), q.Subject, ts(q.PublishedAt), q.Error, q.Payload, ts(q.QuarantinedAt))
 		if err != nil {
 			return fmt.Errorf("quarantine %s seq %d: %w", q.Stream, q.Seq, err)

@@ -1,0 +1,87 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/natsconn"
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay workload")
+
+// TestReReplayPerformance: a replay of a stream already fully projected,
+// against the fresh replay that projected it, in process from JetStream,
+// the simulator's bulk fleet; the re-replay must write nothing.
+func TestReReplayPerformance(t *testing.T) {
+	ctx := context.Background()
+	fleet := sim.Bulk(*rereplayN, 7)
+	srv, err := natsconn.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := fleet.Publish(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("| N | store | fresh msg/s | re-replay msg/s | ratio median (min–max) |\n|---|---|---|---|---|\n")
+	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
+		if !strings.Contains(*stores, string(kind)) {
+			continue
+		}
+		var fresh, again, ratios []float64
+		for range *reps {
+			dsn := testutil.SQLitePath(t)
+			if kind == store.Postgres {
+				dsn = testutil.PostgresDSN(t)
+			}
+			st, err := dial.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Seed(ctx, fleet.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+			o := replay.Options{Stream: streams.Results, Batch: *batch}
+			a, err := replay.Run(ctx, st, js, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := replay.Run(ctx, st, js, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if b.Stats.Wrote() {
+				t.Errorf("the re-replay wrote: %+v", b.Stats)
+			}
+			fresh, again, ratios = append(fresh, a.RatePerSecond), append(again, b.RatePerSecond), append(ratios, b.RatePerSecond/a.RatePerSecond)
+			t.Logf("%s: fresh %.0f, again %.0f msg/s, ratio %.2f", kind, a.RatePerSecond, b.RatePerSecond, b.RatePerSecond/a.RatePerSecond)
+		}
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) |\n", len(fleet.Results), kind, median(fresh), median(again),
+			median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
+}
