@@ -83,23 +83,38 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 		clean[i] = pgText(id)
 		byStored[clean[i]] = id
 	}
+	read := func(q string, ids []string) ([]string, error) {
+		rows, err := t.tx.Query(ctx, q, ids)
+		if err != nil {
+			return nil, fmt.Errorf("load row states: %w", err)
+		}
+		defer rows.Close()
+		var open []string
+		for rows.Next() {
+			var id string
+			var st store.RowState
+			if err := rows.Scan(&id, &st.Finished, &st.Reaped); err != nil {
+				return nil, err
+			}
+			out[byStored[id]] = st
+			if !st.Finished || st.Reaped {
+				open = append(open, id)
+			}
+		}
+		return open, rows.Err()
+	}
+	// A finished row that is not a reaped placeholder is final: no writer
+	// changes it again, so it needs no lock (and taking one would write to
+	// every row a re-replay reads). The others are locked and read again.
+	open, err := read(`SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results WHERE result_id = ANY($1)`, clean)
+	if err != nil || len(open) == 0 {
+		return out, err
+	}
 	// ORDER BY gives every writer the same lock order, so two batches that
 	// share rows wait for each other instead of deadlocking.
-	rows, err := t.tx.Query(ctx, `SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results
-		WHERE result_id = ANY($1) ORDER BY result_id FOR UPDATE`, clean)
-	if err != nil {
-		return nil, fmt.Errorf("load row states: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var st store.RowState
-		if err := rows.Scan(&id, &st.Finished, &st.Reaped); err != nil {
-			return nil, err
-		}
-		out[byStored[id]] = st
-	}
-	return out, rows.Err()
+	_, err = read(`SELECT result_id, finished_at IS NOT NULL, reaped FROM execution_results
+		WHERE result_id = ANY($1) ORDER BY result_id FOR UPDATE`, open)
+	return out, err
 }
 
 var resultColNames = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at",
@@ -173,10 +188,40 @@ func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]strin
 			return nil, nil
 		}
 	}
+	// Ids that exist are skipped without staging their rows: a replay of
+	// what is projected (all of them exist) then moves no row data at all.
+	ids := make([]string, len(rows))
+	for i := range rows {
+		ids[i] = pgText(rows[i].ResultID)
+	}
+	res, err := t.tx.Query(ctx, `SELECT result_id FROM execution_results WHERE result_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("insert new rows: %w", err)
+	}
+	have, err := pgx.CollectRows(res, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert new rows: %w", err)
+	}
+	skipped := unstoredIDs(have, rows)
+	if len(have) > 0 {
+		exists := make(map[string]bool, len(have))
+		for _, id := range have {
+			exists[id] = true
+		}
+		var rest []store.ResultRow
+		for i := range rows {
+			if !exists[ids[i]] {
+				rest = append(rest, rows[i])
+			}
+		}
+		if rows = rest; len(rows) == 0 {
+			return skipped, nil
+		}
+	}
 	if err := t.stage(ctx, rows); err != nil {
 		return nil, err
 	}
-	res, err := t.tx.Query(ctx, `WITH ins AS (`+insertFromStage+` ON CONFLICT (result_id) DO NOTHING RETURNING result_id)
+	res, err = t.tx.Query(ctx, `WITH ins AS (`+insertFromStage+` ON CONFLICT (result_id) DO NOTHING RETURNING result_id)
 		SELECT s.result_id FROM kanade_stage_results s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.result_id = s.result_id)`)
 	if err != nil {
 		return nil, fmt.Errorf("insert new rows: %w", err)
@@ -185,7 +230,7 @@ func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]strin
 	if err != nil {
 		return nil, fmt.Errorf("insert new rows: %w", err)
 	}
-	return unstoredIDs(stored, rows), nil
+	return append(skipped, unstoredIDs(stored, rows)...), nil
 }
 
 // unstoredIDs maps ids as stored (NUL replaced) back to the callers' ids.
