@@ -38,7 +38,8 @@ func newStreamCmd(g *Globals) *cobra.Command {
 		Short: "Replay a stream through the projector to rebuild the tables",
 		Long: `Replay reads a window of a JetStream stream (RESULTS by default) with an
 ordered consumer and projects it by upstream's rules into --db. Each batch
-commits with a checkpoint; --resume continues after a crash or Ctrl-C.
+that writes commits with a checkpoint (a replay of what is already projected
+writes only its final one); --resume continues after a crash or Ctrl-C.
 Replay EVENTS before RESULTS to reproduce in-flight rows as live projection did.
 It writes execution_results, executions, inventory_facts and the tables
 upstream derives beside them: inventory_history (stamped with the message's
