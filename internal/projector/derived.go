@@ -180,7 +180,7 @@ func feedsOf(man *wire.Manifest, r *wire.ExecResult, published time.Time) []stor
 // replace the ones before them; a rejected one does nothing. It returns
 // the history rows in stream order and the explode rows to write: those
 // that differ from what the tables hold.
-func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, kind store.Kind) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeChange, error) {
+func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeChange, error) {
 	if len(d.history) == 0 {
 		return nil, nil, nil
 	}

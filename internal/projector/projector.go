@@ -423,7 +423,7 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	}
 	// History is the difference from the facts stored before this batch,
 	// so it is read before the facts are written.
-	history, explode, err := b.derived.inventoryWrites(ctx, tx, b.at, p.store.Kind())
+	history, explode, err := b.derived.inventoryWrites(ctx, tx, b.at)
 	if err != nil {
 		return st, err
 	}

@@ -285,8 +285,6 @@ type ProjectionTx interface {
 	// ChangeExplodeRows applies each change and returns how many rows it
 	// deleted, inserted or restamped.
 	ChangeExplodeRows(ctx context.Context, t ExplodeTable, changes []ExplodeChange) (int64, error)
-	// Shadow reports a rebuild's transaction, which writes shadow tables.
-	Shadow() bool
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
 	// AddQuarantine keeps each entry; one already there is updated only
 	// when its error changed (so it keeps when it was first quarantined).
