@@ -423,7 +423,8 @@ type Victim struct {
 // BackfillTx is one backfill batch's transaction.
 type BackfillTx interface {
 	// LegacyCandidates returns up to limit rows with result_id NULL, "" or
-	// equal to request_id, after the cursor in result_id order.
+	// equal to request_id, from the cursor on (inclusive) in result_id
+	// order.
 	// part splits the rows between concurrent workers by a hash of the id.
 	LegacyCandidates(ctx context.Context, after string, limit int, part Part) ([]LegacyRow, error)
 	// RowsByID returns the rows that exist under these ids.

@@ -55,6 +55,8 @@ func Exercise(t *testing.T, open Open) {
 	t.Run("ExplodeTables", func(t *testing.T) { explodeTables(t, open(t)) })
 	t.Run("Bookkeeping", func(t *testing.T) { bookkeeping(t, open(t)) })
 	t.Run("DryRun", func(t *testing.T) { dryRun(t, open(t)) })
+	t.Run("Rebuild", func(t *testing.T) { rebuild(t, open(t)) })
+	t.Run("Backfill", func(t *testing.T) { backfill(t, open(t)) })
 }
 
 func resultRows(t *testing.T, st store.Store) {
@@ -374,5 +376,132 @@ func dryRun(t *testing.T, st store.Store) {
 	}
 	if n := len(dump(t, st).Results); n != 0 {
 		t.Errorf("a rolled-back projection left %d rows", n)
+	}
+}
+
+// rebuild: a shadow copy carries what the stream cannot produce, is
+// written through ProjectShadow, compared, and swapped in; the live
+// tables do not change before the swap, and a dropped shadow leaves none.
+func rebuild(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	old := finished("old", "PC", 0, t0.Add(-time.Hour))
+	live := finished("live", "PC", 0, t0.Add(time.Hour))
+	exec := store.Execution{ExecID: "e", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 3, Status: "pending"}
+	old.ExecID, live.ExecID = &exec.ExecID, &exec.ExecID
+	if err := st.Seed(ctx, []store.Execution{exec}, []store.ResultRow{old, live}); err != nil {
+		t.Fatal(err)
+	}
+	project(t, st, func(tx store.ProjectionTx) error {
+		_, err := tx.UpsertChecks(ctx, []store.CheckRow{{PCID: "PC", CheckName: "old", Status: "ok", RecordedAt: t0.Add(-time.Hour)},
+			{PCID: "PC", CheckName: "new", Status: "ok", RecordedAt: t0.Add(time.Hour)}})
+		return err
+	})
+	before := dump(t, st)
+	carried, err := st.CreateShadow(ctx, t0)
+	if err != nil || carried != 1 {
+		t.Fatalf("CreateShadow: carried %d %v, want the one row recorded before the stream", carried, err)
+	}
+	err = st.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
+		if _, err := tx.InsertNew(ctx, []store.ResultRow{finished("fresh", "PC", 1, t0.Add(time.Hour))}); err != nil {
+			return err
+		}
+		_, err := tx.BumpExecutions(ctx, []store.CounterDelta{{ExecID: "e", Failure: 1}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.DiffShadow(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LiveRows != 2 || d.ShadowRows != 2 || d.OnlyLive != 1 || d.OnlyShadow != 1 || d.ChecksLive != 2 || d.ChecksShadow != 1 ||
+		!slices.Equal(d.SampleOnlyLive, []string{"live"}) || d.ExecutionsDiff != 1 {
+		t.Errorf("DiffShadow: %+v", d)
+	}
+	if !reflect.DeepEqual(before, dump(t, st)) {
+		t.Fatal("the live tables changed before the swap")
+	}
+	prefix, err := st.SwapShadow(ctx)
+	if err != nil || prefix == "" {
+		t.Fatalf("SwapShadow: %q %v", prefix, err)
+	}
+	after := dump(t, st)
+	var ids []string
+	for _, r := range after.Results {
+		ids = append(ids, r.ResultID)
+	}
+	if !slices.Equal(ids, []string{"fresh", "old"}) || len(after.Checks) != 1 || after.Checks[0].CheckName != "old" ||
+		after.Executions[0].SuccessCount != 1 || after.Executions[0].FailureCount != 1 || after.Executions[0].Status != "running" {
+		t.Errorf("after the swap: rows %v checks %+v executions %+v", ids, after.Checks, after.Executions)
+	}
+	// A second rebuild can start over on the swapped tables, and a dropped
+	// one leaves the live tables as they are.
+	if _, err := st.CreateShadow(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DropShadow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, dump(t, st)) {
+		t.Error("a dropped rebuild changed the live tables")
+	}
+}
+
+// backfill: legacy rows are found by the cursor, renamed, archived and
+// counted, in a transaction of their own.
+func backfill(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	legacy := finished("q-1", "PC-1", 0, t0) // result_id = request_id
+	legacy.RequestID = "q-1"
+	dup := finished("q-2", "PC-2", 0, t0)
+	dup.RequestID = "q-2"
+	kept := finished("stable-2", "PC-2", 0, t0)
+	if err := st.Seed(ctx, nil, []store.ResultRow{legacy, dup, kept, finished("ok", "PC-3", 0, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	err := st.Backfill(ctx, false, func(tx store.BackfillTx) error {
+		rows, err := tx.LegacyCandidates(ctx, "", 10, store.Part{})
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.ResultID)
+		}
+		if !slices.Equal(got, []string{"q-1", "q-2"}) {
+			return fmt.Errorf("LegacyCandidates: %v, want [q-1 q-2]", got)
+		}
+		if more, err := tx.LegacyCandidates(ctx, "q-2", 10, store.Part{}); err != nil || len(more) != 1 || more[0].ResultID != "q-2" {
+			return fmt.Errorf("from the cursor on (inclusive): %+v %v", more, err)
+		}
+		byID, err := tx.RowsByID(ctx, []string{"stable-2", "absent"})
+		if err != nil || len(byID) != 1 || byID["stable-2"].PCID != "PC-2" {
+			return fmt.Errorf("RowsByID: %+v %v", byID, err)
+		}
+		if n, err := tx.ArchiveAndDelete(ctx, []store.Victim{{Key: rows[1].Key, Reason: "duplicate", KeptID: "stable-2"}}); err != nil || n != 1 {
+			return fmt.Errorf("ArchiveAndDelete: %d %v", n, err)
+		}
+		if n, err := tx.RenameResults(ctx, []store.Rename{{Key: rows[0].Key, NewID: "stable-1"}}); err != nil || n != 1 {
+			return fmt.Errorf("RenameResults: %d %v", n, err)
+		}
+		return tx.SaveBackfillCursor(ctx, "w0", "q-2")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range dump(t, st).Results {
+		ids = append(ids, r.ResultID)
+	}
+	if !slices.Equal(ids, []string{"ok", "stable-1", "stable-2"}) {
+		t.Errorf("rows after the backfill: %v", ids)
+	}
+	conflicts, err := st.ListConflicts(ctx, 10)
+	if err != nil || len(conflicts) != 1 || conflicts[0].ResultID != "q-2" || conflicts[0].KeptID != "stable-2" || conflicts[0].RowJSON == "" {
+		t.Errorf("archived: %+v %v", conflicts, err)
+	}
+	if cursors, err := st.BackfillCursors(ctx); err != nil || cursors["w0"] != "q-2" {
+		t.Errorf("cursors %v %v", cursors, err)
 	}
 }
