@@ -57,6 +57,7 @@ func Exercise(t *testing.T, open Open) {
 	t.Run("DryRun", func(t *testing.T) { dryRun(t, open(t)) })
 	t.Run("Rebuild", func(t *testing.T) { rebuild(t, open(t)) })
 	t.Run("Backfill", func(t *testing.T) { backfill(t, open(t)) })
+	t.Run("AuditAndQueries", func(t *testing.T) { auditAndQueries(t, open(t)) })
 }
 
 func resultRows(t *testing.T, st store.Store) {
@@ -503,5 +504,63 @@ func backfill(t *testing.T, st store.Store) {
 	}
 	if cursors, err := st.BackfillCursors(ctx); err != nil || cursors["w0"] != "q-2" {
 		t.Errorf("cursors %v %v", cursors, err)
+	}
+}
+
+// auditAndQueries: the audit's lists (limit and total), its facts, its one
+// repair, and the read paths of show.
+func auditAndQueries(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	exec := store.Execution{ExecID: "e", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, SuccessCount: 5, Status: "running"}
+	ok := finished("ok", "PC-1", 0, t0)
+	bad := finished("bad", "PC-2", 3, t0)
+	ok.ExecID, bad.ExecID = &exec.ExecID, &exec.ExecID
+	legacy := finished("q-l", "PC-3", 0, t0)
+	legacy.RequestID = "q-l"
+	twin := finished("twin", "PC-3", 0, t0)
+	twin.RequestID = "q-l"
+	orphan := finished("orphan", "PC-4", 0, t0)
+	orphan.ExecID = str("gone")
+	stuck := store.ResultRow{ResultID: "stuck", RequestID: "q-s", PCID: "PC-5", StartedAt: t0, RecordedAt: t0, ExpiresAt: &t0}
+	if err := st.Seed(ctx, []store.Execution{exec}, []store.ResultRow{ok, bad, legacy, twin, orphan, stuck}); err != nil {
+		t.Fatal(err)
+	}
+	facts, err := st.ExecutionFacts(ctx)
+	if err != nil || len(facts) != 1 || facts[0].RowsSuccess != 1 || facts[0].RowsFailure != 1 || facts[0].ReportedPCs != 2 {
+		t.Errorf("ExecutionFacts: %+v %v", facts, err)
+	}
+	if refs, total, err := st.LegacyRows(ctx, 10); err != nil || total != 1 || len(refs) != 1 || refs[0].ResultID != "q-l" {
+		t.Errorf("LegacyRows: %+v %d %v", refs, total, err)
+	}
+	if pairs, total, err := st.DuplicatePairs(ctx, 10); err != nil || total != 1 || len(pairs) != 1 || len(pairs[0].ResultIDs) != 2 {
+		t.Errorf("DuplicatePairs: %+v %d %v", pairs, total, err)
+	}
+	if refs, total, err := st.OrphanResults(ctx, 0); err != nil || total != 1 || len(refs) != 0 {
+		t.Errorf("OrphanResults with limit 0: %+v %d %v (the total counts what the limit leaves out)", refs, total, err)
+	}
+	if refs, total, err := st.UnreapedInFlight(ctx, t0.Add(time.Minute), t0.Add(-24*time.Hour), 10); err != nil || total != 1 || refs[0].ResultID != "stuck" {
+		t.Errorf("UnreapedInFlight: %+v %d %v", refs, total, err)
+	}
+	changed, err := st.FixCounters(ctx, func(f store.ExecutionFacts) (store.Execution, bool) {
+		e := f.Execution
+		e.SuccessCount, e.FailureCount, e.Status = f.RowsSuccess, f.RowsFailure, "completed"
+		return e, e != f.Execution
+	})
+	if err != nil || len(changed) != 1 || changed[0].SuccessCount != 5 {
+		t.Errorf("FixCounters: %+v %v (returns the facts as they were)", changed, err)
+	}
+	if e, err := st.GetExecution(ctx, "e"); err != nil || e == nil || e.SuccessCount != 1 || e.FailureCount != 1 || e.Status != "completed" {
+		t.Errorf("GetExecution after the fix: %+v %v", e, err)
+	}
+	if e, err := st.GetExecution(ctx, "absent"); err != nil || e != nil {
+		t.Errorf("GetExecution of an absent execution: %+v %v", e, err)
+	}
+	rows, err := st.FindResults(ctx, store.ResultFilter{ExecID: "e", PCs: []string{"PC-2"}})
+	if err != nil || len(rows) != 1 || rows[0].ResultID != "bad" {
+		t.Errorf("FindResults by execution and PC: %+v %v", rows, err)
+	}
+	byID, err := st.ResultsByID(ctx, []string{"ok", "stuck", "absent"})
+	if err != nil || len(byID) != 2 || byID["stuck"].FinishedAt != nil {
+		t.Errorf("ResultsByID: %+v %v", byID, err)
 	}
 }
