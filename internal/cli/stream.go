@@ -360,6 +360,9 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	case st.Quarantined > 0:
 		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
 	}
+	for _, w := range sum.Warnings {
+		fmt.Fprintf(s.Err, "warning: %s (upstream skips it too; fix the manifest in KV jobs and replay again)\n", w)
+	}
 	return nil
 }
 

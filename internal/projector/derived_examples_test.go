@@ -383,3 +383,24 @@ func TestExplodeTableMigrates(t *testing.T) {
 		}
 	})
 }
+
+// An explode spec upstream cannot create a table for is skipped, as
+// upstream skips it, and named once in the projector's warnings; the
+// manifest's other specs are written.
+func TestInvalidExplodeSpecIsSkippedAndReported(t *testing.T) {
+	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+		m := appsHint(false)
+		m.Inventory.Explode = append(m.Inventory.Explode, wire.ExplodeSpec{Field: wire.Str("apps"), Table: wire.Str("drop;table"),
+			PrimaryKey: []string{"name"}, Columns: []wire.ExplodeColumn{{Field: wire.Str("name")}}})
+		r := newSpecRun(t, st, mapManifests{"apps": m})
+		r.apps("w1", "PC-1", `{"apps":[{"name":"A"}]}`, t0)
+		r.apps("w2", "PC-2", `{"apps":[{"name":"B"}]}`, t0)
+		if got := appRows(t, st); len(got) != 2 {
+			t.Errorf("the valid spec's rows: %q", got)
+		}
+		w := r.p.Warnings()
+		if len(w) != 1 || !strings.Contains(w[0], `manifest "apps": explode spec 1 (table "drop;table") skipped: identifier "drop;table" contains invalid character ';'`) {
+			t.Errorf("warnings %q", w)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"regexp"
 	"slices"
@@ -28,11 +29,11 @@ type explodeSpec struct {
 
 // explodeSpecs returns a hint's valid specs; upstream skips an invalid one
 // (it cannot create its table) and so does the projector.
-func explodeSpecs(h *wire.InventoryHint) []*explodeSpec {
-	var out []*explodeSpec
+func explodeSpecs(h *wire.InventoryHint) (out []*explodeSpec, invalid []string) {
 	for i := range h.Explode {
 		s := &h.Explode[i]
-		if s.Validate() != nil {
+		if err := s.Validate(); err != nil {
+			invalid = append(invalid, fmt.Sprintf("explode spec %d (table %q) skipped: %v", i, s.TableName(), err))
 			continue
 		}
 		x := &explodeSpec{field: s.FieldName(), track: s.TrackHistory,
@@ -61,7 +62,7 @@ func explodeSpecs(h *wire.InventoryHint) []*explodeSpec {
 		x.byName, x.keyByName = byName(all), byName(x.keyAt)
 		out = append(out, x)
 	}
-	return out
+	return out, invalid
 }
 
 // explodeCell is the value an element's field takes in a column of kind:
@@ -398,11 +399,20 @@ func (d *derivedPlan) loadExplode(ctx context.Context, tx store.ProjectionTx) (m
 func (p *Projector) explodeSpecs(m *wire.Manifest) []*explodeSpec {
 	specs, ok := p.explode[m]
 	if !ok {
-		specs = explodeSpecs(m.Inventory)
+		var invalid []string
+		specs, invalid = explodeSpecs(m.Inventory)
 		p.explode[m] = specs
+		for _, w := range invalid {
+			p.warnings = append(p.warnings, fmt.Sprintf("manifest %q: %s", m.ID, w))
+		}
 	}
 	return specs
 }
+
+// Warnings are what the projector skipped in the manifests it read, as
+// upstream skips it (an explode spec upstream cannot create a table for),
+// once each, in the order met.
+func (p *Projector) Warnings() []string { return append([]string{}, p.warnings...) }
 
 // writeExplode replaces the rows of each table, tables in name order.
 func writeExplode(ctx context.Context, tx store.ProjectionTx, writes map[*explodeSpec][]store.ExplodeChange) (int64, error) {

@@ -58,6 +58,7 @@ type Projector struct {
 	// result).
 	inventory map[*wire.Manifest]*inventoryText
 	explode   map[*wire.Manifest][]*explodeSpec // each cached manifest's valid explode specs
+	warnings  []string
 	now       func() time.Time
 	// written holds the ids of the last two applied batches. A redelivery
 	// usually lands a batch or two after the original; naming those ids

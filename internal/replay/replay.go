@@ -82,6 +82,9 @@ type Summary struct {
 	StoppedEarly   bool            `json:"stopped_early"`
 	StopReason     string          `json:"stop_reason"` // why it stopped early; "" when it did not
 	CheckpointSeq  uint64          `json:"checkpoint_seq"`
+	// Warnings name what the manifests asked for and upstream's rules skip
+	// (an explode spec no table can be made for), once each.
+	Warnings []string `json:"warnings"`
 }
 
 var errNoStream = errors.New("no such stream")

@@ -43,6 +43,7 @@ func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options)
 	sum := &Summary{Plan: plan, DryRun: o.DryRun, CheckpointSeq: plan.FromSeq - 1}
 	start := time.Now()
 	defer func() {
+		sum.Warnings = proj.Warnings()
 		sum.Elapsed = time.Since(start)
 		sum.ElapsedSeconds = sum.Elapsed.Seconds()
 		if s := sum.Elapsed.Seconds(); s > 0 {
@@ -300,7 +301,7 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{Plan: &Plan{Stream: o.Stream, Subjects: []string{}, Messages: uint64(len(entries))}, DryRun: o.DryRun}
+	sum := &Summary{Plan: &Plan{Stream: o.Stream, Subjects: []string{}, Messages: uint64(len(entries))}, DryRun: o.DryRun, Warnings: []string{}}
 	// A retry moves no stream position: report the checkpoint as it stands.
 	if cp, err := st.LoadCheckpoint(ctx, CheckpointName(o.Stream, nil)); err != nil {
 		return nil, err
@@ -338,6 +339,7 @@ func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Proje
 	if s := sum.ElapsedSeconds; s > 0 {
 		sum.RatePerSecond = float64(sum.Stats.Messages) / s
 	}
+	sum.Warnings = proj.Warnings()
 	return sum, nil
 }
 
