@@ -27,11 +27,14 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
-var derivedN = flag.Int("bench.derived.n", 100000, "results in the derived-tables workload")
+var (
+	derivedN     = flag.Int("bench.derived.n", 100000, "results in the derived-tables workload")
+	derivedChurn = flag.Float64("bench.derived.churn", 0.3, "share of scans that change something (a scalar, an app's version, an app)")
+)
 
 // derivedWorkload is n inventory results of 1,000 PCs, each reporting two
-// scalars and 20 apps; now and then a scalar changes and an app is
-// upgraded, removed or installed, as a fleet's scans do.
+// scalars and 20 apps; in a share of the scans (-bench.derived.churn) a
+// scalar changes, or an app is upgraded, or one is replaced.
 func derivedWorkload(n int) []projector.Message {
 	rng := rand.New(rand.NewPCG(11, 12))
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -52,7 +55,11 @@ func derivedWorkload(n int) []projector.Message {
 	msgs := make([]projector.Message, n)
 	for i := range msgs {
 		p := pcs[i%len(pcs)]
-		switch rng.IntN(10) {
+		change := -1
+		if rng.Float64() < *derivedChurn {
+			change = rng.IntN(3)
+		}
+		switch change {
 		case 0:
 			p.ram *= 2
 		case 1:
