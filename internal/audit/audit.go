@@ -207,7 +207,14 @@ func next(f store.ExecutionFacts) store.Execution {
 
 // FixCounters recomputes counters and status from the rows in one
 // transaction and returns what changed.
-func FixCounters(ctx context.Context, st store.Store) ([]Change, error) {
+// Fixing is what FixCounters needs of a store: its writer lock and the
+// audit's repair.
+type Fixing interface {
+	store.Locker
+	store.Auditor
+}
+
+func FixCounters(ctx context.Context, st Fixing) ([]Change, error) {
 	release, err := st.Lock(ctx, "results audit --fix counters")
 	if err != nil {
 		return nil, err

@@ -71,7 +71,13 @@ type Summary struct {
 
 // Run rewrites every legacy row, batch by batch; on PostgreSQL two workers
 // take alternate rows (by a hash of the id) in parallel.
-func Run(ctx context.Context, st store.Store, o Options) (*Summary, error) {
+// Backfilling is what a backfill needs of a store.
+type Backfilling interface {
+	store.Locker
+	store.Backfiller
+}
+
+func Run(ctx context.Context, st Backfilling, o Options) (*Summary, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
 	}
@@ -215,7 +221,7 @@ func plan(cursors map[string]string, n int) ([]*worker, error) {
 
 // runWorker commits batches until its share is done; stopped reports an
 // early end by StopAfterBatches.
-func runWorker(ctx context.Context, st store.Store, o Options, w *worker, sum *Summary, mu *sync.Mutex, add func(*batchResult), start time.Time) (bool, error) {
+func runWorker(ctx context.Context, st Backfilling, o Options, w *worker, sum *Summary, mu *sync.Mutex, add func(*batchResult), start time.Time) (bool, error) {
 	for {
 		mu.Lock()
 		batches := sum.Batches

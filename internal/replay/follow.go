@@ -17,7 +17,7 @@ import (
 // backend_results_projector, whose acks would then be stolen.
 const DefaultConsumer = "kanade_results_projector"
 
-func followIfAsked(ctx context.Context, st store.Store, js jetstream.JetStream, proj *projector.Projector, o Options, plan *Plan, sum *Summary) error {
+func followIfAsked(ctx context.Context, st Replaying, js jetstream.JetStream, proj *projector.Projector, o Options, plan *Plan, sum *Summary) error {
 	if !o.Follow || o.DryRun {
 		return nil
 	}
@@ -29,7 +29,7 @@ func followIfAsked(ctx context.Context, st store.Store, js jetstream.JetStream, 
 // checkpoint is the truth: the consumer is (re)created to start right after
 // it, so a batch committed but not acked before a crash is delivered again
 // and changes nothing.
-func follow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *projector.Projector, o Options, plan *Plan, sum *Summary) error {
+func follow(ctx context.Context, st Replaying, js jetstream.JetStream, proj *projector.Projector, o Options, plan *Plan, sum *Summary) error {
 	name := o.Consumer
 	if name == "" {
 		name = DefaultConsumer

@@ -14,7 +14,7 @@ import (
 )
 
 // projectShadow projects one stream window into the shadow tables.
-func projectShadow(ctx context.Context, st store.Store, js jetstream.JetStream, proj *projector.Projector, plan *Plan, o Options, start time.Time) (projector.Stats, error) {
+func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, proj *projector.Projector, plan *Plan, o Options, start time.Time) (projector.Stats, error) {
 	var total projector.Stats
 	if plan.Messages == 0 {
 		return total, nil
@@ -68,7 +68,15 @@ type RebuildReport struct {
 // stream can no longer produce carried over, and compares them with the
 // live tables. With swap it makes them live in one transaction, keeping
 // the old tables; without, it drops the shadow. Nothing is lost either way.
-func Rebuild(ctx context.Context, st store.Store, js jetstream.JetStream, o Options, swap bool) (*RebuildReport, error) {
+// Rebuilding is what a rebuild needs of a store.
+type Rebuilding interface {
+	store.Projecting
+	store.Locker
+	store.Checkpoints
+	store.Rebuilder
+}
+
+func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Options, swap bool) (*RebuildReport, error) {
 	if o.Batch <= 0 {
 		o.Batch = 5000
 	}

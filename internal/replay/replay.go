@@ -92,6 +92,24 @@ var errNoStream = errors.New("no such stream")
 // ErrTooManyErrors is returned when --max-errors is reached.
 var ErrTooManyErrors = errors.New("too many undecodable messages")
 
+// Replaying is what a replay needs of a store: projection transactions,
+// the writer lock, its checkpoint and its quarantine.
+type Replaying interface {
+	store.Projecting
+	store.Locker
+	store.Checkpoints
+	ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error)
+}
+
+// Verifying is what a verify needs of a store: read-only lookups, and a
+// projector's preparation (which writes nothing).
+type Verifying interface {
+	store.Projecting
+	store.Checkpoints
+	ResultsByID(ctx context.Context, ids []string) (map[string]store.ResultRow, error)
+	DerivedStamps(ctx context.Context, k store.DerivedKeys) (*store.DerivedStamps, error)
+}
+
 // CheckpointName identifies a replay's checkpoint: the stream, plus the
 // subject filter when there is one (different filters progress apart).
 func CheckpointName(stream string, subjects []string) string {
@@ -104,7 +122,7 @@ func CheckpointName(stream string, subjects []string) string {
 // Resolve turns the options into a concrete window, checking a resume
 // checkpoint against the stream as it is now. st is read only for
 // --resume (its checkpoint) and may be nil otherwise.
-func Resolve(ctx context.Context, js jetstream.JetStream, st store.Store, o Options) (*Plan, error) {
+func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, o Options) (*Plan, error) {
 	s, err := js.Stream(ctx, o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("%w: stream %s does not exist on this server (upstream's streams are %s, %s, %s)", errNoStream, o.Stream, streams.Results, streams.Events, streams.Exec)

@@ -15,7 +15,7 @@ import (
 )
 
 // Run replays the window o selects into st.
-func Run(ctx context.Context, st store.Store, js jetstream.JetStream, o Options) (*Summary, error) {
+func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (*Summary, error) {
 	if o.Batch <= 0 {
 		o.Batch = 5000
 	}
@@ -295,7 +295,7 @@ func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector
 
 // retryQuarantined re-projects quarantined messages and clears the ones
 // that now succeed.
-func retryQuarantined(ctx context.Context, st store.Store, proj *projector.Projector, o Options) (*Summary, error) {
+func retryQuarantined(ctx context.Context, st Replaying, proj *projector.Projector, o Options) (*Summary, error) {
 	start := time.Now()
 	entries, err := st.ListQuarantine(ctx, o.Stream, 0)
 	if err != nil {

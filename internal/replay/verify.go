@@ -47,7 +47,7 @@ type VerifyReport struct {
 // Verify compares a stream window with the tables without writing: it
 // streams the window batch by batch (memory bounded by the batch) through
 // the projector's own decoding and looks each message's row up.
-func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Options, limit int) (*VerifyReport, error) {
+func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options, limit int) (*VerifyReport, error) {
 	if o.Batch <= 0 {
 		o.Batch = 5000
 	}
@@ -140,7 +140,7 @@ func Verify(ctx context.Context, st store.Store, js jetstream.JetStream, o Optio
 // verifyDerived checks that each current-state derived row a message
 // writes (inventory facts, check status, a feed) is in its table, as this
 // message left it or newer. A table the database lacks is not checked.
-func verifyDerived(ctx context.Context, st store.Store, prepared []projector.Prepared, add func(Difference)) error {
+func verifyDerived(ctx context.Context, st Verifying, prepared []projector.Prepared, add func(Difference)) error {
 	var keys store.DerivedKeys
 	for _, p := range prepared {
 		for _, w := range p.Derived {

@@ -346,7 +346,20 @@ type Projecting interface {
 	Project(ctx context.Context, rollback bool, fn func(ProjectionTx) error) error
 }
 
-// Store is a database holding upstream's tables.
+// Locker takes the writer lock that keeps two replays, or a replay and a
+// backfill, from writing at once. release must be called.
+type Locker interface {
+	Lock(ctx context.Context, holder string) (release func(), err error)
+}
+
+// Checkpoints reads a replay's checkpoint (nil, nil when there is none).
+type Checkpoints interface {
+	LoadCheckpoint(ctx context.Context, name string) (*Checkpoint, error)
+}
+
+// Store is a database holding upstream's tables. Consumers take the
+// smaller interfaces it is made of (Projecting, Locker, Checkpoints,
+// Auditor, Backfiller, Rebuilder, ResultQueries) where those suffice.
 type Store interface {
 	Projecting
 	// Location is the DSN or path with any password removed.
@@ -360,10 +373,8 @@ type Store interface {
 	// Ready reports ErrNotMigrated when the projected tables are missing.
 	Ready(ctx context.Context) error
 	Status(ctx context.Context) (*Status, error)
-	// Lock takes the writer lock that keeps two replays, or a replay and a
-	// backfill, from writing at once. release must be called.
-	Lock(ctx context.Context, holder string) (release func(), err error)
-	LoadCheckpoint(ctx context.Context, name string) (*Checkpoint, error)
+	Locker
+	Checkpoints
 	ListQuarantine(ctx context.Context, stream string, limit int) ([]QuarantineEntry, error)
 
 	// Dump returns every row of the three projected tables in primary-key
