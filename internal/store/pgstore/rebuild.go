@@ -71,68 +71,37 @@ func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) e
 }
 
 func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
-	d := &store.ShadowDiff{}
-	q := func(dst *int64, sql string) error {
-		if err := s.pool.QueryRow(ctx, sql).Scan(dst); err != nil {
-			return fmt.Errorf("compare with the rebuilt tables: %w", err)
-		}
-		return nil
-	}
-	const changed = `FROM execution_results l JOIN kanade_shadow_execution_results s USING (result_id)
-		WHERE (l.request_id, l.exec_id, l.pc_id, l.exit_code, l.stdout, l.stderr, l.started_at, l.finished_at, l.recorded_at, l.job_id, l.version, l.reaped, l.expires_at, l.parent_result_id, l.skipped)
-		IS DISTINCT FROM (s.request_id, s.exec_id, s.pc_id, s.exit_code, s.stdout, s.stderr, s.started_at, s.finished_at, s.recorded_at, s.job_id, s.version, s.reaped, s.expires_at, s.parent_result_id, s.skipped)`
-	const onlyLive = `FROM execution_results l WHERE NOT EXISTS (SELECT 1 FROM kanade_shadow_execution_results s WHERE s.result_id = l.result_id)`
-	const counters = `FROM executions l JOIN kanade_shadow_executions s USING (exec_id)
-		WHERE (l.success_count, l.failure_count, l.status) IS DISTINCT FROM (s.success_count, s.failure_count, s.status)`
-	for _, c := range []struct {
-		dst *int64
-		sql string
-	}{
-		{&d.LiveRows, "SELECT count(*) FROM execution_results"},
-		{&d.ShadowRows, "SELECT count(*) FROM kanade_shadow_execution_results"},
-		{&d.OnlyLive, "SELECT count(*) " + onlyLive},
-		{&d.OnlyShadow, "SELECT count(*) FROM kanade_shadow_execution_results s WHERE NOT EXISTS (SELECT 1 FROM execution_results l WHERE l.result_id = s.result_id)"},
-		{&d.Changed, "SELECT count(*) " + changed},
-		{&d.ExecutionsDiff, "SELECT count(*) " + counters},
-		{&d.InventoryLive, "SELECT count(*) FROM inventory_facts"},
-		{&d.InventoryShadow, "SELECT count(*) FROM kanade_shadow_inventory_facts"},
-	} {
-		if err := q(c.dst, c.sql); err != nil {
-			return nil, err
-		}
-	}
 	explode, err := explodeShadows(ctx, s.pool)
 	if err != nil {
 		return nil, err
 	}
-	d.ExplodeTables = int64(len(explode))
-	for _, c := range store.DerivedDiffCounts(d, asIs) {
-		if err := q(c.Dst, c.SQL); err != nil {
-			return nil, err
-		}
-	}
-	ids := func(sql string) ([]string, error) {
-		rows, err := s.pool.Query(ctx, sql+fmt.Sprintf(" ORDER BY 1 LIMIT %d", sample))
-		if err != nil {
-			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
-		}
-		return pgx.CollectRows(rows, pgx.RowTo[string])
-	}
-	if d.SampleChanged, err = ids("SELECT result_id " + changed); err != nil {
-		return nil, err
-	}
-	if d.SampleOnlyLive, err = ids("SELECT l.result_id " + onlyLive); err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT exec_id, format('%%s/%%s %%s', l.success_count, l.failure_count, l.status),
-		format('%%s/%%s %%s', s.success_count, s.failure_count, s.status) %s ORDER BY 1 LIMIT %d`, counters, sample))
-	if err != nil {
-		return nil, fmt.Errorf("compare counters: %w", err)
-	}
-	if d.SampleCounters, err = pgx.CollectRows(rows, pgx.RowToStructByPos[store.CounterPair]); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return store.DiffShadow(store.DiffDialect{
+		Differ: store.RowDiffer,
+		CounterText: func(a string) string {
+			return fmt.Sprintf("format('%%s/%%s %%s', %s.success_count, %s.failure_count, %s.status)", a, a, a)
+		},
+		Columns:  func(string) bool { return true },
+		At:       asIs,
+		HasTable: func(string) bool { return true },
+		Count: func(q string) (n int64, err error) {
+			err = s.pool.QueryRow(ctx, q).Scan(&n)
+			return n, err
+		},
+		IDs: func(q string) ([]string, error) {
+			rows, err := s.pool.Query(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[string])
+		},
+		Pairs: func(q string) ([]store.CounterPair, error) {
+			rows, err := s.pool.Query(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowToStructByPos[store.CounterPair])
+		},
+	}, int64(len(explode)), sample)
 }
 
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {

@@ -108,84 +108,63 @@ func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) e
 }
 
 func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
-	d := &store.ShadowDiff{}
-	var cmp []string
-	for _, c := range []string{"request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at", "recorded_at",
-		"job_id", "version", "reaped", "expires_at", "parent_result_id", "skipped"} {
-		if s.cols[c] {
-			cmp = append(cmp, "l."+c+" IS NOT s."+c)
-		}
-	}
-	changed := `FROM execution_results l JOIN kanade_shadow_execution_results s ON s.result_id = l.result_id WHERE ` + strings.Join(cmp, " OR ")
-	const onlyLive = `FROM execution_results l WHERE NOT EXISTS (SELECT 1 FROM kanade_shadow_execution_results s WHERE s.result_id = l.result_id)`
-	const counters = `FROM executions l JOIN kanade_shadow_executions s ON s.exec_id = l.exec_id
-		WHERE l.success_count IS NOT s.success_count OR l.failure_count IS NOT s.failure_count OR l.status IS NOT s.status`
-	for _, c := range []struct {
-		dst *int64
-		sql string
-	}{
-		{&d.LiveRows, "SELECT count(*) FROM execution_results"},
-		{&d.ShadowRows, "SELECT count(*) FROM kanade_shadow_execution_results"},
-		{&d.OnlyLive, "SELECT count(*) " + onlyLive},
-		{&d.OnlyShadow, "SELECT count(*) FROM kanade_shadow_execution_results s WHERE NOT EXISTS (SELECT 1 FROM execution_results l WHERE l.result_id = s.result_id)"},
-		{&d.Changed, "SELECT count(*) " + changed},
-		{&d.ExecutionsDiff, "SELECT count(*) " + counters},
-		{&d.InventoryLive, "SELECT count(*) FROM inventory_facts"},
-		{&d.InventoryShadow, "SELECT count(*) FROM kanade_shadow_inventory_facts"},
-	} {
-		if err := s.db.QueryRowContext(ctx, c.sql).Scan(c.dst); err != nil {
-			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
-		}
-	}
 	explode, err := explodeShadows(ctx, s.db)
 	if err != nil {
 		return nil, err
 	}
-	d.ExplodeTables = int64(len(explode))
-	for _, c := range store.DerivedDiffCounts(d, upstreamTime) {
-		if !s.derived[c.Table] {
-			continue
-		}
-		if err := s.db.QueryRowContext(ctx, c.SQL).Scan(c.Dst); err != nil {
-			return nil, fmt.Errorf("compare with the rebuilt %s: %w", c.Table, err)
-		}
-	}
-	ids := func(q string) ([]string, error) {
-		rows, err := s.db.QueryContext(ctx, q+fmt.Sprintf(" ORDER BY 1 LIMIT %d", sample))
-		if err != nil {
-			return nil, fmt.Errorf("compare with the rebuilt tables: %w", err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var id sql.NullString
-			if err := rows.Scan(&id); err != nil {
+	return store.DiffShadow(store.DiffDialect{
+		Differ: func(cols []string) string {
+			cmp := make([]string, len(cols))
+			for i, c := range cols {
+				cmp[i] = "l." + c + " IS NOT s." + c
+			}
+			return "(" + strings.Join(cmp, " OR ") + ")"
+		},
+		CounterText: func(a string) string {
+			return a + ".success_count || '/' || " + a + ".failure_count || ' ' || " + a + ".status"
+		},
+		Columns: s.hasColumn,
+		At:      upstreamTime,
+		HasTable: func(t string) bool {
+			return slices.Contains(store.CoreTables, t) || s.derived[t]
+		},
+		Count: func(q string) (n int64, err error) {
+			err = s.db.QueryRowContext(ctx, q).Scan(&n)
+			return n, err
+		},
+		IDs: func(q string) ([]string, error) {
+			rows, err := s.db.QueryContext(ctx, q)
+			if err != nil {
 				return nil, err
 			}
-			out = append(out, id.String)
-		}
-		return out, rows.Err()
-	}
-	if d.SampleChanged, err = ids("SELECT l.result_id " + changed); err != nil {
-		return nil, err
-	}
-	if d.SampleOnlyLive, err = ids("SELECT l.result_id " + onlyLive); err != nil {
-		return nil, err
-	}
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT l.exec_id, l.success_count || '/' || l.failure_count || ' ' || l.status,
-		s.success_count || '/' || s.failure_count || ' ' || s.status %s ORDER BY 1 LIMIT %d`, counters, sample))
-	if err != nil {
-		return nil, fmt.Errorf("compare counters: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c store.CounterPair
-		if err := rows.Scan(&c.ExecID, &c.Live, &c.Shadow); err != nil {
-			return nil, err
-		}
-		d.SampleCounters = append(d.SampleCounters, c)
-	}
-	return d, rows.Err()
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var id sql.NullString
+				if err := rows.Scan(&id); err != nil {
+					return nil, err
+				}
+				out = append(out, id.String)
+			}
+			return out, rows.Err()
+		},
+		Pairs: func(q string) ([]store.CounterPair, error) {
+			rows, err := s.db.QueryContext(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			var out []store.CounterPair
+			for rows.Next() {
+				var c store.CounterPair
+				if err := rows.Scan(&c.ExecID, &c.Live, &c.Shadow); err != nil {
+					return nil, err
+				}
+				out = append(out, c)
+			}
+			return out, rows.Err()
+		},
+	}, int64(len(explode)), sample)
 }
 
 // SwapShadow renames in one transaction. SQLite cannot rename an index,
