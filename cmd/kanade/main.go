@@ -26,5 +26,8 @@ func run() int {
 	// so it stops at a commit and removes what it made.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	if path := os.Getenv("KANADE_MEMPROFILE"); path != "" {
+		defer heapAtPeak(path)()
+	}
 	return cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
 }
