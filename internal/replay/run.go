@@ -66,8 +66,12 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	go watchNATS(ctx, js, o.natsTimeout(), func() string {
 		return fmt.Sprintf("everything up to sequence %d is committed, run again with --resume to continue", committed.Load())
 	}, cancelCause)
-	raw := make(chan []projector.Message, 1)
-	prepared := make(chan *projector.Batch, 1)
+	// Unbuffered: a batch waiting to be prepared or written is held by the
+	// goroutine that made it, which then makes no other. Buffers of one
+	// held a third decoded batch and a second raw one for no gain in
+	// rate: a peak RSS of 110 MB against 91 MB at 200k messages.
+	raw := make(chan []projector.Message)
+	prepared := make(chan *projector.Batch)
 	errc := make(chan error, 2)
 	// The decoder takes the next batch when the writer has begun one, not
 	// when the writer picks its batch up: its burst of CPU then overlaps a
