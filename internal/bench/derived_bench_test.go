@@ -110,17 +110,7 @@ func derivedManifest(hints bool) *wire.Manifest {
 func TestDerivedPerformance(t *testing.T) {
 	ctx := context.Background()
 	msgs := derivedWorkload(*derivedN)
-	srv, err := natsconn.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embeddedJetStream(t)
 	if err := streams.EnsureLayout(ctx, js); err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +138,7 @@ func TestDerivedPerformance(t *testing.T) {
 			if _, err := kv.Put(ctx, "inv", m); err != nil {
 				t.Fatal(err)
 			}
-			dsn := testutil.SQLitePath(t)
-			if kind == store.Postgres {
-				dsn = testutil.PostgresDSN(t)
-			}
-			st, err := dial.Open(ctx, dsn)
+			st, err := dial.Open(ctx, freshDSN(t, kind))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,4 +163,34 @@ func TestDerivedPerformance(t *testing.T) {
 		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d |\n", len(msgs), kind, median(plain), median(hinted),
 			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows)
 	}
+}
+
+// embeddedJetStream starts an in-process NATS server with JetStream for
+// the test and returns a client's JetStream; both end with the test.
+func embeddedJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv, err := natsconn.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// freshDSN is a new database of kind for one measurement: a schema or a
+// file the test drops.
+func freshDSN(t *testing.T, kind store.Kind) string {
+	if kind == store.Postgres {
+		return testutil.PostgresDSN(t)
+	}
+	return testutil.SQLitePath(t)
 }

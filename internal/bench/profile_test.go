@@ -10,10 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/streams"
@@ -29,13 +25,7 @@ func TestReplayProfile(t *testing.T) {
 	}
 	ctx := context.Background()
 	fleet := sim.Bulk(200000, 3)
-	srv, err := natsconn.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, _ := nats.Connect(srv.ClientURL())
-	js, _ := jetstream.New(nc)
+	js := embeddedJetStream(t)
 	if err := streams.EnsureLayout(ctx, js); err != nil {
 		t.Fatal(err)
 	}

@@ -10,16 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
-	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay workload")
@@ -30,17 +25,7 @@ var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay 
 func TestReReplayPerformance(t *testing.T) {
 	ctx := context.Background()
 	fleet := sim.Bulk(*rereplayN, 7)
-	srv, err := natsconn.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embeddedJetStream(t)
 	if err := fleet.Publish(ctx, js); err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +36,7 @@ func TestReReplayPerformance(t *testing.T) {
 		}
 		var fresh, again, ratios []float64
 		for range *reps {
-			dsn := testutil.SQLitePath(t)
-			if kind == store.Postgres {
-				dsn = testutil.PostgresDSN(t)
-			}
-			st, err := dial.Open(ctx, dsn)
+			st, err := dial.Open(ctx, freshDSN(t, kind))
 			if err != nil {
 				t.Fatal(err)
 			}

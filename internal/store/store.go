@@ -140,6 +140,35 @@ type Cell struct {
 	Text string
 }
 
+// CellOf is a value a driver read as a Cell: int64, float64, string or
+// []byte; anything else (nil) is NULL.
+func CellOf(v any) Cell {
+	switch v := v.(type) {
+	case int64:
+		return Cell{Kind: CellInt, Int: v}
+	case float64:
+		return Cell{Kind: CellReal, Real: v}
+	case string:
+		return Cell{Kind: CellText, Text: v}
+	case []byte:
+		return Cell{Kind: CellText, Text: string(v)}
+	}
+	return Cell{}
+}
+
+// Value is c as a driver parameter.
+func (c Cell) Value() any {
+	switch c.Kind {
+	case CellInt:
+		return c.Int
+	case CellReal:
+		return c.Real
+	case CellText:
+		return c.Text
+	}
+	return nil
+}
+
 // Explode column kinds.
 const (
 	ColText    = "text"

@@ -58,15 +58,16 @@ func (h *CheckHint) Evaluate(exitCode int32, stdout, stderr string) (status stri
 		d := fmt.Sprintf(format, args...)
 		return CheckUnknown, &d
 	}
+	field, detailField := orDefault(h.StatusField, "status"), orDefault(h.DetailField, "detail")
 	payload, _ := FencedPayload(stdout, HintCheck)
-	v, err := ParseJSON(payload)
+	// The whole payload is checked; only the two fields read are built.
+	v, err := ParseJSONMembers(payload, []string{field, detailField})
 	if err != nil {
 		return unknown("check stdout was not JSON: %v", err)
 	}
 	if v.Kind != JSONObject {
 		return unknown("check stdout was not a JSON object")
 	}
-	field := orDefault(h.StatusField, "status")
 	s := v.Get(field)
 	if s == nil {
 		return unknown("stdout has no `%s` field", field)
@@ -77,7 +78,7 @@ func (h *CheckHint) Evaluate(exitCode int32, stdout, stderr string) (status stri
 	default:
 		return unknown("`%s` = %s is not one of ok/warn/fail/unknown", field, s.Compact())
 	}
-	return status, DetailText(v.Get(orDefault(h.DetailField, "detail")))
+	return status, DetailText(v.Get(detailField))
 }
 
 // DetailText is upstream's json_to_detail: a string as it is, any other

@@ -692,21 +692,3 @@ func (p *jsonParser) number(positive bool) (JSONValue, error) {
 	}
 	return JSONValue{Kind: JSONNumber, num: numFloat, f: f}, nil
 }
-
-// JSONString builds a string value; JSONObjectOf an object from members in
-// any order (a later duplicate key wins).
-func JSONStringValue(s string) JSONValue { return JSONValue{Kind: JSONString, Str: s} }
-
-// JSONObjectOf builds an object value from members in any order.
-func JSONObjectOf(members ...JSONMember) JSONValue {
-	v := JSONValue{Kind: JSONObject}
-	for _, m := range members {
-		if got := v.Get(m.Key); got != nil {
-			*got = m.Value
-			continue
-		}
-		v.Members = append(v.Members, m)
-		sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].Key < v.Members[j].Key })
-	}
-	return v
-}

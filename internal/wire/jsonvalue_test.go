@@ -161,15 +161,15 @@ func TestParseJSONMembers(t *testing.T) {
 		if ferr != nil {
 			continue
 		}
-		want := full
+		want := full.Compact()
 		if full.Kind == wire.JSONObject {
-			want = wire.JSONObjectOf()
+			want = "{}"
 			if a := full.Get("a"); a != nil {
-				want = wire.JSONObjectOf(wire.JSONMember{Key: "a", Value: *a})
+				want = `{"a":` + a.Compact() + `}`
 			}
 		}
-		if got := part.Compact(); got != want.Compact() {
-			t.Errorf("%s: %s, want %s", in, got, want.Compact())
+		if got := part.Compact(); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
 		}
 	}
 }

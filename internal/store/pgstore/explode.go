@@ -191,14 +191,7 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 		}
 		row := make([]store.Cell, len(x.Columns))
 		for i, v := range vals[3:] {
-			switch v := v.(type) {
-			case int64:
-				row[i] = store.Cell{Kind: store.CellInt, Int: v}
-			case float64:
-				row[i] = store.Cell{Kind: store.CellReal, Real: v}
-			case string:
-				row[i] = store.Cell{Kind: store.CellText, Text: v}
-			}
+			row[i] = store.CellOf(v)
 		}
 		set.Rows = append(set.Rows, row)
 	}
@@ -317,18 +310,10 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 
 func pgCell(kind string, c store.Cell) any {
 	c = store.Postgres.StoredCell(kind, c)
-	switch c.Kind {
-	case store.CellInt:
-		if kind == store.ColReal {
-			return float64(c.Int)
-		}
-		return c.Int
-	case store.CellReal:
-		return c.Real
-	case store.CellText:
-		return c.Text
+	if c.Kind == store.CellInt && kind == store.ColReal {
+		return float64(c.Int)
 	}
-	return nil
+	return c.Value()
 }
 
 // typedArray makes values (pgCell's) a typed array parameter for kind.

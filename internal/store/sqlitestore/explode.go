@@ -206,34 +206,13 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 			}
 			row := make([]store.Cell, len(cols))
 			for i, v := range vals[3:] {
-				switch v := v.(type) {
-				case int64:
-					row[i] = store.Cell{Kind: store.CellInt, Int: v}
-				case float64:
-					row[i] = store.Cell{Kind: store.CellReal, Real: v}
-				case string:
-					row[i] = store.Cell{Kind: store.CellText, Text: v}
-				case []byte:
-					row[i] = store.Cell{Kind: store.CellText, Text: string(v)}
-				}
+				row[i] = store.CellOf(v)
 			}
 			set.Rows = append(set.Rows, row)
 		}
 		return rows.Err()
 	})
 	return out, err
-}
-
-func cellValue(c store.Cell) any {
-	switch c.Kind {
-	case store.CellInt:
-		return c.Int
-	case store.CellReal:
-		return c.Real
-	case store.CellText:
-		return c.Text
-	}
-	return nil
 }
 
 func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
@@ -283,7 +262,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	n, err = execValues(ctx, t.raw(), dels, len(keyCols), func(args []any, d *del) []any {
 		args = append(args, d.key.PCID, d.key.JobID)
 		for _, i := range keyAt {
-			args = append(args, cellValue(d.cells[i]))
+			args = append(args, d.cells[i].Value())
 		}
 		return args
 	}, "DELETE FROM "+table+" WHERE ("+strings.Join(keyCols, ", ")+") IN (VALUES %s)", "delete rows of "+x.Name)
@@ -308,7 +287,7 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	n, err = execValues(ctx, t.raw(), inserts, len(cols), func(args []any, r *ins) []any {
 		args = append(args, r.c.Key.PCID, r.c.Key.JobID, tsPtr(r.c.CollectedAt))
 		for _, c := range r.cells {
-			args = append(args, cellValue(c))
+			args = append(args, c.Value())
 		}
 		return args
 	}, "INSERT OR IGNORE INTO "+table+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name)

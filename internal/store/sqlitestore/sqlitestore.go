@@ -334,25 +334,23 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 // batchTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
-	return interrupted(ctx, s.batchTx0(ctx, rollback, what, fn))
-}
-
-func (s *Store) batchTx0(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin %s transaction: %w", what, err)
-	}
-	defer tx.Rollback() //nolint:errcheck
-	if err := fn(&projTx{tx: tx, s: s}); err != nil {
-		return err
-	}
-	if rollback {
-		return tx.Rollback()
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit %s transaction: %w", what, err)
-	}
-	return nil
+	return interrupted(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("begin %s transaction: %w", what, err)
+		}
+		defer tx.Rollback() //nolint:errcheck
+		if err := fn(&projTx{tx: tx, s: s}); err != nil {
+			return err
+		}
+		if rollback {
+			return tx.Rollback()
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit %s transaction: %w", what, err)
+		}
+		return nil
+	}())
 }
 
 func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpoint, error) {

@@ -15,14 +15,13 @@ import (
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 // Open returns a fresh, migrated, empty store; the test owns it.
 type Open func(t *testing.T) store.Store
 
 var t0 = time.Date(2026, 11, 20, 1, 2, 3, 0, time.UTC)
-
-func str(s string) *string { return &s }
 
 func project(t *testing.T, st store.Store, fn func(tx store.ProjectionTx) error) {
 	t.Helper()
@@ -87,7 +86,7 @@ func resultRows(t *testing.T, st store.Store) {
 		if err != nil || !reflect.DeepEqual(skipped, []string{"done"}) {
 			return fmt.Errorf("InsertNew: skipped %v %v, want [done]", skipped, err)
 		}
-		flight := store.ResultRow{ResultID: "flight", RequestID: "q", PCID: "PC-2", StartedAt: t0, RecordedAt: t0, Version: str("1.0"), ExpiresAt: &t0}
+		flight := store.ResultRow{ResultID: "flight", RequestID: "q", PCID: "PC-2", StartedAt: t0, RecordedAt: t0, Version: wire.Str("1.0"), ExpiresAt: &t0}
 		if n, err := tx.InsertInFlight(ctx, []store.ResultRow{flight, {ResultID: "done", RequestID: "q", PCID: "PC-9", StartedAt: t0, RecordedAt: t0}}); err != nil || n != 1 {
 			return fmt.Errorf("InsertInFlight: %d %v (an existing row is left alone)", n, err)
 		}
@@ -102,7 +101,7 @@ func resultRows(t *testing.T, st store.Store) {
 		// The upsert completes a row in flight or reaped and never touches a
 		// finished one.
 		up := []store.ResultRow{finished("flight", "PC-2", 0, t0.Add(time.Hour)), finished("reaped", "PC-1", 0, t0.Add(time.Hour)), finished("done", "PC-1", 7, t0.Add(time.Hour))}
-		up[0].JobID = str("job")
+		up[0].JobID = wire.Str("job")
 		n, err := tx.UpsertResults(ctx, up)
 		if err != nil || n != 2 {
 			return fmt.Errorf("UpsertResults: %d %v, want 2", n, err)
@@ -199,7 +198,7 @@ func executions(t *testing.T, st store.Store) {
 func inventoryAndHistory(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	fact := func(facts string, at time.Time) store.InventoryFact {
-		return store.InventoryFact{PCID: "PC", JobID: "j", FactsJSON: facts, DisplayJSON: str("[]"), CollectedAt: &at, RecordedAt: at}
+		return store.InventoryFact{PCID: "PC", JobID: "j", FactsJSON: facts, DisplayJSON: wire.Str("[]"), CollectedAt: &at, RecordedAt: at}
 	}
 	project(t, st, func(tx store.ProjectionTx) error {
 		for i, c := range []struct {
@@ -222,7 +221,7 @@ func inventoryAndHistory(t *testing.T, st store.Store) {
 		}
 		var hist []store.HistoryRow
 		for i := range 3 {
-			hist = append(hist, store.HistoryRow{PCID: "PC", JobID: "j", FieldPath: fmt.Sprint(i), ChangeKind: "added", AfterJSON: str("{}"), ObservedAt: t0})
+			hist = append(hist, store.HistoryRow{PCID: "PC", JobID: "j", FieldPath: fmt.Sprint(i), ChangeKind: "added", AfterJSON: wire.Str("{}"), ObservedAt: t0})
 		}
 		if n, err := tx.AddHistory(ctx, hist); err != nil || n != 3 {
 			return fmt.Errorf("AddHistory: %d %v", n, err)
@@ -241,7 +240,7 @@ func inventoryAndHistory(t *testing.T, st store.Store) {
 func checksAndFeeds(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	check := func(status string, at time.Time) store.CheckRow {
-		return store.CheckRow{PCID: "PC", CheckName: "disk", Label: str("Disk"), Status: status, RecordedAt: at}
+		return store.CheckRow{PCID: "PC", CheckName: "disk", Label: wire.Str("Disk"), Status: status, RecordedAt: at}
 	}
 	project(t, st, func(tx store.ProjectionTx) error {
 		for i, c := range []struct {
@@ -520,7 +519,7 @@ func auditAndQueries(t *testing.T, st store.Store) {
 	twin := finished("twin", "PC-3", 0, t0)
 	twin.RequestID = "q-l"
 	orphan := finished("orphan", "PC-4", 0, t0)
-	orphan.ExecID = str("gone")
+	orphan.ExecID = wire.Str("gone")
 	stuck := store.ResultRow{ResultID: "stuck", RequestID: "q-s", PCID: "PC-5", StartedAt: t0, RecordedAt: t0, ExpiresAt: &t0}
 	if err := st.Seed(ctx, []store.Execution{exec}, []store.ResultRow{ok, bad, legacy, twin, orphan, stuck}); err != nil {
 		t.Fatal(err)
