@@ -13,10 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
@@ -110,7 +106,7 @@ func derivedManifest(hints bool) *wire.Manifest {
 func TestDerivedPerformance(t *testing.T) {
 	ctx := context.Background()
 	msgs := derivedWorkload(*derivedN)
-	js := embeddedJetStream(t)
+	js := testutil.JetStream(t)
 	if err := streams.EnsureLayout(ctx, js); err != nil {
 		t.Fatal(err)
 	}
@@ -163,27 +159,6 @@ func TestDerivedPerformance(t *testing.T) {
 		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d |\n", len(msgs), kind, median(plain), median(hinted),
 			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows)
 	}
-}
-
-// embeddedJetStream starts an in-process NATS server with JetStream for
-// the test and returns a client's JetStream; both end with the test.
-func embeddedJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := natsconn.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // freshDSN is a new database of kind for one measurement: a schema or a

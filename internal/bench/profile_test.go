@@ -25,7 +25,7 @@ func TestReplayProfile(t *testing.T) {
 	}
 	ctx := context.Background()
 	fleet := sim.Bulk(200000, 3)
-	js := embeddedJetStream(t)
+	js := testutil.JetStream(t)
 	if err := streams.EnsureLayout(ctx, js); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay workload")
@@ -25,7 +26,7 @@ var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay 
 func TestReReplayPerformance(t *testing.T) {
 	ctx := context.Background()
 	fleet := sim.Bulk(*rereplayN, 7)
-	js := embeddedJetStream(t)
+	js := testutil.JetStream(t)
 	if err := fleet.Publish(ctx, js); err != nil {
 		t.Fatal(err)
 	}

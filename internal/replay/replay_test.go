@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
@@ -23,15 +22,7 @@ import (
 
 func fleetServer(t *testing.T, cfg sim.Config) (jetstream.JetStream, *sim.Fleet) {
 	t.Helper()
-	nc, err := nats.Connect(testutil.NATSServer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.JetStream(t)
 	f := sim.Generate(cfg)
 	if err := f.Publish(context.Background(), js); err != nil {
 		t.Fatal(err)

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
@@ -25,15 +22,7 @@ import (
 // quarantine, and nothing is lost.
 func TestReplaySerdeVectors(t *testing.T) {
 	vecs := serdevec.Load(t, "../wire/testdata/serde_vectors.jsonl")
-	nc, err := nats.Connect(testutil.NATSServer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.JetStream(t)
 	ctx := context.Background()
 	if err := streams.EnsureLayout(ctx, js); err != nil {
 		t.Fatal(err)

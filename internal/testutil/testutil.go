@@ -5,6 +5,8 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -188,4 +190,20 @@ func TableRows(t testing.TB, st store.Store, table string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// JetStream connects to a new in-process NATS server (NATSServer) and
+// returns its JetStream; both end with the test.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(NATSServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
