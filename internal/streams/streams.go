@@ -155,8 +155,11 @@ func whileReconnecting(ctx context.Context, js jetstream.JetStream, do func() er
 	for {
 		reconnects := nc.Stats().Reconnects
 		err := do()
-		if err == nil || !transient(err) || ctx.Err() != nil || nc.IsClosed() {
+		if err == nil || !transient(err) || nc.IsClosed() {
 			return err
+		}
+		if ctx.Err() != nil {
+			return interrupted(ctx, err)
 		}
 		wait := delay
 		if nc.IsConnected() && nc.Stats().Reconnects == reconnects {
@@ -169,10 +172,17 @@ func whileReconnecting(ctx context.Context, js jetstream.JetStream, do func() er
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return interrupted(ctx, err)
 		case <-time.After(wait):
 		}
 	}
+}
+
+// interrupted reports a retry that the caller's context ended as that
+// ending (so an interrupted run says it was interrupted, not that a server
+// failed to answer), keeping the last failure for the message.
+func interrupted(ctx context.Context, last error) error {
+	return fmt.Errorf("%w (last attempt: %w)", context.Cause(ctx), last)
 }
 
 func transient(err error) bool {
