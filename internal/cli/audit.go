@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -112,50 +113,42 @@ func runAudit(ctx context.Context, s *output.Streams, st store.Store, f auditFla
 }
 
 func renderAudit(s *output.Streams, r *audit.Report, f output.Format) error {
-	switch f {
-	case output.JSON:
-		return output.WriteJSON(s.Out, r)
-	case output.YAML:
-		return output.WriteYAML(s.Out, r)
-	case output.JSONL:
-		return output.WriteJSONL(s.Out, r.Findings)
+	type c = output.Column[audit.Finding]
+	col := func(name, title string, wide, fit bool, get func(audit.Finding) string) c {
+		return c{Name: name, Title: title, Wide: wide, Fit: fit, Cell: get, CSV: get}
 	}
-	header := []string{"kind", "exec_id", "request_id", "pc_id", "result_id", "detail", "suggested_fix"}
-	var rows [][]string
-	for _, x := range r.Findings {
-		rows = append(rows, []string{x.Kind, x.ExecID, x.RequestID, x.PCID, x.ResultID, x.Detail, x.Fix})
-	}
-	if f == output.CSV {
-		return output.WriteCSV(s.Out, header, rows)
-	}
-	var counts [][]string
-	for _, k := range audit.Kinds {
-		if n, ok := r.Counts[k]; ok {
-			counts = append(counts, []string{k, strconv.FormatInt(n, 10)})
-		}
-	}
-	if err := output.WriteTable(s.Out, []string{"CHECK", "FINDINGS"}, counts); err != nil {
-		return err
-	}
-	if r.Total == 0 {
-		fmt.Fprintln(s.Out, "\nClean: no findings.")
-		return nil
-	}
-	fmt.Fprintln(s.Out)
-	for i := range header {
-		header[i] = strings.ToUpper(strings.ReplaceAll(header[i], "_", " "))
-	}
-	if f != output.Wide {
-		header = header[:6]
-		for i := range rows {
-			rows[i] = rows[i][:6]
-		}
-	}
-	if err := output.WriteTable(s.Out, header, rows); err != nil {
-		return err
-	}
-	if int64(len(r.Findings)) < r.Total {
-		fmt.Fprintf(s.Out, "(%d of %d findings listed; --limit raises the number per kind)\n", len(r.Findings), r.Total)
-	}
-	return nil
+	return output.PrintList(s, f, output.List[audit.Finding]{
+		Columns: []c{
+			col("kind", "KIND", false, false, func(x audit.Finding) string { return x.Kind }),
+			col("exec_id", "EXEC ID", false, false, func(x audit.Finding) string { return x.ExecID }),
+			col("request_id", "REQUEST ID", false, false, func(x audit.Finding) string { return x.RequestID }),
+			col("pc_id", "PC ID", false, false, func(x audit.Finding) string { return x.PCID }),
+			col("result_id", "RESULT ID", false, false, func(x audit.Finding) string { return x.ResultID }),
+			col("detail", "DETAIL", false, true, func(x audit.Finding) string { return x.Detail }),
+			col("suggested_fix", "SUGGESTED FIX", true, false, func(x audit.Finding) string { return x.Fix }),
+		},
+		Doc:   r,
+		Items: r.Findings,
+		Header: func(w io.Writer) error {
+			var counts [][]string
+			for _, k := range audit.Kinds {
+				if n, ok := r.Counts[k]; ok {
+					counts = append(counts, []string{k, strconv.FormatInt(n, 10)})
+				}
+			}
+			if err := output.WriteTable(w, []string{"CHECK", "FINDINGS"}, counts); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(w)
+			return err
+		},
+		Empty: "Clean: no findings.",
+		Footer: func(w io.Writer) error {
+			if n := int64(len(r.Findings)); n > 0 && n < r.Total {
+				_, err := fmt.Fprintf(w, "(%d of %d findings listed; --limit raises the number per kind)\n", n, r.Total)
+				return err
+			}
+			return nil
+		},
+	})
 }

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -111,46 +111,46 @@ func runBackfill(ctx context.Context, s *output.Streams, st store.Store, f backf
 }
 
 func printBackfill(s *output.Streams, sum *backfill.Summary, f output.Format) error {
-	if done, err := output.WriteDocument(s.Out, f, sum); done || err != nil {
-		return err
-	}
-	if sum.Complete && sum.Scanned == 0 && !sum.Resumed {
-		fmt.Fprintln(s.Out, "Nothing to do: no legacy rows (result_id = request_id, empty or NULL).")
-		return nil
-	}
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	verb := "rewritten"
 	if sum.DryRun {
 		verb = "would be rewritten"
 	}
-	rows := [][]string{
-		{"scanned", n(sum.Scanned)},
-		{verb, n(sum.Rewritten)},
-		{"collisions", n(sum.Collisions)},
-		{"conflicts archived", n(sum.ConflictsArchived)},
-		{"counters corrected", n(sum.CountersCorrected)},
-		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
-		{"rate", fmt.Sprintf("%.0f rows/s", sum.RatePerSecond)},
+	fields := []output.Field{
+		{Name: "scanned", Title: "scanned", Value: n(sum.Scanned)},
+		{Name: "rewritten", Title: verb, Value: n(sum.Rewritten)},
+		{Name: "collisions", Title: "collisions", Value: n(sum.Collisions)},
+		{Name: "conflicts_archived", Title: "conflicts archived", Value: n(sum.ConflictsArchived)},
+		{Name: "counters_corrected", Title: "counters corrected", Value: n(sum.CountersCorrected)},
+		{Name: "batches", Value: n(sum.Batches)},
 	}
+	fields = append(fields, timing(sum.Elapsed, sum.ElapsedSeconds, sum.RatePerSecond, "rows/s")...)
+	fields = append(fields, []output.Field{
+		{Name: "dry_run", Value: strconv.FormatBool(sum.DryRun)},
+		{Name: "resumed", Value: strconv.FormatBool(sum.Resumed)},
+		{Name: "complete", Value: strconv.FormatBool(sum.Complete)},
+	}...)
 	if sum.DryRun {
-		rows = append(rows, []string{"dry run", "yes: nothing was changed"})
+		fields = append(fields, output.Field{Title: "dry run", Value: "yes: nothing was changed"})
 	}
 	if sum.Resumed {
-		rows = append(rows, []string{"resumed", "yes: continued where an interrupted run stopped"})
+		fields = append(fields, output.Field{Title: "resumed", Value: "yes: continued where an interrupted run stopped"})
 	}
-	if f == output.CSV {
-		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
-	}
-	if err := output.WriteTable(s.Out, []string{"BACKFILL", ""}, rows); err != nil {
+	if sum.Complete && sum.Scanned == 0 && !sum.Resumed && !f.IsMachine() {
+		// Nothing to report but that: a table of zeros says less.
+		_, err := fmt.Fprintln(s.Out, "Nothing to do: no legacy rows (result_id = request_id, empty or NULL).")
 		return err
 	}
-	if len(sum.Samples) > 0 {
-		fmt.Fprintln(s.Out)
-		var sample [][]string
-		for _, x := range sum.Samples {
-			sample = append(sample, []string{x.OldID, x.NewID, x.RequestID, x.PCID})
-		}
-		return output.WriteTable(s.Out, []string{"OLD ID", "NEW ID", "REQUEST ID", "PC"}, sample)
-	}
-	return nil
+	return output.PrintDocument(s, f, output.Document{Title: "BACKFILL", Doc: sum, Fields: fields,
+		Footer: func(w io.Writer) error {
+			if len(sum.Samples) == 0 {
+				return nil
+			}
+			fmt.Fprintln(w)
+			var sample [][]string
+			for _, x := range sum.Samples {
+				sample = append(sample, []string{x.OldID, x.NewID, x.RequestID, x.PCID})
+			}
+			return output.WriteTable(w, []string{"OLD ID", "NEW ID", "REQUEST ID", "PC"}, sample)
+		}})
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -57,29 +58,21 @@ func runMigrate(ctx context.Context, s *output.Streams, st store.Store, f output
 	if err != nil {
 		return err
 	}
-	if f.IsMachine() {
-		status, err := st.Status(ctx)
-		if err != nil {
-			return err
-		}
-		rep := MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion}
-		if done, err := output.WriteDocument(s.Out, f, rep); done || err != nil {
-			return err
-		}
-		rows := [][]string{}
-		for _, m := range rep.Applied {
-			rows = append(rows, []string{m})
-		}
-		return output.WriteCSV(s.Out, []string{"applied"}, rows)
+	status, err := st.Status(ctx)
+	if err != nil {
+		return err
 	}
-	if len(applied) == 0 {
-		fmt.Fprintf(s.Out, "%s is up to date.\n", st.Location())
-		return nil
-	}
-	for _, m := range applied {
-		fmt.Fprintf(s.Out, "applied %s\n", m)
-	}
-	return nil
+	return printMigrate(s, f, MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion})
+}
+
+func printMigrate(s *output.Streams, f output.Format, rep MigrateReport) error {
+	return output.PrintList(s, f, output.List[string]{
+		Columns: []output.Column[string]{{Name: "applied", Title: "APPLIED", Cell: func(m string) string { return m }, CSV: func(m string) string { return m }}},
+		Doc:     rep,
+		Items:   rep.Applied,
+		OneLine: true,
+		Empty:   rep.Location + " is up to date.",
+	})
 }
 
 func runStatus(ctx context.Context, s *output.Streams, st store.Store, f output.Format) error {
@@ -87,36 +80,43 @@ func runStatus(ctx context.Context, s *output.Streams, st store.Store, f output.
 	if err != nil {
 		return err
 	}
-	switch f {
-	case output.JSON:
-		return output.WriteJSON(s.Out, status)
-	case output.YAML:
-		return output.WriteYAML(s.Out, status)
-	case output.JSONL:
-		return output.WriteJSONL(s.Out, []*store.Status{status})
-	}
-	owner := "created by kanade"
-	if status.Upstream {
-		owner = "upstream's backend.db (its tables are left as they are; only kanade_* tables are added)"
-	}
-	header := []string{"TABLE", "EXISTS", "ROWS"}
-	var rows [][]string
-	for _, t := range status.Tables {
-		n := "-"
-		if t.Exists {
-			n = strconv.FormatInt(t.Rows, 10)
-		}
-		rows = append(rows, []string{t.Name, strconv.FormatBool(t.Exists), n})
-	}
-	if f == output.CSV {
-		return output.WriteCSV(s.Out, []string{"table", "exists", "rows"}, rows)
-	}
-	fmt.Fprintf(s.Out, "Database: %s (%s)\n", status.Location, status.Kind)
-	fmt.Fprintf(s.Out, "Owner:    %s\n", owner)
-	fmt.Fprintf(s.Out, "Schema:   version %d of %d", status.SchemaVersion, status.LatestVersion)
-	if status.SchemaVersion < status.LatestVersion {
-		fmt.Fprint(s.Out, " (run `kanade db migrate`)")
-	}
-	fmt.Fprint(s.Out, "\n\n")
-	return output.WriteTable(s.Out, header, rows)
+	return printStatus(s, f, status)
+}
+
+func printStatus(s *output.Streams, f output.Format, status *store.Status) error {
+	exists := func(t store.TableStatus) string { return strconv.FormatBool(t.Exists) }
+	return output.PrintList(s, f, output.List[store.TableStatus]{
+		Columns: []output.Column[store.TableStatus]{
+			{Name: "table", Title: "TABLE", Cell: func(t store.TableStatus) string { return t.Name }, CSV: func(t store.TableStatus) string { return t.Name }},
+			{Name: "exists", Title: "EXISTS", Cell: exists, CSV: exists},
+			{Name: "rows", Title: "ROWS", Cell: func(t store.TableStatus) string {
+				if !t.Exists {
+					return "-"
+				}
+				return strconv.FormatInt(t.Rows, 10)
+			}, CSV: func(t store.TableStatus) string {
+				if !t.Exists {
+					return ""
+				}
+				return strconv.FormatInt(t.Rows, 10)
+			}},
+		},
+		Doc:     status,
+		Items:   status.Tables,
+		OneLine: true,
+		Header: func(w io.Writer) error {
+			owner := "created by kanade"
+			if status.Upstream {
+				owner = "upstream's backend.db (its tables are left as they are; only kanade_* tables are added)"
+			}
+			fmt.Fprintf(w, "Database: %s (%s)\n", status.Location, status.Kind)
+			fmt.Fprintf(w, "Owner:    %s\n", owner)
+			fmt.Fprintf(w, "Schema:   version %d of %d", status.SchemaVersion, status.LatestVersion)
+			if status.SchemaVersion < status.LatestVersion {
+				fmt.Fprint(w, " (run `kanade db migrate`)")
+			}
+			_, err := fmt.Fprint(w, "\n\n")
+			return err
+		},
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -290,23 +291,38 @@ func progressPrinter(s *output.Streams, mode string) func(replay.Progress) {
 }
 
 func printPlan(s *output.Streams, p *replay.Plan, f output.Format) error {
-	if done, err := output.WriteDocument(s.Out, f, p); done || err != nil {
-		return err
+	return output.PrintDocument(s, f, output.Document{Title: "PLAN", Doc: p, Fields: planFields(p, "")})
+}
+
+// planFields describe a plan; prefix is its path in the document that
+// holds it.
+func planFields(p *replay.Plan, prefix string) []output.Field {
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Format(time.RFC3339Nano)
 	}
-	rows := [][]string{
-		{"stream", p.Stream},
-		{"subjects", strings.Join(p.Subjects, ",")},
-		{"stream created", p.StreamCreated.Format(time.RFC3339)},
-		{"sequences", fmt.Sprintf("%d..%d", p.FromSeq, p.ToSeq)},
-		{"messages", strconv.FormatUint(p.Messages, 10)},
-		{"bytes (estimate)", strconv.FormatUint(p.BytesEstimate, 10)},
-		{"time span", spanText(p.FirstTime, p.LastTime)},
-		{"resumed from checkpoint", strconv.FormatBool(p.Resumed)},
+	fields := []output.Field{
+		{Name: prefix + "stream", Title: "stream", Value: p.Stream},
+		{Title: "subjects", Value: strings.Join(p.Subjects, ",")},
 	}
-	if f == output.CSV {
-		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
+	for _, subject := range p.Subjects {
+		fields = append(fields, output.Field{Name: prefix + "subjects[]", Value: subject})
 	}
-	return output.WriteTable(s.Out, []string{"PLAN", ""}, rows)
+	return append(fields, []output.Field{
+		{Title: "stream created", Value: p.StreamCreated.Format(time.RFC3339)},
+		{Name: prefix + "stream_created", Value: stamp(p.StreamCreated)},
+		{Title: "sequences", Value: fmt.Sprintf("%d..%d", p.FromSeq, p.ToSeq)},
+		{Name: prefix + "from_seq", Value: strconv.FormatUint(p.FromSeq, 10)},
+		{Name: prefix + "to_seq", Value: strconv.FormatUint(p.ToSeq, 10)},
+		{Name: prefix + "messages", Title: "messages", Value: strconv.FormatUint(p.Messages, 10)},
+		{Name: prefix + "bytes_estimate", Title: "bytes (estimate)", Value: strconv.FormatUint(p.BytesEstimate, 10)},
+		{Title: "time span", Value: spanText(p.FirstTime, p.LastTime)},
+		{Name: prefix + "first_time", Value: stamp(p.FirstTime)},
+		{Name: prefix + "last_time", Value: stamp(p.LastTime)},
+		{Name: prefix + "resumed", Title: "resumed from checkpoint", Value: strconv.FormatBool(p.Resumed)},
+	}...)
 }
 
 func spanText(a, b time.Time) string {
@@ -317,49 +333,61 @@ func spanText(a, b time.Time) string {
 }
 
 func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error {
-	if done, err := output.WriteDocument(s.Out, f, sum); done || err != nil {
-		return err
-	}
 	st := sum.Stats
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
-	rows := [][]string{
-		{"messages read", n(st.Messages)},
-		{"rows inserted", n(st.Inserted)},
-		{"in-flight rows created", n(st.InFlightCreated)},
-		{"in-flight rows completed", n(st.Completed)},
-		{"reaped placeholders replaced", n(st.ReapedReplaced)},
-		{"unchanged duplicates", n(st.Unchanged)},
-		{"counters moved", n(st.CountersMoved)},
-		{"inventory upserts", n(st.InventoryUpserts)},
-		{"inventory skipped (payload not JSON)", n(st.InventorySkipped)},
-		{"inventory history rows", n(st.HistoryRows)},
-		{"explode rows written", n(st.ExplodeRows)},
-		{"check status upserts", n(st.CheckUpserts)},
-		{"feeds replaced", n(st.FeedsReplaced)},
-		{"quarantined", n(st.Quarantined)},
-		{"elapsed", sum.Elapsed.Round(time.Millisecond).String()},
-		{"rate", fmt.Sprintf("%.0f msg/s", sum.RatePerSecond)},
-		{"checkpoint", strconv.FormatUint(sum.CheckpointSeq, 10)},
+	fields := []output.Field{
+		{Name: "plan.stream", Value: sum.Plan.Stream},
+		{Name: "plan.from_seq", Value: strconv.FormatUint(sum.Plan.FromSeq, 10)},
+		{Name: "plan.to_seq", Value: strconv.FormatUint(sum.Plan.ToSeq, 10)},
+		{Name: "stats.messages", Title: "messages read", Value: n(st.Messages)},
+		{Name: "stats.bytes", Value: n(st.Bytes)},
+		{Name: "stats.rows_inserted", Title: "rows inserted", Value: n(st.Inserted)},
+		{Name: "stats.in_flight_created", Title: "in-flight rows created", Value: n(st.InFlightCreated)},
+		{Name: "stats.in_flight_completed", Title: "in-flight rows completed", Value: n(st.Completed)},
+		{Name: "stats.reaped_replaced", Title: "reaped placeholders replaced", Value: n(st.ReapedReplaced)},
+		{Name: "stats.unchanged_duplicates", Title: "unchanged duplicates", Value: n(st.Unchanged)},
+		{Name: "stats.counters_moved", Title: "counters moved", Value: n(st.CountersMoved)},
+		{Name: "stats.inventory_upserts", Title: "inventory upserts", Value: n(st.InventoryUpserts)},
+		{Name: "stats.inventory_skipped", Title: "inventory skipped (payload not JSON)", Value: n(st.InventorySkipped)},
+		{Name: "stats.inventory_history_rows", Title: "inventory history rows", Value: n(st.HistoryRows)},
+		{Name: "stats.explode_rows", Title: "explode rows written", Value: n(st.ExplodeRows)},
+		{Name: "stats.check_status_upserts", Title: "check status upserts", Value: n(st.CheckUpserts)},
+		{Name: "stats.feeds_replaced", Title: "feeds replaced", Value: n(st.FeedsReplaced)},
+		{Name: "stats.quarantined", Title: "quarantined", Value: n(st.Quarantined)},
+		{Name: "stats.ignored", Value: n(st.Ignored)},
 	}
+	fields = append(fields, timing(sum.Elapsed, sum.ElapsedSeconds, sum.RatePerSecond, "msg/s")...)
+	fields = append(fields, []output.Field{
+		{Name: "checkpoint_seq", Title: "checkpoint", Value: strconv.FormatUint(sum.CheckpointSeq, 10)},
+		{Name: "dry_run", Value: strconv.FormatBool(sum.DryRun)},
+		{Name: "stopped_early", Value: strconv.FormatBool(sum.StoppedEarly)},
+		{Name: "stop_reason", Value: sum.StopReason},
+	}...)
 	if sum.DryRun {
-		rows = append(rows, []string{"dry run", "yes: nothing was written"})
+		fields = append(fields, output.Field{Title: "dry run", Value: "yes: nothing was written"})
 	}
 	if sum.StoppedEarly {
-		rows = append(rows, []string{"stopped early", sum.StopReason})
+		fields = append(fields, output.Field{Title: "stopped early", Value: sum.StopReason})
 	}
-	if f == output.CSV {
-		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
+	for _, w := range sum.Warnings {
+		fields = append(fields, output.Field{Name: "warnings[]", Value: w})
 	}
-	title := "REPLAY " + sum.Plan.Stream
-	if err := output.WriteTable(s.Out, []string{title, ""}, rows); err != nil {
+	err := output.PrintDocument(s, f, output.Document{Title: "REPLAY " + sum.Plan.Stream, Doc: sum, Fields: fields,
+		Footer: func(w io.Writer) error {
+			var err error
+			switch {
+			case st.Quarantined > 0 && sum.DryRun:
+				_, err = fmt.Fprintf(w, "\n%d message(s) could not be projected; a replay would keep them in kanade_quarantine (this dry run wrote nothing).\n", st.Quarantined)
+			case st.Quarantined > 0:
+				_, err = fmt.Fprintf(w, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
+			}
+			return err
+		}})
+	if err != nil {
 		return err
 	}
-	switch {
-	case st.Quarantined > 0 && sum.DryRun:
-		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected; a replay would keep them in kanade_quarantine (this dry run wrote nothing).\n", st.Quarantined)
-	case st.Quarantined > 0:
-		fmt.Fprintf(s.Out, "\n%d message(s) could not be projected and were kept in kanade_quarantine; fix the cause, then run `kanade stream replay --only-quarantined --stream %s`.\n", st.Quarantined, sum.Plan.Stream)
-	}
+	// On stderr in every format: a script reading the document gets them
+	// in its warnings too.
 	for _, w := range sum.Warnings {
 		fmt.Fprintf(s.Err, "warning: %s (upstream skips it too; fix the manifest in KV jobs and replay again)\n", w)
 	}
@@ -376,43 +404,68 @@ func runRebuild(ctx context.Context, g *Globals, st store.Store, js jetstream.Je
 	if err != nil {
 		return err
 	}
-	if done, err := output.WriteDocument(s.Out, g.format(), rep); done || err != nil {
-		return err
+	return printRebuild(s, g.format(), rep)
+}
+
+// timing describes how long a run took and how fast it went: elapsed and
+// rate for people, elapsed_seconds and rate_per_second for scripts.
+func timing(elapsed time.Duration, seconds, rate float64, unit string) []output.Field {
+	return []output.Field{
+		{Title: "elapsed", Value: elapsed.Round(time.Millisecond).String()},
+		{Name: "elapsed_seconds", Value: strconv.FormatFloat(seconds, 'f', -1, 64)},
+		{Title: "rate", Value: fmt.Sprintf("%.0f %s", rate, unit)},
+		{Name: "rate_per_second", Value: strconv.FormatFloat(rate, 'f', -1, 64)},
 	}
+}
+
+func printRebuild(s *output.Streams, f output.Format, rep *replay.RebuildReport) error {
 	d := rep.Diff
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
-	rows := [][]string{
-		{"messages projected", n(rep.Stats.Messages)},
-		{"rows carried over (older than the streams, in flight, reaped)", n(rep.Carried)},
-		{"rows: live / rebuilt", n(d.LiveRows) + " / " + n(d.ShadowRows)},
-		{"rows only in the live tables", n(d.OnlyLive)},
-		{"rows only in the rebuilt tables", n(d.OnlyShadow)},
-		{"rows that would change", n(d.Changed)},
-		{"executions with other counters", n(d.ExecutionsDiff)},
-		{"inventory facts: live / rebuilt", n(d.InventoryLive) + " / " + n(d.InventoryShadow)},
-		{"quarantined", n(rep.Stats.Quarantined)},
-		{"swapped", strconv.FormatBool(rep.Swapped)},
-	}
-	if g.format() == output.CSV {
-		return output.WriteCSV(s.Out, []string{"field", "value"}, rows)
-	}
-	if err := output.WriteTable(s.Out, []string{"REBUILD " + rep.Plan.Stream, ""}, rows); err != nil {
-		return err
-	}
-	if len(d.SampleCounters) > 0 {
-		fmt.Fprintln(s.Out)
-		var cr [][]string
-		for _, c := range d.SampleCounters {
-			cr = append(cr, []string{c.ExecID, c.Live, c.Shadow})
-		}
-		if err := output.WriteTable(s.Out, []string{"EXEC ID", "LIVE (OK/FAILED STATUS)", "REBUILT"}, cr); err != nil {
+	pair := func(a, b int64) string { return n(a) + " / " + n(b) }
+	fields := append([]output.Field{{Name: "plan.stream", Value: rep.Plan.Stream}},
+		output.Field{Name: "stats.messages", Title: "messages projected", Value: n(rep.Stats.Messages)},
+		output.Field{Name: "carried_over_rows", Title: "rows carried over (older than the streams, in flight, reaped)", Value: n(rep.Carried)},
+		output.Field{Title: "rows: live / rebuilt", Value: pair(d.LiveRows, d.ShadowRows)},
+		output.Field{Name: "difference.live_rows", Value: n(d.LiveRows)},
+		output.Field{Name: "difference.shadow_rows", Value: n(d.ShadowRows)},
+		output.Field{Name: "difference.rows_only_live", Title: "rows only in the live tables", Value: n(d.OnlyLive)},
+		output.Field{Name: "difference.rows_only_rebuilt", Title: "rows only in the rebuilt tables", Value: n(d.OnlyShadow)},
+		output.Field{Name: "difference.rows_that_would_change", Title: "rows that would change", Value: n(d.Changed)},
+		output.Field{Name: "difference.executions_with_other_counters", Title: "executions with other counters", Value: n(d.ExecutionsDiff)},
+		output.Field{Title: "inventory facts: live / rebuilt", Value: pair(d.InventoryLive, d.InventoryShadow)},
+		output.Field{Name: "difference.inventory_live", Value: n(d.InventoryLive)},
+		output.Field{Name: "difference.inventory_rebuilt", Value: n(d.InventoryShadow)},
+		output.Field{Title: "check status: live / rebuilt", Value: pair(d.ChecksLive, d.ChecksShadow)},
+		output.Field{Name: "difference.check_status_live", Value: n(d.ChecksLive)},
+		output.Field{Name: "difference.check_status_rebuilt", Value: n(d.ChecksShadow)},
+		output.Field{Title: "feed rows: live / rebuilt", Value: pair(d.FeedRowsLive, d.FeedRowsShadow)},
+		output.Field{Name: "difference.feed_rows_live", Value: n(d.FeedRowsLive)},
+		output.Field{Name: "difference.feed_rows_rebuilt", Value: n(d.FeedRowsShadow)},
+		output.Field{Name: "difference.history_rows_to_add", Title: "history rows to add", Value: n(d.HistoryToAdd)},
+		output.Field{Name: "difference.explode_tables_rebuilt", Title: "explode tables rebuilt", Value: n(d.ExplodeTables)},
+		output.Field{Name: "stats.quarantined", Title: "quarantined", Value: n(rep.Stats.Quarantined)},
+		output.Field{Name: "swapped", Title: "swapped", Value: strconv.FormatBool(rep.Swapped)},
+		output.Field{Name: "old_tables_prefix", Value: rep.OldPrefix},
+		output.Field{Name: "elapsed_seconds", Value: strconv.FormatFloat(rep.Elapsed, 'f', -1, 64)},
+	)
+	return output.PrintDocument(s, f, output.Document{Title: "REBUILD " + rep.Plan.Stream, Doc: rep, Fields: fields,
+		Footer: func(w io.Writer) error {
+			if len(d.SampleCounters) > 0 {
+				fmt.Fprintln(w)
+				var cr [][]string
+				for _, c := range d.SampleCounters {
+					cr = append(cr, []string{c.ExecID, c.Live, c.Shadow})
+				}
+				if err := output.WriteTable(w, []string{"EXEC ID", "LIVE (OK/FAILED STATUS)", "REBUILT"}, cr); err != nil {
+					return err
+				}
+			}
+			var err error
+			if rep.Swapped {
+				_, err = fmt.Fprintf(w, "\nSwapped: the rebuilt tables are live. The replaced ones are kept as %s*; drop them when satisfied.\n", rep.OldPrefix)
+			} else {
+				_, err = fmt.Fprintln(w, "\nNothing was changed. Run again with --yes to swap the rebuilt tables in (the current ones are kept).")
+			}
 			return err
-		}
-	}
-	if rep.Swapped {
-		fmt.Fprintf(s.Out, "\nSwapped: the rebuilt tables are live. The replaced ones are kept as %s*; drop them when satisfied.\n", rep.OldPrefix)
-	} else {
-		fmt.Fprintln(s.Out, "\nNothing was changed. Run again with --yes to swap the rebuilt tables in (the current ones are kept).")
-	}
-	return nil
+		}})
 }

@@ -82,7 +82,7 @@ func TestEveryUsageBranch(t *testing.T) {
 		// demo, version
 		{[]string{"demo", "--pcs", "0"}, "--pcs 0: give 1 to 20000"},
 		{[]string{"demo", "--pcs", "20001"}, "--pcs 20001"},
-		{[]string{"-o", "csv", "version"}, "-o csv is not supported here"},
+		{[]string{"-o", "toml", "version"}, `-o "toml" is not a known format`},
 	} {
 		args := append(append([]string{}, base...), c.args...)
 		code, stderr := execute(t, context.Background(), args...)

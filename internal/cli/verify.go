@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -64,48 +65,53 @@ func runVerify(ctx context.Context, g *Globals, o replay.Options, limit int) err
 	if err != nil {
 		return err
 	}
-	s := g.streams
-	switch g.format() {
-	case output.JSON:
-		err = output.WriteJSON(s.Out, rep)
-	case output.YAML:
-		err = output.WriteYAML(s.Out, rep)
-	case output.JSONL:
-		err = output.WriteJSONL(s.Out, rep.Differences)
-	case output.CSV:
-		var rows [][]string
-		for _, d := range rep.Differences {
-			rows = append(rows, []string{d.Kind, strconv.FormatUint(d.Seq, 10), d.Subject, d.ResultID, d.PCID, d.Detail})
-		}
-		err = output.WriteCSV(s.Out, []string{"kind", "seq", "subject", "result_id", "pc_id", "detail"}, rows)
-	default:
-		fmt.Fprintf(s.Out, "Checked %d messages of %s (sequences %d..%d).\n\n", rep.Checked, rep.Plan.Stream, rep.Plan.FromSeq, rep.Plan.ToSeq)
-		var counts [][]string
-		for _, k := range replay.DiffKinds {
-			counts = append(counts, []string{k, strconv.FormatInt(rep.Counts[k], 10)})
-		}
-		if err = output.WriteTable(s.Out, []string{"CHECK", "DIFFERENCES"}, counts); err != nil {
-			return err
-		}
-		if rep.Total == 0 {
-			fmt.Fprintln(s.Out, "\nThe tables match the stream.")
-			break
-		}
-		var rows [][]string
-		for _, d := range rep.Differences {
-			rows = append(rows, []string{d.Kind, strconv.FormatUint(d.Seq, 10), d.ResultID, d.PCID, d.Detail})
-		}
-		fmt.Fprintln(s.Out)
-		err = output.WriteTable(s.Out, []string{"KIND", "SEQ", "RESULT ID", "PC", "DETAIL"}, rows)
-		if err == nil {
-			fmt.Fprintln(s.Out, "\nTo repair: kanade stream replay (missing rows, in-flight rows); content differences need a look first.")
-		}
-	}
-	if err != nil {
+	if err := printVerify(g.streams, g.format(), rep); err != nil {
 		return err
 	}
 	if rep.Total > 0 {
 		return &ExitErr{Code: ExitFindings}
 	}
 	return nil
+}
+
+func printVerify(s *output.Streams, f output.Format, rep *replay.VerifyReport) error {
+	type c = output.Column[replay.Difference]
+	kind := func(d replay.Difference) string { return d.Kind }
+	seq := func(d replay.Difference) string { return strconv.FormatUint(d.Seq, 10) }
+	subject := func(d replay.Difference) string { return d.Subject }
+	resultID := func(d replay.Difference) string { return d.ResultID }
+	pc := func(d replay.Difference) string { return d.PCID }
+	detail := func(d replay.Difference) string { return d.Detail }
+	return output.PrintList(s, f, output.List[replay.Difference]{
+		Columns: []c{
+			{Name: "kind", Title: "KIND", Cell: kind, CSV: kind},
+			{Name: "seq", Title: "SEQ", Cell: seq, CSV: seq},
+			{Name: "subject", Title: "SUBJECT", Wide: true, Cell: subject, CSV: subject},
+			{Name: "result_id", Title: "RESULT ID", Cell: resultID, CSV: resultID},
+			{Name: "pc_id", Title: "PC", Cell: pc, CSV: pc},
+			{Name: "detail", Title: "DETAIL", Fit: true, Cell: detail, CSV: detail},
+		},
+		Doc:   rep,
+		Items: rep.Differences,
+		Header: func(w io.Writer) error {
+			fmt.Fprintf(w, "Checked %d messages of %s (sequences %d..%d).\n\n", rep.Checked, rep.Plan.Stream, rep.Plan.FromSeq, rep.Plan.ToSeq)
+			var counts [][]string
+			for _, k := range replay.DiffKinds {
+				counts = append(counts, []string{k, strconv.FormatInt(rep.Counts[k], 10)})
+			}
+			if err := output.WriteTable(w, []string{"CHECK", "DIFFERENCES"}, counts); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(w)
+			return err
+		},
+		Empty: "The tables match the stream.",
+		Footer: func(w io.Writer) error {
+			if len(rep.Differences) == 0 {
+				return nil
+			}
+			_, err := fmt.Fprintln(w, "\nTo repair: kanade stream replay (missing rows, in-flight rows); content differences need a look first.")
+			return err
+		},
+	})
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"runtime"
 	"runtime/debug"
 
@@ -57,18 +56,29 @@ func newVersionCmd(g *Globals) *cobra.Command {
 		// version needs no database or config: skip the global resolution.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := g.build.resolved()
-			switch g.Output {
-			case "json":
-				return output.WriteJSON(g.streams.Out, v)
-			case "yaml":
-				return output.WriteYAML(g.streams.Out, v)
-			case "", "table", "wide":
-				fmt.Fprintf(g.streams.Out, "kanade %s (commit %s, built %s, %s, %s)\n", v.Version, v.Commit, v.Date, v.GoVersion, v.Platform)
-				return nil
-			default:
-				return usageErrorf(cmd, "-o %s is not supported here: use json, yaml or table", g.Output)
-			}
+			return printVersion(cmd, g.streams, g.Output, g.build.resolved())
 		},
 	}
+}
+
+func printVersion(cmd *cobra.Command, s *output.Streams, format string, v versionInfo) error {
+	// version skips the global resolution, so -o is checked here.
+	f := output.Table
+	if format != "" {
+		var err error
+		if f, err = output.ParseFormat(format); err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+	}
+	return output.PrintDocument(s, f, output.Document{
+		Title: "KANADE",
+		Doc:   v,
+		Fields: []output.Field{
+			{Name: "version", Title: "version", Value: v.Version},
+			{Name: "commit", Title: "commit", Value: v.Commit},
+			{Name: "date", Title: "built", Value: v.Date},
+			{Name: "go_version", Title: "go", Value: v.GoVersion},
+			{Name: "platform", Title: "platform", Value: v.Platform},
+		},
+	})
 }

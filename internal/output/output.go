@@ -130,60 +130,12 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 // take none).
 func displayWidth(s string) int { return runewidth.StringWidth(ansi.ReplaceAllString(s, "")) }
 
-// FitLastColumn shortens the last column (a table's free text: an output
-// line, a detail) so that the table fits width columns, ending cut cells
-// in "…". It leaves the rows as they are when width is 0 (not a terminal)
-// or when even the other columns do not fit.
-func FitLastColumn(width int, header []string, rows [][]string) [][]string {
-	if width <= 0 || len(header) == 0 {
-		return rows
-	}
-	last := len(header) - 1
-	widths := make([]int, len(header))
-	for _, r := range append([][]string{header}, rows...) {
-		for i, c := range r {
-			widths[i] = max(widths[i], displayWidth(c))
-		}
-	}
-	fixed := 0
-	for _, w := range widths[:last] {
-		fixed += w + columnGap
-	}
-	room := width - fixed
-	if widths[last] <= room || room < 8 {
-		return rows
-	}
-	out := make([][]string, len(rows))
-	for i, r := range rows {
-		out[i] = append([]string(nil), r...)
-		if displayWidth(r[last]) > room {
-			out[i][last] = runewidth.Truncate(r[last], room, "…")
-		}
-	}
-	return out
-}
-
 // WriteJSON prints v as indented JSON.
 func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
-}
-
-// WriteDocument prints a command's single result document in a machine
-// format: indented JSON, one compact JSONL line or YAML. It reports false
-// for the formats the caller renders itself (table, wide, CSV).
-func WriteDocument(w io.Writer, f Format, v any) (bool, error) {
-	switch f {
-	case JSON:
-		return true, WriteJSON(w, v)
-	case JSONL:
-		return true, WriteJSONL(w, []any{v})
-	case YAML:
-		return true, WriteYAML(w, v)
-	}
-	return false, nil
 }
 
 // WriteJSONL prints one compact JSON document per item.

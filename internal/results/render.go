@@ -20,78 +20,104 @@ var statusColor = map[string]string{StatusOK: "32", StatusFailed: "31", StatusRe
 
 // Render prints v in the chosen format.
 func Render(s *output.Streams, v *View, o RenderOptions) error {
-	w := s.Out
-	switch o.Format {
-	case output.JSON:
-		return output.WriteJSON(w, v)
-	case output.YAML:
-		return output.WriteYAML(w, v)
-	case output.JSONL:
-		return output.WriteJSONL(w, v.Results)
-	case output.CSV:
-		return output.WriteCSV(w, csvHeader, csvRows(v))
+	// Off a terminal a plain table caps the output line so the table keeps
+	// one shape; on one the printer fits it to the width; -o wide shows it
+	// whole.
+	lineLimit := 0
+	if s.Width == 0 && o.Format != output.Wide {
+		lineLimit = 60
 	}
-	writeSummary(w, &v.Summary)
-	fmt.Fprintln(w)
-	if len(v.Results) == 0 {
-		fmt.Fprintln(w, "No PC has reported yet.")
-		return nil
-	}
-	header := []string{"PC", "STATUS", "EXIT", "DURATION", "FINISHED", "RESULT ID", "OUTPUT"}
-	if o.Format == output.Wide {
-		header = []string{"PC", "STATUS", "EXIT", "DURATION", "STARTED", "FINISHED", "RECORDED", "RESULT ID", "REQUEST ID", "MANIFEST", "OUTPUT"}
-	}
-	// Off a terminal the output line is capped so the table keeps one
-	// shape; on one the table is fitted to its width below.
-	lineLimit := 60
-	if s.Width > 0 {
-		lineLimit = 0
-	}
-	var rows [][]string
-	var shown []Result // the result behind each row (wide lists a PC's duplicates too)
+	rows := make([]showRow, 0, len(v.Results))
+	var wide []showRow
 	for _, r := range v.Results {
-		list := []Result{r}
-		if o.Format == output.Wide {
-			list = r.All
+		pc := r.PCID
+		if len(r.OtherResultIDs) > 0 {
+			pc += " (+" + strconv.Itoa(len(r.OtherResultIDs)) + ")"
 		}
-		for i, x := range list {
-			pc := x.PCID
-			if len(r.OtherResultIDs) > 0 && i == 0 {
-				pc += " (+" + strconv.Itoa(len(r.OtherResultIDs)) + ")"
-			} else if i > 0 {
-				pc = "  ↳ " + x.PCID
-			}
-			status := s.Color(statusColor[x.Status], x.Status)
-			if o.Format == output.Wide {
-				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), x.StartedAt.Format(time.RFC3339),
-					timeText(x.FinishedAt), x.RecordedAt.Format(time.RFC3339), x.ResultID, x.RequestID, deref(x.ManifestID), firstLine(x, 0)})
+		rows = append(rows, showRow{r, pc})
+		// -o wide lists a PC's duplicate rows under it.
+		for i, x := range r.All {
+			if i == 0 {
+				wide = append(wide, showRow{x, pc})
 			} else {
-				rows = append(rows, []string{pc, status, exitText(x.ExitCode), durText(x.DurationMs), timeText(x.FinishedAt), x.ResultID, firstLine(x, lineLimit)})
+				wide = append(wide, showRow{x, "  ↳ " + x.PCID})
 			}
-			shown = append(shown, x)
 		}
 	}
-	if o.Format != output.Wide {
-		// Fit a terminal: the output line gives way; -o wide shows it all.
-		rows = output.FitLastColumn(s.Width, header, rows)
-	}
-	if !o.Stdout && !o.Stderr {
-		return output.WriteTable(w, header, rows)
-	}
-	// With full outputs each row is a block: the row, then its own text.
-	for i, r := range shown {
-		if err := output.WriteTable(w, header, rows[i:i+1]); err != nil {
+	l := output.List[showRow]{
+		Columns:   showColumns(lineLimit),
+		Doc:       v,
+		Items:     rows,
+		WideItems: wide,
+		Header: func(w io.Writer) error {
+			writeSummary(w, &v.Summary)
+			_, err := fmt.Fprintln(w)
 			return err
-		}
-		if o.Stdout {
-			fmt.Fprintf(w, "--- stdout\n%s", ensureNL(r.Stdout))
-		}
-		if o.Stderr {
-			fmt.Fprintf(w, "--- stderr\n%s", ensureNL(r.Stderr))
-		}
-		fmt.Fprintln(w)
+		},
+		Empty: "No PC has reported yet.",
 	}
-	return nil
+	if o.Stdout || o.Stderr {
+		// With full outputs each row is a block: the row, then its own text.
+		l.Detail = func(r showRow) string {
+			var b strings.Builder
+			if o.Stdout {
+				b.WriteString("--- stdout\n" + ensureNL(r.Stdout))
+			}
+			if o.Stderr {
+				b.WriteString("--- stderr\n" + ensureNL(r.Stderr))
+			}
+			return b.String()
+		}
+	}
+	return output.PrintList(s, o.Format, l)
+}
+
+// showRow is one table row of `results show`: a result and its PC cell
+// ("PC (+2)" for a PC with duplicate rows, "  ↳ PC" for a duplicate).
+type showRow struct {
+	Result
+	pc string
+}
+
+// showColumns describes `results show`'s records; lineLimit caps the
+// output line in runes (0: whole).
+func showColumns(lineLimit int) []output.Column[showRow] {
+	type c = output.Column[showRow]
+	nano := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	return []c{
+		{Name: "pc_id", Title: "PC", Cell: func(r showRow) string { return r.pc }, CSV: func(r showRow) string { return r.PCID }},
+		{Name: "status", Title: "STATUS", Cell: func(r showRow) string { return r.Status }, CSV: func(r showRow) string { return r.Status },
+			Color: func(r showRow) string { return statusColor[r.Status] }},
+		{Name: "exit_code", Title: "EXIT", Cell: func(r showRow) string { return exitText(r.ExitCode) }, CSV: func(r showRow) string {
+			if r.ExitCode == nil {
+				return ""
+			}
+			return strconv.Itoa(int(*r.ExitCode))
+		}},
+		{Name: "duration_ms", Title: "DURATION", Cell: func(r showRow) string { return durText(r.DurationMs) }, CSV: func(r showRow) string {
+			if r.DurationMs == nil {
+				return ""
+			}
+			return strconv.FormatInt(*r.DurationMs, 10)
+		}},
+		{Name: "started_at", Title: "STARTED", Wide: true, Cell: func(r showRow) string { return r.StartedAt.Format(time.RFC3339) },
+			CSV: func(r showRow) string { return nano(r.StartedAt) }},
+		{Name: "finished_at", Title: "FINISHED", Cell: func(r showRow) string { return timeText(r.FinishedAt) }, CSV: func(r showRow) string {
+			if r.FinishedAt == nil {
+				return ""
+			}
+			return nano(*r.FinishedAt)
+		}},
+		{Name: "recorded_at", Title: "RECORDED", Wide: true, Cell: func(r showRow) string { return r.RecordedAt.Format(time.RFC3339) }},
+		{Name: "result_id", Title: "RESULT ID", Cell: func(r showRow) string { return r.ResultID }, CSV: func(r showRow) string { return r.ResultID }},
+		{Name: "request_id", Title: "REQUEST ID", Wide: true, Cell: func(r showRow) string { return r.RequestID }, CSV: func(r showRow) string { return r.RequestID }},
+		{Name: "exec_id", CSV: func(r showRow) string { return deref(r.ExecID) }},
+		{Name: "manifest_id", Title: "MANIFEST", Wide: true, Cell: func(r showRow) string { return deref(r.ManifestID) },
+			CSV: func(r showRow) string { return deref(r.ManifestID) }},
+		{Name: "output", Title: "OUTPUT", Fit: true, Cell: func(r showRow) string { return firstLine(r.Result, lineLimit) }},
+		{Name: "stdout", CSV: func(r showRow) string { return r.Stdout }},
+		{Name: "stderr", CSV: func(r showRow) string { return r.Stderr }},
+	}
 }
 
 func writeSummary(w io.Writer, s *Summary) {
@@ -130,29 +156,6 @@ func writeSummary(w io.Writer, s *Summary) {
 		fmt.Fprintf(w, "  (%d PCs with more than one row: legacy duplicates, see `kanade results backfill`)", s.DuplicatePCs)
 	}
 	fmt.Fprintln(w)
-}
-
-var csvHeader = []string{"pc_id", "status", "exit_code", "duration_ms", "started_at", "finished_at", "result_id", "request_id", "exec_id", "manifest_id", "stdout", "stderr"}
-
-func csvRows(v *View) [][]string {
-	var rows [][]string
-	for _, r := range v.Results {
-		dur := ""
-		if r.DurationMs != nil {
-			dur = strconv.FormatInt(*r.DurationMs, 10)
-		}
-		fin := ""
-		if r.FinishedAt != nil {
-			fin = r.FinishedAt.Format(time.RFC3339Nano)
-		}
-		code := "" // CSV writes every missing value as an empty cell
-		if r.ExitCode != nil {
-			code = strconv.FormatInt(int64(*r.ExitCode), 10)
-		}
-		rows = append(rows, []string{r.PCID, r.Status, code, dur, r.StartedAt.Format(time.RFC3339Nano), fin, r.ResultID, r.RequestID,
-			deref(r.ExecID), deref(r.ManifestID), r.Stdout, r.Stderr})
-	}
-	return rows
 }
 
 func deref(p *string) string {
@@ -216,79 +219,87 @@ func ensureNL(s string) string {
 	return s + "\n"
 }
 
-var listCSVHeader = []string{"kind", "exec_id", "request_id", "manifest_id", "version", "initiated_by", "initiated_at", "status", "started_at",
-	"last_recorded_at", "target", "reported", "succeeded", "failed", "skipped", "in_flight", "reaped", "missing"}
-
 // RenderList prints a page of `results list`.
 func RenderList(s *output.Streams, p *Page, f output.Format) error {
-	w := s.Out
-	switch f {
-	case output.JSON:
-		return output.WriteJSON(w, p)
-	case output.YAML:
-		return output.WriteYAML(w, p)
-	case output.JSONL:
-		return output.WriteJSONL(w, p.Items)
-	}
-	opt := func(v *int64) string {
+	return output.PrintList(s, f, output.List[Item]{
+		Columns: listColumns(),
+		Doc:     p,
+		Items:   p.Items,
+		Empty:   "No executions or requests match.",
+		Footer: func(io.Writer) error {
+			if p.NextAfter == "" {
+				return nil
+			}
+			next := p.NextCommand
+			if next == "" {
+				next = "kanade results list --after " + p.NextAfter
+			}
+			_, err := fmt.Fprintf(s.Err, "More: %s\n", next)
+			return err
+		},
+	})
+}
+
+func listColumns() []output.Column[Item] {
+	type c = output.Column[Item]
+	// In a table a missing number is "-"; in CSV, an empty cell.
+	dash := func(v *int64) string {
 		if v == nil {
 			return "-"
 		}
 		return strconv.FormatInt(*v, 10)
 	}
-	var rows [][]string
-	for _, it := range p.Items {
-		id := it.RequestID
-		if it.ExecID != nil {
-			id = *it.ExecID
+	cell := func(v *int64) string {
+		if v == nil {
+			return ""
 		}
-		n := strconv.FormatInt
-		if f == output.CSV {
-			// One empty form in CSV: a missing value is an empty cell.
-			cell := func(v *int64) string {
-				if v == nil {
-					return ""
-				}
-				return strconv.FormatInt(*v, 10)
+		return strconv.FormatInt(*v, 10)
+	}
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	nano := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	str := func(get func(Item) *string) func(Item) string {
+		return func(it Item) string { return deref(get(it)) }
+	}
+	count := func(name, title string, get func(Item) int64) c {
+		return c{Name: name, Title: title, Cell: func(it Item) string { return n(get(it)) }, CSV: func(it Item) string { return n(get(it)) }}
+	}
+	return []c{
+		{Title: "ID", Cell: func(it Item) string {
+			if it.ExecID != nil {
+				return *it.ExecID
 			}
-			at := ""
-			if it.InitiatedAt != nil {
-				at = it.InitiatedAt.Format(time.RFC3339Nano)
+			return it.RequestID
+		}},
+		{Name: "kind", Title: "KIND", Cell: func(it Item) string { return it.Kind }, CSV: func(it Item) string { return it.Kind }},
+		{Name: "exec_id", CSV: str(func(it Item) *string { return it.ExecID })},
+		{Name: "request_id", CSV: func(it Item) string { return it.RequestID }},
+		{Name: "manifest_id", Title: "MANIFEST", Cell: str(func(it Item) *string { return it.ManifestID }),
+			CSV: str(func(it Item) *string { return it.ManifestID })},
+		{Name: "version", CSV: str(func(it Item) *string { return it.Version })},
+		{Name: "initiated_by", CSV: str(func(it Item) *string { return it.InitiatedBy })},
+		{Name: "initiated_at", CSV: func(it Item) string {
+			if it.InitiatedAt == nil {
+				return ""
 			}
-			rows = append(rows, []string{it.Kind, deref(it.ExecID), it.RequestID, deref(it.ManifestID), deref(it.Version), deref(it.InitiatedBy), at,
-				it.Status, it.StartedAt.Format(time.RFC3339Nano), it.LastAt.Format(time.RFC3339Nano), cell(it.Target), n(it.Reported, 10),
-				n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10), n(it.InFlight, 10), n(it.Reaped, 10), cell(it.Missing)})
-			continue
-		}
-		row := []string{id, it.Kind, deref(it.ManifestID), s.Color(listStatusColor[it.Status], it.Status), it.StartedAt.Format(time.RFC3339),
-			opt(it.Target), n(it.Reported, 10), n(it.Succeeded, 10), n(it.Failed, 10), n(it.Skipped, 10), n(it.InFlight, 10), n(it.Reaped, 10), opt(it.Missing)}
-		if f == output.Wide {
-			row = append(row, it.RequestID, it.LastAt.Format(time.RFC3339), deref(it.InitiatedBy))
-		}
-		rows = append(rows, row)
+			return nano(*it.InitiatedAt)
+		}},
+		{Name: "status", Title: "STATUS", Cell: func(it Item) string { return it.Status }, CSV: func(it Item) string { return it.Status },
+			Color: func(it Item) string { return listStatusColor[it.Status] }},
+		{Name: "started_at", Title: "STARTED", Cell: func(it Item) string { return it.StartedAt.Format(time.RFC3339) },
+			CSV: func(it Item) string { return nano(it.StartedAt) }},
+		{Name: "last_recorded_at", CSV: func(it Item) string { return nano(it.LastAt) }},
+		{Name: "target", Title: "TARGET", Cell: func(it Item) string { return dash(it.Target) }, CSV: func(it Item) string { return cell(it.Target) }},
+		count("reported", "REPORTED", func(it Item) int64 { return it.Reported }),
+		count("succeeded", "OK", func(it Item) int64 { return it.Succeeded }),
+		count("failed", "FAILED", func(it Item) int64 { return it.Failed }),
+		count("skipped", "SKIPPED", func(it Item) int64 { return it.Skipped }),
+		count("in_flight", "RUNNING", func(it Item) int64 { return it.InFlight }),
+		count("reaped", "REAPED", func(it Item) int64 { return it.Reaped }),
+		{Name: "missing", Title: "MISSING", Cell: func(it Item) string { return dash(it.Missing) }, CSV: func(it Item) string { return cell(it.Missing) }},
+		{Title: "REQUEST ID", Wide: true, Cell: func(it Item) string { return it.RequestID }},
+		{Title: "LAST RESULT", Wide: true, Cell: func(it Item) string { return it.LastAt.Format(time.RFC3339) }},
+		{Title: "BY", Wide: true, Cell: str(func(it Item) *string { return it.InitiatedBy })},
 	}
-	if f == output.CSV {
-		return output.WriteCSV(w, listCSVHeader, rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "No executions or requests match.")
-		return nil
-	}
-	header := []string{"ID", "KIND", "MANIFEST", "STATUS", "STARTED", "TARGET", "REPORTED", "OK", "FAILED", "SKIPPED", "RUNNING", "REAPED", "MISSING"}
-	if f == output.Wide {
-		header = append(header, "REQUEST ID", "LAST RESULT", "BY")
-	}
-	if err := output.WriteTable(w, header, rows); err != nil {
-		return err
-	}
-	if p.NextAfter != "" {
-		next := p.NextCommand
-		if next == "" {
-			next = "kanade results list --after " + p.NextAfter
-		}
-		fmt.Fprintf(s.Err, "More: %s\n", next)
-	}
-	return nil
 }
 
 var listStatusColor = map[string]string{"completed": "32", "running": "33", "pending": "36", "expired": "35"}

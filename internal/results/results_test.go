@@ -106,6 +106,12 @@ func TestShowGolden(t *testing.T) {
 			{"show_exec_tty.txt", results.ShowOptions{ExecID: "exec-1", Sort: "status"}, results.RenderOptions{Format: output.Table}, true},
 			{"show_exec.json", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.JSON}, false},
 			{"show_exec.yaml", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.YAML}, false},
+			{"show_exec.jsonl", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.JSONL}, false},
+			{"show_exec.csv", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.CSV}, false},
+			{"show_exec_wide.txt", results.ShowOptions{ExecID: "exec-1", Sort: "pc"}, results.RenderOptions{Format: output.Wide}, true},
+			{"show_broadcast_table.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.Table}, false},
+			{"show_broadcast.json", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.JSON}, false},
+			{"show_broadcast.yaml", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.YAML}, false},
 			{"show_broadcast_wide.txt", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.Wide}, false},
 			{"show_broadcast.jsonl", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.JSONL}, false},
 			{"show_broadcast.csv", results.ShowOptions{RequestID: "req-b", Sort: "pc"}, results.RenderOptions{Format: output.CSV}, false},
@@ -163,8 +169,11 @@ func TestListGoldenAndPaging(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "list.json", render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, output.JSON) }))
-		golden(t, "list_table.txt", render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, output.Table) }))
+		for name, f := range map[string]output.Format{"list.json": output.JSON, "list_table.txt": output.Table, "list_wide.txt": output.Wide,
+			"list.jsonl": output.JSONL, "list.csv": output.CSV, "list.yaml": output.YAML} {
+			golden(t, name, render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, f) }))
+		}
+		golden(t, "list_tty.txt", render(t, true, func(s *output.Streams) error { return results.RenderList(s, page, output.Table) }))
 		first, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 1}})
 		if err != nil || len(first.Items) != 1 || first.NextAfter == "" {
 			t.Fatalf("first page: %+v %v", first, err)
