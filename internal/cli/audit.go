@@ -12,7 +12,6 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/audit"
 	"github.com/kanadehq/kanade-cli/internal/output"
-	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
 type auditFlags struct {
@@ -22,7 +21,15 @@ type auditFlags struct {
 	stale, ttl time.Duration
 }
 
-func newAuditCmd(g *Globals) *cobra.Command {
+// AuditOptions is what `results audit` runs with.
+type AuditOptions struct {
+	Env
+	Audit audit.Options
+	// FixCounters recomputes executions' counters before the audit.
+	FixCounters bool
+}
+
+func newAuditCmd(g *Globals, runF func(context.Context, *AuditOptions) error) *cobra.Command {
 	var f auditFlags
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -54,16 +61,7 @@ Kinds: ` + strings.Join(audit.Kinds, ", "),
 				return usageErrorf(cmd, "--stale-after and --in-flight-ttl must be positive durations (e.g. 1h, 24h)")
 			}
 			f.opts.StaleAfter, f.opts.InFlightTTL = f.stale, f.ttl
-			open := g.openReader
-			if f.fix != "" {
-				open = func(ctx context.Context) (store.Store, error) { return g.openStore(ctx, false) }
-			}
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return runAudit(cmd.Context(), g.streams, st, f, g.format())
+			return pick(runF, runAudit)(cmd.Context(), &AuditOptions{Env: g.env(), Audit: f.opts, FixCounters: f.fix == "counters"})
 		},
 	}
 	fl := cmd.Flags()
@@ -76,8 +74,19 @@ Kinds: ` + strings.Join(audit.Kinds, ", "),
 	return cmd
 }
 
-func runAudit(ctx context.Context, s *output.Streams, st store.Store, f auditFlags, format output.Format) error {
-	if f.fix == "counters" {
+func runAudit(ctx context.Context, opts *AuditOptions) error {
+	// Only a repair writes; an audit alone opens the database read-only.
+	mode := readOnly
+	if opts.FixCounters {
+		mode = existing
+	}
+	st, err := opts.Deps.open(ctx, mode)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s, format := opts.IO, opts.Format
+	if opts.FixCounters {
 		changes, err := audit.FixCounters(ctx, st)
 		if err != nil {
 			return err
@@ -99,7 +108,7 @@ func runAudit(ctx context.Context, s *output.Streams, st store.Store, f auditFla
 			fmt.Fprintln(s.Out)
 		}
 	}
-	r, err := audit.Run(ctx, st, f.opts)
+	r, err := audit.Run(ctx, st, opts.Audit)
 	if err != nil {
 		return err
 	}

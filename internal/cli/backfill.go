@@ -13,7 +13,6 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/backfill"
 	"github.com/kanadehq/kanade-cli/internal/output"
-	"github.com/kanadehq/kanade-cli/internal/store"
 )
 
 type backfillFlags struct {
@@ -22,7 +21,16 @@ type backfillFlags struct {
 	progress     string
 }
 
-func newBackfillCmd(g *Globals) *cobra.Command {
+// BackfillOptions is what `results backfill` runs with.
+type BackfillOptions struct {
+	Env
+	Backfill backfill.Options
+	// Yes skips the confirmation; ShowSQL prints a batch's statements.
+	Yes, ShowSQL bool
+	Progress     string
+}
+
+func newBackfillCmd(g *Globals, runF func(context.Context, *BackfillOptions) error) *cobra.Command {
 	var f backfillFlags
 	cmd := &cobra.Command{
 		Use:   "backfill",
@@ -53,12 +61,8 @@ stopped.`,
 			if !f.opts.DryRun && !f.yes && !g.streams.InTTY {
 				return usageErrorf(cmd, "backfill rewrites rows: pass --yes to run it without a terminal (or --dry-run to see what it would do)")
 			}
-			st, err := g.openStore(cmd.Context(), !f.opts.DryRun)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return runBackfill(cmd.Context(), g.streams, st, f, g.format())
+			opts := &BackfillOptions{Env: g.env(), Backfill: f.opts, Yes: f.yes, ShowSQL: f.showSQL, Progress: f.progress}
+			return pick(runF, runBackfill)(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -71,17 +75,23 @@ stopped.`,
 	return cmd
 }
 
-func runBackfill(ctx context.Context, s *output.Streams, st store.Store, f backfillFlags, format output.Format) error {
-	if f.showSQL {
+func runBackfill(ctx context.Context, opts *BackfillOptions) error {
+	st, err := opts.Deps.open(ctx, writeMode(opts.Backfill.DryRun))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s, format, f := opts.IO, opts.Format, opts.Backfill
+	if opts.ShowSQL {
 		fmt.Fprintln(s.Err, "-- statements of one backfill batch:")
 		for _, q := range st.BackfillStatements() {
 			fmt.Fprintf(s.Err, "%s;\n", q)
 		}
 	}
-	if st.Upstream() && !f.opts.DryRun {
+	if st.Upstream() && !f.DryRun {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend and copy the file aside before backfilling it.")
 	}
-	if !f.opts.DryRun && !f.yes {
+	if !f.DryRun && !opts.Yes {
 		fmt.Fprintf(s.Err, "Rewrite legacy rows in %s? Removed duplicates are archived in kanade_backfill_conflicts. [y/N] ", st.Location())
 		answer, _ := bufio.NewReader(s.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
@@ -89,17 +99,17 @@ func runBackfill(ctx context.Context, s *output.Streams, st store.Store, f backf
 		}
 	}
 	switch {
-	case f.progress == "json":
-		f.opts.Progress = func(p backfill.Progress) {
+	case opts.Progress == "json":
+		f.Progress = func(p backfill.Progress) {
 			fmt.Fprintf(s.Err, `{"scanned":%d,"rewritten":%d,"elapsed_seconds":%.1f}`+"\n", p.Scanned, p.Rewritten, p.Elapsed.Seconds())
 		}
-	case f.progress == "auto" && s.ErrTTY:
-		f.opts.Progress = func(p backfill.Progress) {
+	case opts.Progress == "auto" && s.ErrTTY:
+		f.Progress = func(p backfill.Progress) {
 			fmt.Fprintf(s.Err, "\rscanned %d  rewritten %d  %.0f rows/s ", p.Scanned, p.Rewritten, float64(p.Scanned)/max(p.Elapsed.Seconds(), 1e-9))
 		}
 	}
-	sum, err := backfill.Run(ctx, st, f.opts)
-	if f.opts.Progress != nil && f.progress == "auto" {
+	sum, err := backfill.Run(ctx, st, f)
+	if f.Progress != nil && opts.Progress == "auto" {
 		fmt.Fprintln(s.Err)
 	}
 	if sum != nil && (err == nil || ctx.Err() != nil) {

@@ -10,37 +10,28 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 )
 
-func newDBCmd(g *Globals) *cobra.Command {
+// DBOptions is what `db migrate` and `db status` run with.
+type DBOptions struct {
+	Env
+}
+
+func newDBCmd(g *Globals, r runners) *cobra.Command {
 	cmd := &cobra.Command{Use: "db", Short: "Create and inspect the database"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the tables (never alters an upstream backend.db's own tables)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.makeDefaultDir(); err != nil {
-				return err
-			}
-			st, err := dial.Open(cmd.Context(), g.DB)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return runMigrate(cmd.Context(), g.streams, st, g.format())
+			return pick(r.migrate, runMigrate)(cmd.Context(), &DBOptions{Env: g.env()})
 		},
 	}, &cobra.Command{
 		Use:   "status",
 		Short: "Show the schema version, tables, row counts and whether the database is upstream's",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := dial.OpenReadOnly(cmd.Context(), g.DB)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return runStatus(cmd.Context(), g.streams, st, g.format())
+			return pick(r.status, runStatus)(cmd.Context(), &DBOptions{Env: g.env()})
 		},
 	})
 	return cmd
@@ -53,7 +44,14 @@ type MigrateReport struct {
 	SchemaVersion int      `json:"schema_version"`
 }
 
-func runMigrate(ctx context.Context, s *output.Streams, st store.Store, f output.Format) error {
+func runMigrate(ctx context.Context, opts *DBOptions) error {
+	// Opened without migrating: migrating is this command's work, and its
+	// report lists what it applied.
+	st, err := opts.Deps.open(ctx, bare)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	applied, err := st.Migrate(ctx)
 	if err != nil {
 		return err
@@ -62,7 +60,7 @@ func runMigrate(ctx context.Context, s *output.Streams, st store.Store, f output
 	if err != nil {
 		return err
 	}
-	return printMigrate(s, f, MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion})
+	return printMigrate(opts.IO, opts.Format, MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion})
 }
 
 func printMigrate(s *output.Streams, f output.Format, rep MigrateReport) error {
@@ -75,12 +73,17 @@ func printMigrate(s *output.Streams, f output.Format, rep MigrateReport) error {
 	})
 }
 
-func runStatus(ctx context.Context, s *output.Streams, st store.Store, f output.Format) error {
+func runStatus(ctx context.Context, opts *DBOptions) error {
+	st, err := opts.Deps.open(ctx, inspect)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	status, err := st.Status(ctx)
 	if err != nil {
 		return err
 	}
-	return printStatus(s, f, status)
+	return printStatus(opts.IO, opts.Format, status)
 }
 
 func printStatus(s *output.Streams, f output.Format, status *store.Status) error {

@@ -22,13 +22,19 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
-type demoFlags struct {
-	keep bool
-	pcs  int
+// DemoOptions is what `demo` runs with.
+type DemoOptions struct {
+	Env
+	// Keep leaves the server and database up until interrupted.
+	Keep bool
+	PCs  int
+	// DB is a --db given on the command line ("" for a temporary file);
+	// the demo refuses it unless it is empty.
+	DB string
 }
 
-func newDemoCmd(g *Globals) *cobra.Command {
-	var f demoFlags
+func newDemoCmd(g *Globals, runF func(context.Context, *DemoOptions) error) *cobra.Command {
+	f := DemoOptions{}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole pipeline on a simulated fleet, with nothing installed",
@@ -43,19 +49,24 @@ writes only to its own database, or to a --db given on its command line, which
 it refuses unless that database is empty.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.pcs < 1 || f.pcs > 20000 {
-				return usageErrorf(cmd, "--pcs %d: give 1 to 20000", f.pcs)
+			if f.PCs < 1 || f.PCs > 20000 {
+				return usageErrorf(cmd, "--pcs %d: give 1 to 20000", f.PCs)
 			}
-			return runDemo(cmd.Context(), g, f)
+			opts := f
+			opts.Env = g.env()
+			if g.dbFlag {
+				opts.DB = g.DB
+			}
+			return pick(runF, runDemo)(cmd.Context(), &opts)
 		},
 	}
-	cmd.Flags().BoolVar(&f.keep, "keep", false, "keep the server and database running until Ctrl-C, and print how to use them")
-	cmd.Flags().IntVar(&f.pcs, "pcs", 200, "fleet size")
+	cmd.Flags().BoolVar(&f.Keep, "keep", false, "keep the server and database running until Ctrl-C, and print how to use them")
+	cmd.Flags().IntVar(&f.PCs, "pcs", 200, "fleet size")
 	return cmd
 }
 
-func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
-	s := g.streams
+func runDemo(ctx context.Context, f *DemoOptions) error {
+	s := f.IO
 	dir, err := os.MkdirTemp("", "kanade-demo-")
 	if err != nil {
 		return err
@@ -76,21 +87,21 @@ func runDemo(ctx context.Context, g *Globals, f demoFlags) error {
 		return err
 	}
 	cfg := sim.Defaults()
-	cfg.PCs = f.pcs
+	cfg.PCs = f.PCs
 	fleet := sim.Generate(cfg)
 	if err := fleet.Publish(ctx, js); err != nil {
 		return fmt.Errorf("publish the simulated fleet: %w", err)
 	}
 	dbPath := filepath.Join(dir, "kanade.db")
-	if g.dbFlag {
-		dbPath = g.DB
+	if f.DB != "" {
+		dbPath = f.DB
 	}
 	st, err := dial.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if g.dbFlag {
+	if f.DB != "" {
 		if err := refuseNonEmpty(ctx, st); err != nil {
 			return err
 		}
@@ -147,7 +158,7 @@ results got their stable UUIDv5 id, the overflowed stdout was read back from the
 object store, and the one payload no agent could have written was quarantined
 instead of lost.
 `)
-	if !f.keep {
+	if !f.Keep {
 		fmt.Fprintln(s.Out, "\nRun `kanade demo --keep` to keep the server and database and try the commands yourself.")
 		return nil
 	}

@@ -22,24 +22,12 @@ func execute(t *testing.T, ctx context.Context, args ...string) (int, string) {
 	return code, errb.String()
 }
 
-// isolate keeps a test from the machine's settings: no config file, no
-// KANADE_* or NATS_* variables, a database under the test's own directory.
-func isolate(t *testing.T) string {
-	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
-	for _, v := range []string{"KANADE_DB", "KANADE_NATS_URL", "NATS_URL", "KANADE_OUTPUT", "KANADE_CONFIG", "KANADE_NATS_CONTEXT", "NATS_CONTEXT"} {
-		t.Setenv(v, "")
-	}
-	return dir
-}
-
 // Usage errors in global flags and addresses exit 2 with one line that
 // names the problem, before any service is dialled; nothing here needs
 // PostgreSQL or NATS. Each command's own flag checks are in
 // TestEveryUsageBranch.
 func TestUsageErrorsExit2(t *testing.T) {
-	isolate(t)
+	cli.Isolate(t)
 	for _, c := range []struct {
 		args []string
 		says string
@@ -63,7 +51,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 
 // An interrupted command exits 130 whatever it was doing.
 func TestInterruptExits130(t *testing.T) {
-	dir := isolate(t)
+	dir := cli.Isolate(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	code, stderr := execute(t, ctx, "--db", filepath.Join(dir, "k.db"), "--nats-url", "nats://127.0.0.1:1", "stream", "replay", "--plan")
@@ -84,7 +72,7 @@ var hostileValues = []string{
 // number ends in a clear answer: a result, "not found", or one usage line.
 // Never a panic, a stack trace or an SQL error, and the tables survive.
 func TestHostileFlagValues(t *testing.T) {
-	dir := isolate(t)
+	dir := cli.Isolate(t)
 	db := filepath.Join(dir, "k.db")
 	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
 		t.Fatalf("migrate: %s", stderr)
@@ -156,7 +144,7 @@ func TestShowEmptyRequestID(t *testing.T) {
 
 // seededDB is a migrated SQLite file in an isolated environment holding rows.
 func seededDB(t *testing.T, rows ...store.ResultRow) string {
-	db := filepath.Join(isolate(t), "k.db")
+	db := filepath.Join(cli.Isolate(t), "k.db")
 	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
 		t.Fatal(stderr)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -226,9 +227,38 @@ func (g *Globals) format() output.Format {
 	return output.Format(g.Output)
 }
 
-// openStore opens --db; migrate creates the tables when the database is
-// new, as "created on first use" promises.
-func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, error) {
+// openMode says how a command opens --db.
+type openMode int
+
+const (
+	// readOnly creates nothing, and nothing can be written through it;
+	// the tables must exist.
+	readOnly openMode = iota
+	// inspect is readOnly on a database that may have no tables yet (db
+	// status says so).
+	inspect
+	// existing writes to tables that must already exist (a dry run).
+	existing
+	// created creates or upgrades the tables first, as "created on first
+	// use" promises.
+	created
+	// bare opens the database as it is (db migrate migrates it itself).
+	bare
+)
+
+// open opens --db in mode m.
+func (g *Globals) open(ctx context.Context, m openMode) (store.Store, error) {
+	if m == readOnly || m == inspect {
+		st, err := dial.OpenReadOnly(ctx, g.DB)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Ready(ctx); m == readOnly && err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
+	}
 	if err := g.makeDefaultDir(); err != nil {
 		return nil, err
 	}
@@ -236,16 +266,27 @@ func (g *Globals) openStore(ctx context.Context, migrate bool) (store.Store, err
 	if err != nil {
 		return nil, err
 	}
-	if migrate {
+	switch m {
+	case created:
 		if _, err := st.Migrate(ctx); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("prepare database %s: %w", st.Location(), err)
 		}
-	} else if err := st.Ready(ctx); err != nil {
-		st.Close()
-		return nil, err
+	case existing:
+		if err := st.Ready(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
+}
+
+// writeMode is the mode of a command that writes unless it is a dry run.
+func writeMode(dryRun bool) openMode {
+	if dryRun {
+		return existing
+	}
+	return created
 }
 
 // makeDefaultDir creates the embedded default database's directory, for a
@@ -260,22 +301,55 @@ func (g *Globals) makeDefaultDir() error {
 	return nil
 }
 
-// openReader opens --db for a command that only reads: nothing is created
-// or migrated, and the connection cannot write.
-func (g *Globals) openReader(ctx context.Context) (store.Store, error) {
-	st, err := dial.OpenReadOnly(ctx, g.DB)
-	if err != nil {
-		return nil, err
+// deps opens what a command works on, when the command needs it: parsing
+// flags opens nothing, so a test of a command's flags needs no services.
+// *Globals is the real one.
+type deps interface {
+	// open opens --db.
+	open(ctx context.Context, m openMode) (store.Store, error)
+	// jetStream connects to NATS; close ends the connection.
+	jetStream() (js jetstream.JetStream, close func(), err error)
+}
+
+// Env is what every command's options carry: its IO streams, the -o
+// format and its dependencies.
+type Env struct {
+	IO     *output.Streams
+	Format output.Format
+	Deps   deps
+}
+
+func (g *Globals) env() Env { return Env{IO: g.streams, Format: g.format(), Deps: g} }
+
+// runners replace commands' run functions (gh's runF): a test builds the
+// tree with one, runs a command line, and checks the options the flags
+// parsed into, with no database or NATS. Nil runs the command.
+type runners struct {
+	replay   func(context.Context, *ReplayOptions) error
+	verify   func(context.Context, *VerifyOptions) error
+	show     func(context.Context, *ShowOptions) error
+	list     func(context.Context, *ListOptions) error
+	backfill func(context.Context, *BackfillOptions) error
+	audit    func(context.Context, *AuditOptions) error
+	migrate  func(context.Context, *DBOptions) error
+	status   func(context.Context, *DBOptions) error
+	demo     func(context.Context, *DemoOptions) error
+}
+
+// pick is runF when a test gave one, else the command's own run.
+func pick[O any](runF, run func(context.Context, *O) error) func(context.Context, *O) error {
+	if runF != nil {
+		return runF
 	}
-	if err := st.Ready(ctx); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return st, nil
+	return run
 }
 
 // NewRoot builds the command tree writing to s.
 func NewRoot(s *output.Streams, build BuildInfo) *cobra.Command {
+	return newRoot(s, build, runners{})
+}
+
+func newRoot(s *output.Streams, build BuildInfo, r runners) *cobra.Command {
 	g := &Globals{streams: s, build: build}
 	root := &cobra.Command{
 		Use:   "kanade",
@@ -314,7 +388,7 @@ stable result_id, and replay JetStream streams to rebuild the tables.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, usage: cmd.UseLine()}
 	})
-	root.AddCommand(newDBCmd(g), newStreamCmd(g), newResultsCmd(g), newVersionCmd(g), newDemoCmd(g))
+	root.AddCommand(newDBCmd(g, r), newStreamCmd(g, r), newResultsCmd(g, r), newVersionCmd(g), newDemoCmd(g, r.demo))
 	root.AddCommand(newDocsCmd(root))
 	root.AddCommand(helpTopic("environment", "Environment variables and the config file", environmentHelp),
 		helpTopic("exit-codes", "What kanade's exit codes mean", exitCodesHelp))
@@ -324,7 +398,11 @@ stable result_id, and replay JetStream streams to rebuild the tables.`,
 // Execute runs the command line and returns the process exit code,
 // printing any error as one clear line.
 func Execute(ctx context.Context, s *output.Streams, build BuildInfo, args []string) int {
-	root := NewRoot(s, build)
+	return execute(ctx, s, build, args, runners{})
+}
+
+func execute(ctx context.Context, s *output.Streams, build BuildInfo, args []string, r runners) int {
+	root := newRoot(s, build, r)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -1,17 +1,14 @@
-package cli_test
+package cli
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kanadehq/kanade-cli/internal/cli"
 )
 
-// Every usage-error branch of every command, each reached by one case. The
-// database and NATS addresses point nowhere: a case that got past its flag
-// check would fail with a connection error and exit 1, not 2.
+// Every usage-error branch of every command, each reached by one case, and
+// none reaches the command's run function (every runner fails the test):
+// flag checks need no database or NATS. The addresses point nowhere too.
 func TestEveryUsageBranch(t *testing.T) {
 	dir := isolate(t)
 	base := []string{"--db", filepath.Join(dir, "absent", "k.db"), "--nats-url", "nats://127.0.0.1:1"}
@@ -85,9 +82,9 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"-o", "toml", "version"}, `-o "toml" is not a known format`},
 	} {
 		args := append(append([]string{}, base...), c.args...)
-		code, stderr := execute(t, context.Background(), args...)
-		if code != cli.ExitUsage {
-			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, cli.ExitUsage, stderr)
+		code, stderr := runLine(t, failing(t), args...)
+		if code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, ExitUsage, stderr)
 			continue
 		}
 		if !strings.Contains(stderr, c.says) {

@@ -13,7 +13,16 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
-func newVerifyCmd(g *Globals) *cobra.Command {
+// VerifyOptions is what `stream verify` runs with.
+type VerifyOptions struct {
+	Env
+	Replay replay.Options
+	// Limit is how many differences are listed per kind.
+	Limit    int
+	Progress string
+}
+
+func newVerifyCmd(g *Globals, runF func(context.Context, *VerifyOptions) error) *cobra.Command {
 	var f replayFlags
 	var limit int
 	cmd := &cobra.Command{
@@ -37,8 +46,7 @@ bounded by --batch. Exit 3 on any difference.`,
 			if limit < 1 {
 				return usageErrorf(cmd, "--limit must be 1 or more")
 			}
-			o.Progress = progressPrinter(g.streams, f.progress)
-			return runVerify(cmd.Context(), g, o, limit)
+			return pick(runF, runVerify)(cmd.Context(), &VerifyOptions{Env: g.env(), Replay: o, Limit: limit, Progress: f.progress})
 		},
 	}
 	fl := cmd.Flags()
@@ -50,22 +58,24 @@ bounded by --batch. Exit 3 on any difference.`,
 	return cmd
 }
 
-func runVerify(ctx context.Context, g *Globals, o replay.Options, limit int) error {
-	js, closeNATS, err := connectJS(g)
+func runVerify(ctx context.Context, opts *VerifyOptions) error {
+	o := opts.Replay
+	o.Progress = progressPrinter(opts.IO, opts.Progress)
+	js, closeNATS, err := opts.Deps.jetStream()
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
-	st, err := g.openReader(ctx)
+	st, err := opts.Deps.open(ctx, readOnly)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rep, err := replay.Verify(ctx, st, js, o, limit)
+	rep, err := replay.Verify(ctx, st, js, o, opts.Limit)
 	if err != nil {
 		return err
 	}
-	if err := printVerify(g.streams, g.format(), rep); err != nil {
+	if err := printVerify(opts.IO, opts.Format, rep); err != nil {
 		return err
 	}
 	if rep.Total > 0 {

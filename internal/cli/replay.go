@@ -31,8 +31,23 @@ type replayFlags struct {
 	dryRun, plan, resume, onlyQuarantined    bool
 }
 
-func newStreamCmd(g *Globals) *cobra.Command {
+// ReplayOptions is what `stream replay` runs with.
+type ReplayOptions struct {
+	Env
+	Replay replay.Options
+	// Plan prints the resolved window and stops; Rebuild projects into
+	// shadow tables and swaps them in when Yes.
+	Plan, Rebuild, Yes bool
+	Progress           string // auto, json or none
+}
+
+func newStreamCmd(g *Globals, r runners) *cobra.Command {
 	cmd := &cobra.Command{Use: "stream", Short: "Work with the JetStream streams the results come from"}
+	cmd.AddCommand(newReplayCmd(g, r.replay), newVerifyCmd(g, r.verify))
+	return cmd
+}
+
+func newReplayCmd(g *Globals, runF func(context.Context, *ReplayOptions) error) *cobra.Command {
 	var f replayFlags
 	replayCmd := &cobra.Command{
 		Use:   "replay",
@@ -58,7 +73,8 @@ or migrated from the manifests), check_status, feeds and feed_meta, and
 			if err != nil {
 				return err
 			}
-			return runReplay(cmd.Context(), g, o, f)
+			opts := &ReplayOptions{Env: g.env(), Replay: o, Plan: f.plan, Rebuild: f.rebuild, Yes: f.yes, Progress: f.progress}
+			return pick(runF, runReplay)(cmd.Context(), opts)
 		},
 	}
 	fl := replayCmd.Flags()
@@ -74,8 +90,7 @@ or migrated from the manifests), check_status, feeds and feed_meta, and
 	fl.BoolVar(&f.yes, "yes", false, "with --rebuild: swap the rebuilt tables in (the old ones are kept as kanade_old_<time>_*)")
 	fl.BoolVar(&f.follow, "follow", false, "after catching up, keep projecting new messages until Ctrl-C (durable consumer --consumer, acked after commit)")
 	fl.StringVar(&f.consumer, "consumer", replay.DefaultConsumer, "durable consumer name for --follow (never upstream's backend_results_projector)")
-	cmd.AddCommand(replayCmd, newVerifyCmd(g))
-	return cmd
+	return replayCmd
 }
 
 // parseTime reads RFC 3339 or a duration back from now.
@@ -166,7 +181,7 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	return o, nil
 }
 
-func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
+func (g *Globals) jetStream() (jetstream.JetStream, func(), error) {
 	o := g.NATS
 	o.Notify = g.streams.Err
 	nc, err := natsconn.Connect(o, "kanade")
@@ -183,53 +198,54 @@ func connectJS(g *Globals) (jetstream.JetStream, func(), error) {
 
 // runPlan says what a replay would read. It reads the stream, and the
 // database only for --resume's checkpoint (read-only, creating nothing).
-func runPlan(ctx context.Context, g *Globals, js jetstream.JetStream, o replay.Options) error {
+func runPlan(ctx context.Context, opts *ReplayOptions, js jetstream.JetStream) error {
 	var st store.Store
-	if o.Resume {
+	if opts.Replay.Resume {
 		var err error
-		if st, err = g.openReader(ctx); err != nil {
+		if st, err = opts.Deps.open(ctx, readOnly); err != nil {
 			return err
 		}
 		defer st.Close()
 	}
-	plan, err := replay.Resolve(ctx, js, st, o)
+	plan, err := replay.Resolve(ctx, js, st, opts.Replay)
 	if err != nil {
 		return err
 	}
-	return printPlan(g.streams, plan, g.format())
+	return printPlan(opts.IO, plan, opts.Format)
 }
 
-func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags) error {
-	js, closeNATS, err := connectJS(g)
+func runReplay(ctx context.Context, opts *ReplayOptions) error {
+	o := opts.Replay
+	js, closeNATS, err := opts.Deps.jetStream()
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
-	if f.plan {
-		return runPlan(ctx, g, js, o)
+	if opts.Plan {
+		return runPlan(ctx, opts, js)
 	}
 	// A dry run writes nothing, so it needs the tables to exist; a replay
 	// creates them on first use.
-	st, err := g.openStore(ctx, !o.DryRun)
+	st, err := opts.Deps.open(ctx, writeMode(o.DryRun))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	s := g.streams
-	if f.rebuild {
-		return runRebuild(ctx, g, st, js, o, f)
+	s := opts.IO
+	if opts.Rebuild {
+		return runRebuild(ctx, opts, st, js)
 	}
 	if st.Upstream() && !o.DryRun {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
 	}
-	o.Progress = progressPrinter(s, f.progress)
+	o.Progress = progressPrinter(s, opts.Progress)
 	o.OnRetry = func(seq uint64, attempt int, wait time.Duration, err error) {
 		fmt.Fprintf(s.Err, "%s  batch ending at sequence %d failed (attempt %d): %v; retrying in %s\n",
 			time.Now().UTC().Format(time.RFC3339), seq, attempt, err, wait)
 	}
-	if f.follow {
+	if o.Follow {
 		o.OnFollowBatch = func(st projector.Stats, seq uint64) {
-			if f.progress == "none" {
+			if opts.Progress == "none" {
 				return
 			}
 			fmt.Fprintf(s.Err, "%s  +%d messages (inserted %d, completed %d, quarantined %d), checkpoint %d\n",
@@ -238,7 +254,7 @@ func runReplay(ctx context.Context, g *Globals, o replay.Options, f replayFlags)
 	}
 	sum, err := replay.Run(ctx, st, js, o)
 	if sum != nil && (err == nil || errors.Is(err, replay.ErrTooManyErrors) || ctx.Err() != nil) {
-		if perr := printSummary(s, sum, g.format()); perr != nil {
+		if perr := printSummary(s, sum, opts.Format); perr != nil {
 			return perr
 		}
 	}
@@ -394,17 +410,18 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	return nil
 }
 
-func runRebuild(ctx context.Context, g *Globals, st store.Store, js jetstream.JetStream, o replay.Options, f replayFlags) error {
-	s := g.streams
-	if st.Upstream() && f.yes {
+func runRebuild(ctx context.Context, opts *ReplayOptions, st store.Store, js jetstream.JetStream) error {
+	s := opts.IO
+	if st.Upstream() && opts.Yes {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend before swapping its tables.")
 	}
-	o.Progress = progressPrinter(s, f.progress)
-	rep, err := replay.Rebuild(ctx, st, js, o, f.yes)
+	o := opts.Replay
+	o.Progress = progressPrinter(s, opts.Progress)
+	rep, err := replay.Rebuild(ctx, st, js, o, opts.Yes)
 	if err != nil {
 		return err
 	}
-	return printRebuild(s, g.format(), rep)
+	return printRebuild(s, opts.Format, rep)
 }
 
 // timing describes how long a run took and how fast it went: elapsed and
