@@ -20,7 +20,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/kanadehq/kanade-cli/internal/sim"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
@@ -264,7 +263,7 @@ func scriptParams(t *testing.T, dir, transcripts string) testscript.Params {
 			// mklegacy DSN: turn each request's first row into a row as
 			// upstream's v0.29 migration left it (result_id = request_id).
 			"mklegacy": func(ts *testscript.TestScript, neg bool, args []string) {
-				st, err := dial.Open(context.Background(), args[0])
+				st, err := testutil.Dial(context.Background(), args[0])
 				ts.Check(err)
 				defer st.Close()
 				// Only rows of legacy payloads (stored under their UUIDv5) can
@@ -341,7 +340,7 @@ func scriptParams(t *testing.T, dir, transcripts string) testscript.Params {
 			// executions come from the deploy API, not the stream: seed
 			// them into both databases the scripts use.
 			for _, dsn := range []string{env.Getenv("KANADE_PG"), env.WorkDir + "/seeded.db"} {
-				st, err := dial.Open(context.Background(), dsn)
+				st, err := testutil.Dial(context.Background(), dsn)
 				if err != nil {
 					return err
 				}

@@ -25,7 +25,7 @@ func row(id, req, pc string, exec *string, code *int32, fin *time.Time) store.Re
 }
 
 // seedFindings plants one of each finding, and a clean execution.
-func seedFindings(t *testing.T, st store.Store) {
+func seedFindings(t *testing.T, st testutil.Store) {
 	done := ptr(now.Add(-47 * time.Hour))
 	execs := []store.Execution{
 		// clean: 2 targets, 1 ok + 1 failed, completed
@@ -60,7 +60,7 @@ func seedFindings(t *testing.T, st store.Store) {
 
 func TestAuditFindsEachKind(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		clean, err := audit.Run(ctx, st, audit.Options{Now: now})
 		if err != nil || clean.Total != 0 {
 			t.Fatalf("empty database: %+v %v", clean, err)

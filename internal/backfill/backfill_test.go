@@ -82,7 +82,7 @@ func makeHistory() *history {
 
 // setup lays the history into st: executions and migrated rows, then the
 // projector's replay of the first replayTo messages.
-func setup(t *testing.T, st store.Store, js jetstream.JetStream, h *history) {
+func setup(t *testing.T, st testutil.Store, js jetstream.JetStream, h *history) {
 	ctx := context.Background()
 	if err := st.Seed(ctx, h.execs, h.migrated); err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestBackfillMakesReplayANoOp(t *testing.T) {
 	h := makeHistory()
 	js := publish(t, h)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		setup(t, st, js, h)
 		before, _ := st.Dump(ctx)
 
@@ -214,7 +214,7 @@ func TestBackfillKilledAndRerunEndsTheSame(t *testing.T) {
 	h := makeHistory()
 	js := publish(t, h)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		whole := testutil.Another(t, st)
 		setup(t, st, js, h)
 		setup(t, whole, js, h)

@@ -32,7 +32,7 @@ func TestBackfillPerformance(t *testing.T) {
 	ctx := context.Background()
 	fmt.Printf("| store | legacy rows | collisions | elapsed s | rows/s | floor rows/s | backfill/floor |\n|---|---|---|---|---|---|---|\n")
 	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
-		var st store.Store
+		var st testutil.Store
 		var floorRate float64
 		if kind == store.Postgres {
 			t.Run("floor", func(t *testing.T) { // its own schema, dropped when done
@@ -65,7 +65,7 @@ func TestBackfillPerformance(t *testing.T) {
 // seedLegacy lays out -bench.legacy rows as upstream's v0.29 migration
 // left them, one in ten also stored under its stable id by a later
 // legacy payload.
-func seedLegacy(t *testing.T, ctx context.Context, st store.Store) {
+func seedLegacy(t *testing.T, ctx context.Context, st testutil.Store) {
 	t.Helper()
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for start := 0; start < *legacyRows; start += 50000 {
@@ -139,7 +139,7 @@ func backfillFloor(t *testing.T, ctx context.Context, st *pgstore.Store) float64
 	return float64(len(mapping)) / time.Since(start).Seconds()
 }
 
-func analyze(ctx context.Context, st store.Store) error {
+func analyze(ctx context.Context, st testutil.Store) error {
 	switch s := st.(type) {
 	case *pgstore.Store:
 		_, err := s.Pool().Exec(ctx, "ANALYZE")

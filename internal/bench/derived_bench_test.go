@@ -17,7 +17,6 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
@@ -134,7 +133,7 @@ func TestDerivedPerformance(t *testing.T) {
 			if _, err := kv.Put(ctx, "inv", m); err != nil {
 				t.Fatal(err)
 			}
-			st, err := dial.Open(ctx, freshDSN(t, kind))
+			st, err := testutil.Dial(ctx, freshDSN(t, kind))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,7 +31,6 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/projector/serialref"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
@@ -128,8 +127,8 @@ func TestReplayPerformance(t *testing.T) {
 	}
 }
 
-func openSeeded(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet) store.Store {
-	st, err := dial.Open(ctx, dsn)
+func openSeeded(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet) testutil.Store {
+	st, err := testutil.Dial(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

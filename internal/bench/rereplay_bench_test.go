@@ -13,7 +13,6 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
@@ -37,7 +36,7 @@ func TestReReplayPerformance(t *testing.T) {
 		}
 		var fresh, again, ratios []float64
 		for range *reps {
-			st, err := dial.Open(ctx, freshDSN(t, kind))
+			st, err := testutil.Dial(ctx, freshDSN(t, kind))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,7 +61,7 @@ func TestShowPerformance(t *testing.T) {
 	}
 }
 
-func showJSON(ctx context.Context, st store.Store, o results.ShowOptions) error {
+func showJSON(ctx context.Context, st testutil.Store, o results.ShowOptions) error {
 	v, err := results.Show(ctx, st, o)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func median(xs []float64) float64 {
 
 // seedGrid lays out execs deployments x pcs PCs, plus one ad-hoc broadcast
 // per twenty deployments.
-func seedGrid(t *testing.T, ctx context.Context, st store.Store, execs, pcs int) {
+func seedGrid(t *testing.T, ctx context.Context, st testutil.Store, execs, pcs int) {
 	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	for e := 0; e < execs+execs/20; e += 50 {
 		var rows []store.ResultRow

@@ -34,7 +34,7 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
-	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 var (
@@ -244,7 +244,7 @@ func (w *world) fresh(kind string) string {
 
 func (w *world) seed(dsn string) {
 	w.mustRun(dsn, "db", "migrate")
-	st, err := dial.Open(context.Background(), dsn)
+	st, err := testutil.Dial(context.Background(), dsn)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ type snapshot struct {
 }
 
 func (w *world) snapshot(dsn string) snapshot {
-	st, err := dial.Open(context.Background(), dsn)
+	st, err := testutil.Dial(context.Background(), dsn)
 	if err != nil {
 		w.t.Fatal(err)
 	}

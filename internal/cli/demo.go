@@ -111,7 +111,11 @@ func runDemo(ctx context.Context, f *DemoOptions) error {
 	}
 	// Deployments are written by upstream's deploy API, not by a stream;
 	// the legacy rows are what upstream's v0.29 migration left behind.
-	if err := st.Seed(ctx, fleet.Executions, fleet.LegacyRows); err != nil {
+	fx, ok := st.(store.Fixtures)
+	if !ok {
+		return fmt.Errorf("the %s store cannot lay out the demo's executions", st.Kind())
+	}
+	if err := fx.Seed(ctx, fleet.Executions, fleet.LegacyRows); err != nil {
 		return fmt.Errorf("seed the demo's executions (is --db already holding a demo? use an empty database): %w", err)
 	}
 	fmt.Fprintf(s.Out, "Started NATS with JetStream at %s and published %d PCs' results: %d messages on RESULTS, %d on EVENTS.\n\n",

@@ -13,6 +13,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/output"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 func execute(t *testing.T, ctx context.Context, args ...string) (int, string) {
@@ -148,7 +149,7 @@ func seededDB(t *testing.T, rows ...store.ResultRow) string {
 	if code, stderr := execute(t, context.Background(), "--db", db, "db", "migrate"); code != 0 {
 		t.Fatal(stderr)
 	}
-	st, err := dial.Open(context.Background(), db)
+	st, err := testutil.Dial(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func checkOf(tb *store.Tables, pc string) *store.CheckRow {
 }
 
 func TestSpecExample14ExitCodes(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
 		r.hinted("a", "PC-1", 1, `{"ram":8,"vulns":[{"vendor":"acme","cveID":"C-1"}],"status":"ok"}`, "", t0)
 		tb := r.tables()
@@ -77,7 +77,7 @@ func TestSpecExample14ExitCodes(t *testing.T) {
 }
 
 func TestSpecExample15FactsRecency(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
 		r.hinted("new", "PC-1", 0, `{"ram":16}`, "", t0.Add(time.Hour))
 		r.hinted("old", "PC-1", 0, `{"ram":8}`, "", t0)
@@ -95,7 +95,7 @@ func TestSpecExample15FactsRecency(t *testing.T) {
 }
 
 func TestSpecExample16HistoryScalars(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
 		for i, stdout := range []string{`{"ram":8}`, `{"ram":8}`, `{"ram":8.0}`, `{"cpu":4}`, `{"ram":8.00}`} {
 			r.hinted(fmt.Sprintf("r%d", i), "PC-1", 0, stdout, "", t0.Add(time.Duration(i)*time.Minute))
@@ -120,7 +120,7 @@ func TestSpecExample16HistoryScalars(t *testing.T) {
 }
 
 func TestSpecExample19CheckStatus(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
 		long := strings.Repeat("é", 250)
 		for i, c := range []struct {
@@ -182,7 +182,7 @@ func TestSpecExample19CheckStatus(t *testing.T) {
 }
 
 func TestSpecExample20Feeds(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"all": everyHint()})
 		r.hinted("f1", "CTRL", 0, `{"vulns":[{"vendor":"acme","cveID":"CVE-2024-1","n":1},{"vendor":"acme","cveID":"CVE-2024-1","n":2},
 			{"cveID":"no-vendor"},{"vendor":"x","cveID":7,"z":{"b":1,"a":2}}],"eol":[{"name":"w7"}]}`, "", t0)
@@ -223,10 +223,10 @@ func TestDerivedBatchEqualsSerial(t *testing.T) {
 		res.ManifestID, res.Stdout = wire.Str("all"), stdouts[i%4]
 		msgs = append(msgs, projector.Message{Stream: "RESULTS", Seq: uint64(i + 1), Subject: "results.q", Published: t0.Add(pubs[i%4] * time.Minute), Data: res.Encode()})
 	}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		serial := testutil.Another(t, st)
 		ctx := context.Background()
-		apply := func(s store.Store, batches ...[]projector.Message) *store.Tables {
+		apply := func(s testutil.Store, batches ...[]projector.Message) *store.Tables {
 			p := projector.New(s, nil, mapManifests{"all": everyHint()})
 			for _, b := range batches {
 				pb, err := p.Prepare(ctx, b)
@@ -278,7 +278,7 @@ func (r *specRun) apps(id, pc, stdout string, pub time.Time) {
 }
 
 // rowsOf renders an explode table's rows without pc_id/job_id/collected_at.
-func appRows(t *testing.T, st store.Store) []string {
+func appRows(t *testing.T, st testutil.Store) []string {
 	var out []string
 	for _, r := range testutil.TableRows(t, st, "inv_apps") {
 		parts := strings.SplitN(r, " | ", 4)
@@ -288,7 +288,7 @@ func appRows(t *testing.T, st store.Store) []string {
 }
 
 func TestSpecExamples17And18Explode(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"apps": appsHint(false)})
 		r.apps("e1", "PC-1", `{"apps":[{"name":"A","version":"1","size":1.5,"ratio":2},{"name":"A","version":"2"},`+
 			`{"name":"B","version":120,"size":"42","ratio":"0.5"},{"name":"C","version":true,"size":7,"ratio":1.25}]}`, t0)
@@ -317,7 +317,7 @@ func TestSpecExamples17And18Explode(t *testing.T) {
 }
 
 func TestExplodeTrackHistory(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"apps": appsHint(true)})
 		scans := []string{
 			`{"apps":[{"name":"A","version":"1","size":10},{"name":"B","version":2}]}`,
@@ -357,7 +357,7 @@ func TestExplodeTrackHistory(t *testing.T) {
 // A spec that changes migrates its table: a new column is added, a new
 // key rebuilds it, keeping what the new key allows.
 func TestExplodeTableMigrates(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		m := appsHint(false)
 		r := newSpecRun(t, st, mapManifests{"apps": m})
 		r.apps("m1", "PC-1", `{"apps":[{"name":"A","version":"1"},{"name":"B","version":"1"}]}`, t0)
@@ -388,7 +388,7 @@ func TestExplodeTableMigrates(t *testing.T) {
 // upstream skips it, and named once in the projector's warnings; the
 // manifest's other specs are written.
 func TestInvalidExplodeSpecIsSkippedAndReported(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		m := appsHint(false)
 		m.Inventory.Explode = append(m.Inventory.Explode, wire.ExplodeSpec{Field: wire.Str("apps"), Table: wire.Str("drop;table"),
 			PrimaryKey: []string{"name"}, Columns: []wire.ExplodeColumn{{Field: wire.Str("name")}}})

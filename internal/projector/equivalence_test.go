@@ -181,7 +181,7 @@ func genWorkload(rng *rand.Rand, explode bool) *workload {
 	return w
 }
 
-func reset(ctx context.Context, t *testing.T, st store.Store, ex func(string) error) {
+func reset(ctx context.Context, t *testing.T, st testutil.Store, ex func(string) error) {
 	for _, tbl := range []string{"execution_results", "executions", "inventory_facts", "check_status", "feeds", "feed_meta", "inventory_history", "kanade_quarantine"} {
 		if err := ex("DELETE FROM " + tbl); err != nil {
 			t.Fatal(err)
@@ -209,7 +209,7 @@ func workloadCount(t *testing.T) int {
 func TestBatchedEqualsSerial(t *testing.T) {
 	ctx := context.Background()
 	type pair struct {
-		ref, bat  store.Store
+		ref, bat  testutil.Store
 		reference *serialref.Reference
 		exRef     func(string) error
 		exBat     func(string) error
@@ -242,7 +242,7 @@ func TestBatchedEqualsSerial(t *testing.T) {
 				w := genWorkload(rng, false)
 				reset(ctx, t, p.ref, p.exRef)
 				reset(ctx, t, p.bat, p.exBat)
-				for _, st := range []store.Store{p.ref, p.bat} {
+				for _, st := range []testutil.Store{p.ref, p.bat} {
 					if err := st.Seed(ctx, w.execs, w.seed); err != nil {
 						t.Fatal(err)
 					}
@@ -330,9 +330,9 @@ func diffTables(want, got *store.Tables) string {
 func TestBatchedEqualsOneByOne(t *testing.T) {
 	ctx := context.Background()
 	n := workloadCount(t) / 8
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
-		dbs := []store.Store{st, testutil.Another(t, st)}
-		exec := func(s store.Store) func(string) error {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		dbs := []testutil.Store{st, testutil.Another(t, st)}
+		exec := func(s testutil.Store) func(string) error {
 			switch s := s.(type) {
 			case *pgstore.Store:
 				return func(q string) error { _, err := s.Pool().Exec(ctx, q); return err }
@@ -345,7 +345,7 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 		for i := 0; i < n; i++ {
 			rng := rand.New(rand.NewPCG(uint64(i), 23))
 			w := genWorkload(rng, true)
-			run := func(s store.Store, batch func() int) *store.Tables {
+			run := func(s testutil.Store, batch func() int) *store.Tables {
 				if err := s.Seed(ctx, w.execs, w.seed); err != nil {
 					t.Fatal(err)
 				}

@@ -21,13 +21,13 @@ var t0 = time.Date(2026, 11, 20, 1, 2, 3, 0, time.UTC)
 
 type specRun struct {
 	t    *testing.T
-	st   store.Store
+	st   testutil.Store
 	p    *projector.Projector
 	seq  uint64
 	last projector.Stats
 }
 
-func newSpecRun(t *testing.T, st store.Store, manifests mapManifests) *specRun {
+func newSpecRun(t *testing.T, st testutil.Store, manifests mapManifests) *specRun {
 	return &specRun{t: t, st: st, p: projector.New(st, nil, manifests)}
 }
 
@@ -84,7 +84,7 @@ func deployment(id, status string, target int64) store.Execution {
 	return store.Execution{ExecID: id, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0.Add(-time.Hour), TargetCount: target, Status: status}
 }
 
-func seed(t *testing.T, st store.Store, execs []store.Execution, rows []store.ResultRow) {
+func seed(t *testing.T, st testutil.Store, execs []store.Execution, rows []store.ResultRow) {
 	t.Helper()
 	if err := st.Seed(context.Background(), execs, rows); err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func finished(id, req, pc string, code int32) wire.ExecResult {
 }
 
 func TestSpecExample1LegacyID(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, nil)
 		r.result(finished("", "r", "x", 0), t0)
 		r.row("0fa0310d-c039-5679-ac84-9f227050a1bb")
@@ -104,7 +104,7 @@ func TestSpecExample1LegacyID(t *testing.T) {
 }
 
 func TestSpecExample2SignatureRefusal(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		seed(t, st, []store.Execution{deployment("e", "running", 2)}, nil)
 		r := newSpecRun(t, st, nil)
 		res := finished("2cfbc51f-e407-5248-85b1-f7cc65b33f1f", "req-1", "PC1", 123)
@@ -125,7 +125,7 @@ func TestSpecExample2SignatureRefusal(t *testing.T) {
 }
 
 func TestSpecExample3RedeliveryCountsOnce(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		seed(t, st, []store.Execution{deployment("e", "running", 5)}, nil)
 		r := newSpecRun(t, st, nil)
 		res := finished("id-3", "q", "PC1", 0)
@@ -145,7 +145,7 @@ func TestSpecExample3RedeliveryCountsOnce(t *testing.T) {
 }
 
 func TestSpecExample4InFlightCompleted(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		exp := t0.Add(15 * time.Minute)
 		seed(t, st, nil, []store.ResultRow{{ResultID: "id-4", RequestID: "q-old", PCID: "PC1", StartedAt: t0, RecordedAt: t0.Add(time.Second),
 			JobID: wire.Str("inventory-hw"), Version: wire.Str("1.2.0"), ExpiresAt: &exp}})
@@ -165,7 +165,7 @@ func TestSpecExample4InFlightCompleted(t *testing.T) {
 }
 
 func TestSpecExample5LateResultOverReaped(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		e := deployment("e", "completed", 1)
 		e.FailureCount = 1 // the reaper counted it
 		minus, fin := int32(-1), t0.Add(time.Hour)
@@ -186,7 +186,7 @@ func TestSpecExample5LateResultOverReaped(t *testing.T) {
 }
 
 func TestSpecExample6ExpiredCompletes(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		e := deployment("e", "expired", 2)
 		e.SuccessCount = 1
 		seed(t, st, []store.Execution{e}, nil)
@@ -201,7 +201,7 @@ func TestSpecExample6ExpiredCompletes(t *testing.T) {
 }
 
 func TestSpecExample7Skipped(t *testing.T) {
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		seed(t, st, []store.Execution{deployment("e", "running", 9)}, nil)
 		r := newSpecRun(t, st, nil)
 		for id, sk := range map[string]*bool{"absent": nil, "true": wire.Bool(true), "false": wire.Bool(false)} {
@@ -225,7 +225,7 @@ func TestSpecExample21StartedEventDeadline(t *testing.T) {
 		return &wire.Manifest{ID: "m-" + timeout, Version: "1", Execute: &wire.ExecuteHint{Timeout: &timeout}}
 	}
 	manifests := mapManifests{"m-10m": man("10m"), "m-30s": man("30s"), "m-1h 30m": man("1h 30m")}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		seed(t, st, []store.Execution{deployment("e", "pending", 4), deployment("x", "expired", 1)}, nil)
 		r := newSpecRun(t, st, manifests)
 		pub := t0.Add(3 * time.Second)
@@ -263,7 +263,7 @@ func TestSpecExample21StartedEventDeadline(t *testing.T) {
 // inventory facts are the fenced, trimmed payload, as written.
 func TestSpecExamples8To13InventoryPayload(t *testing.T) {
 	inv := &wire.Manifest{ID: "inv", Version: "1", Inventory: &wire.InventoryHint{Display: []wire.DisplayField{{Field: "a", Label: "A"}}}}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := newSpecRun(t, st, mapManifests{"inv": inv})
 		for i, c := range []struct{ stdout, want string }{
 			{"  {\"a\":1}\r\n", `{"a":1}`},

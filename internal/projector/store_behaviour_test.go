@@ -17,7 +17,7 @@ import (
 // rejects) is stored as U+FFFD, every other byte as it came.
 func TestNULIsStoredNotLost(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		r := wire.ExecResult{ResultID: "nul", RequestID: "q", PCID: "PC-1", Stdout: "a\x00b <&> é", Stderr: "",
 			StartedAt: time.Unix(0, 0).UTC(), FinishedAt: time.Unix(1, 0).UTC()}
 		p := projector.New(st, nil, nil)
@@ -45,7 +45,7 @@ func TestNULIsStoredNotLost(t *testing.T) {
 // Two writers never write at once, and the second is told who holds it.
 func TestWriterLockNamesHolder(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		release, err := st.Lock(ctx, "stream replay")
 		if err != nil {
 			t.Fatal(err)

@@ -74,11 +74,11 @@ func (o *outageServer) start() {
 // tables equal those of a run without the outage.
 func TestReplaySurvivesNATSOutage(t *testing.T) {
 	f := fleetOf(120)
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		ctx := context.Background()
 		srv := newOutageServer(t, f)
 		ref := testutil.Another(t, st)
-		for _, s := range []store.Store{st, ref} {
+		for _, s := range []testutil.Store{st, ref} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -236,7 +236,7 @@ func TestEmptyPayloadQuarantineRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		sum := replayAll(t, st, js, replay.Options{Stream: streams.Results})
 		if sum.Stats.Quarantined < 3 { // the fleet's undecodable payload and the two empty ones
 			t.Fatalf("quarantined %d", sum.Stats.Quarantined)
@@ -257,7 +257,7 @@ func TestEmptyPayloadQuarantineRetry(t *testing.T) {
 
 // flakyStore fails its first projections as a dropped connection would.
 type flakyStore struct {
-	store.Store
+	testutil.Store
 	fails int
 }
 
@@ -357,7 +357,7 @@ func TestRebuildStopsWhenNATSStaysAway(t *testing.T) {
 
 // projectedOutageFleet is a 120-PC fleet on a server a test can stop,
 // already replayed into a SQLite store.
-func projectedOutageFleet(t *testing.T) (store.Store, *outageServer) {
+func projectedOutageFleet(t *testing.T) (testutil.Store, *outageServer) {
 	f := fleetOf(120)
 	st := testutil.SQLiteStore(t)
 	srv := newOutageServer(t, f)

@@ -27,14 +27,14 @@ func TestRebuild(t *testing.T) {
 		TargetCount: 1, SuccessCount: 1, Status: "completed"}
 	oldRow := store.ResultRow{ResultID: "old-1", RequestID: "req-2020", ExecID: &oldExec.ExecID, PCID: "PC-0001", ExitCode: &code,
 		Stdout: "from before the stream's retention", StartedAt: old, FinishedAt: &old, RecordedAt: old}
-	build := func(t *testing.T, st store.Store) {
+	build := func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, append(append([]store.Execution{}, f.Executions...), oldExec), []store.ResultRow{oldRow}); err != nil {
 			t.Fatal(err)
 		}
 		replayAll(t, st, js, replay.Options{Stream: streams.Events})
 		replayAll(t, st, js, replay.Options{Stream: streams.Results})
 	}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		ref := testutil.Another(t, st)
 		build(t, st)
 		build(t, ref)
@@ -95,7 +95,7 @@ func TestRebuildTwice(t *testing.T) {
 	cfg.PCs = 20
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, f.Executions, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestRebuildDerived(t *testing.T) {
 	cfg.PCs = 20
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, f.Executions, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -183,9 +183,9 @@ func TestRebuildAppendsNewHistory(t *testing.T) {
 	cfg.Deployments = 8
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		ref := testutil.Another(t, st)
-		for _, s := range []store.Store{st, ref} {
+		for _, s := range []testutil.Store{st, ref} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)
 			}

@@ -30,7 +30,7 @@ func fleetServer(t *testing.T, cfg sim.Config) (jetstream.JetStream, *sim.Fleet)
 	return js, f
 }
 
-func replayAll(t *testing.T, st store.Store, js jetstream.JetStream, o replay.Options) *replay.Summary {
+func replayAll(t *testing.T, st testutil.Store, js jetstream.JetStream, o replay.Options) *replay.Summary {
 	t.Helper()
 	sum, err := replay.Run(context.Background(), st, js, o)
 	if err != nil {
@@ -44,7 +44,7 @@ func TestReplayFleet(t *testing.T) {
 	cfg.PCs = 60
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, f.Executions, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -122,9 +122,9 @@ func TestReplayResumeEqualsUninterrupted(t *testing.T) {
 	cfg.PCs = 40
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		whole := testutil.Another(t, st)
-		for _, s := range []store.Store{st, whole} {
+		for _, s := range []testutil.Store{st, whole} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -198,9 +198,9 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 	cfg.PCs = 40
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		whole := testutil.Another(t, st)
-		for _, s := range []store.Store{st, whole} {
+		for _, s := range []testutil.Store{st, whole} {
 			if err := s.Seed(ctx, f.Executions, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -344,7 +344,7 @@ func TestDryRunMaxErrorsAndQuarantineRetry(t *testing.T) {
 
 // countingStore counts the checkpoints a replay saves.
 type countingStore struct {
-	store.Store
+	testutil.Store
 	saves *int
 }
 
@@ -369,7 +369,7 @@ func TestReReplayWritesNothing(t *testing.T) {
 	cfg.PCs = 40
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, f.Executions, nil); err != nil {
 			t.Fatal(err)
 		}

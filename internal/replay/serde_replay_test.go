@@ -52,7 +52,7 @@ func TestReplaySerdeVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		sum := replayAll(t, st, js, replay.Options{Stream: streams.Results})
 		tables, err := st.Dump(ctx)
 		if err != nil {

@@ -58,14 +58,14 @@ func TestFixAndRebuildAgree(t *testing.T) {
 		row("d1", "over-counted", &zero, false, false),
 		row("e1", "skip-with-exit-0", &zero, false, true),
 	}
-	build := func(t *testing.T, st store.Store) {
+	build := func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, append(append([]store.Execution{}, f.Executions...), edgeExecs...), edgeRows); err != nil {
 			t.Fatal(err)
 		}
 		replayAll(t, st, js, replay.Options{Stream: streams.Events})
 		replayAll(t, st, js, replay.Options{Stream: streams.Results})
 	}
-	findings := func(t *testing.T, st store.Store) int64 {
+	findings := func(t *testing.T, st testutil.Store) int64 {
 		rep, err := audit.Run(ctx, st, audit.Options{Only: []string{audit.CounterDrift, audit.StatusMismatch}, Limit: 20})
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +75,7 @@ func TestFixAndRebuildAgree(t *testing.T) {
 		}
 		return rep.Total
 	}
-	testutil.EachStore(t, func(t *testing.T, fixed store.Store) {
+	testutil.EachStore(t, func(t *testing.T, fixed testutil.Store) {
 		rebuilt := testutil.Another(t, fixed)
 		build(t, fixed)
 		build(t, rebuilt)
@@ -108,7 +108,7 @@ func TestFixAndRebuildAgree(t *testing.T) {
 				}
 			}
 		}
-		for name, st := range map[string]store.Store{"--fix": fixed, "--rebuild": rebuilt} {
+		for name, st := range map[string]testutil.Store{"--fix": fixed, "--rebuild": rebuilt} {
 			if n := findings(t, st); n != 0 {
 				t.Errorf("after %s the audit still finds %d counter or status problems", name, n)
 			}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
-	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 	"github.com/kanadehq/kanade-cli/internal/streams"
@@ -15,7 +14,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
-func execSQL(t *testing.T, st store.Store, pgq, sq string, args ...any) {
+func execSQL(t *testing.T, st testutil.Store, pgq, sq string, args ...any) {
 	t.Helper()
 	var err error
 	switch s := st.(type) {
@@ -34,7 +33,7 @@ func TestVerify(t *testing.T) {
 	cfg.PCs, cfg.Undecodable = 30, 0
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		if err := st.Seed(ctx, f.Executions, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,7 @@ func code(c int32) *int32   { return &c }
 // fixture is a database as upstream's history leaves it: a deployment with
 // every status (and a PC that never reported), and a broadcast with a
 // legacy duplicate (result_id = request_id beside the stable id row).
-func fixture(t *testing.T, st store.Store) {
+func fixture(t *testing.T, st testutil.Store) {
 	exec := "exec-1"
 	execs := []store.Execution{{ExecID: exec, JobID: "install-app", Version: "3.1.0", InitiatedBy: "ops@example.com", InitiatedAt: t0,
 		TargetCount: 5, SuccessCount: 1, FailureCount: 2, Status: "running"}}
@@ -94,7 +94,7 @@ func render(t *testing.T, tty bool, fn func(*output.Streams) error) []byte {
 func TestShowGolden(t *testing.T) {
 	t.Setenv("RUNEWIDTH_EASTASIAN", "0")
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		fixture(t, st)
 		cases := []struct {
 			name string
@@ -131,7 +131,7 @@ func TestShowGolden(t *testing.T) {
 
 func TestShowSummaryAndFailOn(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		fixture(t, st)
 		v, err := results.Show(ctx, st, results.ShowOptions{ExecID: "exec-1"})
 		if err != nil {
@@ -163,7 +163,7 @@ func TestShowSummaryAndFailOn(t *testing.T) {
 func TestListGoldenAndPaging(t *testing.T) {
 	t.Setenv("RUNEWIDTH_EASTASIAN", "0")
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		fixture(t, st)
 		page, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}})
 		if err != nil {
@@ -197,7 +197,7 @@ func TestListGoldenAndPaging(t *testing.T) {
 // every view reads it as "no execution".
 func TestAdHocEmptyExecIDIsNoExecution(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		empty := ""
 		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 		if err := st.Seed(ctx, nil, []store.ResultRow{{ResultID: "adhoc-1", RequestID: "req-adhoc", ExecID: &empty, PCID: "PC-1",
@@ -230,7 +230,7 @@ func TestAdHocEmptyExecIDIsNoExecution(t *testing.T) {
 // view shows.
 func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 		exec, code := "dep-1", int32(0)
 		fin := t0.Add(time.Minute)
@@ -258,7 +258,7 @@ func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 // their counts to the results inside it.
 func TestListWindowSelectsWholeGroups(t *testing.T) {
 	ctx := context.Background()
-	testutil.EachStore(t, func(t *testing.T, st store.Store) {
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 		exec, ok, bad := "dep-2", int32(0), int32(1)
 		early, late := t0.Add(time.Minute), t0.Add(48*time.Hour)

@@ -15,7 +15,7 @@ import (
 // engines.
 func TestStatusRuleAgreesWithSQL(t *testing.T) {
 	ctx := context.Background()
-	for name, st := range map[string]store.Store{"postgres": testutil.PostgresStore(t), "sqlite": testutil.SQLiteStore(t)} {
+	for name, st := range map[string]testutil.Store{"postgres": testutil.PostgresStore(t), "sqlite": testutil.SQLiteStore(t)} {
 		t.Run(name, func(t *testing.T) {
 			for _, cur := range []string{store.StatusPending, store.StatusRunning, store.StatusCompleted, store.StatusExpired} {
 				for counted := int64(0); counted <= 3; counted++ {

@@ -12,7 +12,7 @@ import (
 )
 
 type explainer interface {
-	store.Store
+	testutil.Store
 	ExplainFindResults(context.Context, store.ResultFilter) (string, error)
 }
 

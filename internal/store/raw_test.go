@@ -3,12 +3,12 @@ package store_test
 import (
 	"context"
 
-	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
-func execRaw(ctx context.Context, st store.Store, q string) error {
+func execRaw(ctx context.Context, st testutil.Store, q string) error {
 	switch s := st.(type) {
 	case *pgstore.Store:
 		_, err := s.Pool().Exec(ctx, q)
@@ -20,7 +20,7 @@ func execRaw(ctx context.Context, st store.Store, q string) error {
 	return nil
 }
 
-func queryString(ctx context.Context, st store.Store, q string) (string, error) {
+func queryString(ctx context.Context, st testutil.Store, q string) (string, error) {
 	var out string
 	switch s := st.(type) {
 	case *pgstore.Store:

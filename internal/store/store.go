@@ -406,17 +406,24 @@ type Store interface {
 	Checkpoints
 	ListQuarantine(ctx context.Context, stream string, limit int) ([]QuarantineEntry, error)
 
-	// Dump returns every row of the three projected tables in primary-key
-	// order, for equivalence tests and verification.
-	Dump(ctx context.Context) (*Tables, error)
-	// Seed writes rows as they are (tests, the demo and the simulator use
-	// it to lay out a database the way upstream's history left it).
-	Seed(ctx context.Context, execs []Execution, rows []ResultRow) error
-
 	ResultQueries
 	Backfiller
 	Auditor
 	Rebuilder
+}
+
+// Fixtures lays a database out and reads it back whole. Tests, the
+// benchmarks and the demo use it (the demo lays out legacy rows the way
+// upstream's history left them); no command that works on an operator's
+// database does, so it is not part of Store. Both stores implement it.
+type Fixtures interface {
+	// Dump returns every row of the projected tables in primary-key
+	// order, for equivalence tests.
+	Dump(ctx context.Context) (*Tables, error)
+	// Seed writes rows as they are.
+	Seed(ctx context.Context, execs []Execution, rows []ResultRow) error
+	// ListConflicts returns the rows a backfill archived, oldest first.
+	ListConflicts(ctx context.Context, limit int) ([]Conflict, error)
 }
 
 // Tables is the whole projected state.
@@ -493,8 +500,6 @@ type Backfiller interface {
 	BackfillParallel() bool
 	// BackfillStatements lists the SQL of one batch, for --show-sql.
 	BackfillStatements() []string
-	// ListConflicts returns archived rows, oldest first.
-	ListConflicts(ctx context.Context, limit int) ([]Conflict, error)
 }
 
 // Conflict is one archived row.

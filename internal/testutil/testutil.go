@@ -5,8 +5,6 @@ package testutil
 import (
 	"context"
 	"fmt"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -17,10 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
 	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 )
@@ -98,8 +100,28 @@ func migrated[S store.Store](t testing.TB, open func(context.Context) (S, error)
 	return st
 }
 
+// Store is a store with the fixtures tests lay databases out with.
+type Store interface {
+	store.Store
+	store.Fixtures
+}
+
+// Dial opens dsn as dial.Open does, with the fixtures.
+func Dial(ctx context.Context, dsn string) (Store, error) {
+	st, err := dial.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	fx, ok := st.(Store)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("the %s store has no fixtures", st.Kind())
+	}
+	return fx, nil
+}
+
 // EachStore runs fn once per store kind, as subtests.
-func EachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+func EachStore(t *testing.T, fn func(t *testing.T, st Store)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, PostgresStore(t)) })
 	t.Run("sqlite", func(t *testing.T) { fn(t, SQLiteStore(t)) })
 }
@@ -118,7 +140,7 @@ func NATSServer(t testing.TB) string {
 
 // Another opens a second fresh store of the same kind as st, for tests
 // that compare two runs.
-func Another(t *testing.T, st store.Store) store.Store {
+func Another(t *testing.T, st store.Store) Store {
 	if st.Kind() == store.Postgres {
 		return PostgresStore(t)
 	}

@@ -8,29 +8,32 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 // Open returns a fresh, migrated, empty store; the test owns it.
-type Open func(t *testing.T) store.Store
+type Open func(t *testing.T) testutil.Store
 
 var t0 = time.Date(2026, 11, 20, 1, 2, 3, 0, time.UTC)
 
-func project(t *testing.T, st store.Store, fn func(tx store.ProjectionTx) error) {
+func project(t *testing.T, st testutil.Store, fn func(tx store.ProjectionTx) error) {
 	t.Helper()
 	if err := st.Project(context.Background(), false, fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func dump(t *testing.T, st store.Store) *store.Tables {
+func dump(t *testing.T, st testutil.Store) *store.Tables {
 	t.Helper()
 	tb, err := st.Dump(context.Background())
 	if err != nil {
@@ -57,9 +60,136 @@ func Exercise(t *testing.T, open Open) {
 	t.Run("Rebuild", func(t *testing.T) { rebuild(t, open(t)) })
 	t.Run("Backfill", func(t *testing.T) { backfill(t, open(t)) })
 	t.Run("AuditAndQueries", func(t *testing.T) { auditAndQueries(t, open(t)) })
+	t.Run("ListGroups", func(t *testing.T) { listGroups(t, open(t)) })
+	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, open(t)) })
+	t.Run("Locks", func(t *testing.T) { locks(t, open(t)) })
 }
 
-func resultRows(t *testing.T, st store.Store) {
+// listGroups: `results list` reads requests newest first with their
+// counts; the filters select whole groups, and a cursor pages on.
+func listGroups(t *testing.T, st testutil.Store) {
+	ctx := context.Background()
+	exec := store.Execution{ExecID: "e", JobID: "deploy", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 3, Status: "running"}
+	ok, bad := finished("ok", "PC-1", 0, t0), finished("bad", "PC-2", 3, t0)
+	for _, r := range []*store.ResultRow{&ok, &bad} {
+		r.RequestID, r.ExecID, r.JobID = "q-deploy", &exec.ExecID, wire.Str("deploy")
+	}
+	running := store.ResultRow{ResultID: "run", RequestID: "q-deploy", ExecID: &exec.ExecID, PCID: "PC-3", StartedAt: t0, RecordedAt: t0.Add(time.Minute),
+		JobID: wire.Str("deploy")}
+	adhoc := finished("adhoc", "PC-1", 0, t0.Add(time.Hour)) // a later, ad-hoc request
+	adhoc.JobID = wire.Str("inventory")
+	if err := st.Seed(ctx, []store.Execution{exec}, []store.ResultRow{ok, bad, running, adhoc}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(f store.ListFilter) []store.ListRow {
+		t.Helper()
+		if f.Limit == 0 {
+			f.Limit = 10
+		}
+		rows, err := st.ListGroups(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	keys := func(rows []store.ListRow) []string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.Key)
+		}
+		return out
+	}
+	all := list(store.ListFilter{})
+	if !slices.Equal(keys(all), []string{"q-adhoc", "q-deploy"}) {
+		t.Fatalf("newest first: %v", keys(all))
+	}
+	d := all[1]
+	if d.ExecID == nil || *d.ExecID != "e" || d.Execution == nil || d.Execution.TargetCount != 3 || d.Reported != 3 || d.Succeeded != 1 ||
+		d.Failed != 1 || d.InFlight != 1 || d.Reaped != 0 || d.PCs != 3 || !d.FirstStarted.Equal(t0) || !d.LastRecorded.Equal(t0.Add(time.Minute)) {
+		t.Errorf("the deployment's group: %+v", d)
+	}
+	if a := all[0]; a.ExecID != nil || a.Execution != nil || a.Succeeded != 1 || a.JobID == nil || *a.JobID != "inventory" {
+		t.Errorf("the ad-hoc group: %+v", a)
+	}
+	for name, c := range map[string]struct {
+		f    store.ListFilter
+		want []string
+	}{
+		"failed":   {store.ListFilter{Failed: true}, []string{"q-deploy"}},
+		"manifest": {store.ListFilter{Manifest: "inventory"}, []string{"q-adhoc"}},
+		"pc":       {store.ListFilter{PCs: []string{"PC-2", "PC-9"}}, []string{"q-deploy"}},
+		"since":    {store.ListFilter{Since: ptr(t0.Add(30 * time.Minute))}, []string{"q-adhoc"}},
+		"until":    {store.ListFilter{Until: ptr(t0.Add(30 * time.Minute))}, []string{"q-deploy"}},
+		"limit":    {store.ListFilter{Limit: 1}, []string{"q-adhoc"}},
+		"after":    {store.ListFilter{After: &store.ListCursor{LastRecorded: all[0].LastRecorded, Key: all[0].Key}}, []string{"q-deploy"}},
+		"nothing":  {store.ListFilter{Manifest: "absent"}, nil},
+	} {
+		if got := keys(list(c.f)); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", name, got, c.want)
+		}
+	}
+	// A group selected by its window counts all its rows.
+	if w := list(store.ListFilter{Since: ptr(t0.Add(30 * time.Second)), Until: ptr(t0.Add(30 * time.Minute))}); len(w) != 1 || w[0].Reported != 3 {
+		t.Errorf("a window selects whole groups: %+v", w)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// lifecycle: a migrated store is ready, migrating again applies nothing,
+// and its status names every table with its rows.
+func lifecycle(t *testing.T, st testutil.Store) {
+	ctx := context.Background()
+	if err := st.Ready(ctx); err != nil {
+		t.Fatalf("a migrated store is ready: %v", err)
+	}
+	if applied, err := st.Migrate(ctx); err != nil || len(applied) != 0 {
+		t.Errorf("a second migration applied %v (%v)", applied, err)
+	}
+	if err := st.Seed(ctx, nil, []store.ResultRow{finished("a", "PC-1", 0, t0), finished("b", "PC-2", 0, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	status, err := st.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.Kind != st.Kind() || status.SchemaVersion != status.LatestVersion || status.SchemaVersion < 1 || status.Upstream || st.Upstream() ||
+		status.Location != st.Location() || status.Location == "" {
+		t.Errorf("status %+v (kind %s, location %s)", status, st.Kind(), st.Location())
+	}
+	tables := map[string]store.TableStatus{}
+	for _, tb := range status.Tables {
+		tables[tb.Name] = tb
+	}
+	for _, name := range store.CoreTables {
+		if !tables[name].Exists {
+			t.Errorf("status does not show %s: %+v", name, status.Tables)
+		}
+	}
+	if r := tables["execution_results"]; r.Rows != 2 {
+		t.Errorf("execution_results has 2 rows, status says %+v", r)
+	}
+}
+
+// locks: one writer at a time, named to the next; released, it is free.
+func locks(t *testing.T, st testutil.Store) {
+	ctx := context.Background()
+	release, err := st.Lock(ctx, "stream replay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Lock(ctx, "results backfill"); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "stream replay") {
+		t.Errorf("a second writer: %v, want ErrLocked naming the holder", err)
+	}
+	release()
+	again, err := st.Lock(ctx, "results backfill")
+	if err != nil {
+		t.Fatalf("a released lock is free: %v", err)
+	}
+	again()
+}
+
+func resultRows(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	fin := finished("done", "PC-1", 0, t0)
 	reaped := finished("reaped", "PC-1", -1, t0)
@@ -124,7 +254,7 @@ func resultRows(t *testing.T, st store.Store) {
 }
 
 // manyRows passes more rows than one SQLite statement can bind.
-func manyRows(t *testing.T, st store.Store) {
+func manyRows(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	const n = 4000 // 16 columns a row: more than 30,000 parameters
 	rows := make([]store.ResultRow, n)
@@ -162,7 +292,7 @@ func manyRows(t *testing.T, st store.Store) {
 	}
 }
 
-func executions(t *testing.T, st store.Store) {
+func executions(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	execs := []store.Execution{
 		{ExecID: "e1", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "pending"},
@@ -195,7 +325,7 @@ func executions(t *testing.T, st store.Store) {
 	}
 }
 
-func inventoryAndHistory(t *testing.T, st store.Store) {
+func inventoryAndHistory(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	fact := func(facts string, at time.Time) store.InventoryFact {
 		return store.InventoryFact{PCID: "PC", JobID: "j", FactsJSON: facts, DisplayJSON: wire.Str("[]"), CollectedAt: &at, RecordedAt: at}
@@ -237,7 +367,7 @@ func inventoryAndHistory(t *testing.T, st store.Store) {
 	}
 }
 
-func checksAndFeeds(t *testing.T, st store.Store) {
+func checksAndFeeds(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	check := func(status string, at time.Time) store.CheckRow {
 		return store.CheckRow{PCID: "PC", CheckName: "disk", Label: wire.Str("Disk"), Status: status, RecordedAt: at}
@@ -278,7 +408,7 @@ func checksAndFeeds(t *testing.T, st store.Store) {
 	}
 }
 
-func explodeTables(t *testing.T, st store.Store) {
+func explodeTables(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	x := store.ExplodeTable{Name: "order", PrimaryKey: []string{"name"}, // a reserved word: identifiers are quoted
 		Columns: []store.ExplodeColumn{{Name: "name", Kind: store.ColText, Index: true}, {Name: "n", Kind: store.ColInteger}}}
@@ -338,7 +468,7 @@ func explodeTables(t *testing.T, st store.Store) {
 	})
 }
 
-func bookkeeping(t *testing.T, st store.Store) {
+func bookkeeping(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	cp := store.Checkpoint{Name: "RESULTS", Stream: "RESULTS", StreamCreated: t0, LastSeq: 42, UpdatedAt: t0}
 	q := []store.QuarantineEntry{{Stream: "RESULTS", Seq: 7, Subject: "results.x", PublishedAt: t0, Error: "bad", Payload: []byte{0xff, 0}, QuarantinedAt: t0},
@@ -365,7 +495,7 @@ func bookkeeping(t *testing.T, st store.Store) {
 	}
 }
 
-func dryRun(t *testing.T, st store.Store) {
+func dryRun(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	err := st.Project(ctx, true, func(tx store.ProjectionTx) error {
 		_, err := tx.InsertNew(ctx, []store.ResultRow{finished("x", "PC", 0, t0)})
@@ -382,7 +512,7 @@ func dryRun(t *testing.T, st store.Store) {
 // rebuild: a shadow copy carries what the stream cannot produce, is
 // written through ProjectShadow, compared, and swapped in; the live
 // tables do not change before the swap, and a dropped shadow leaves none.
-func rebuild(t *testing.T, st store.Store) {
+func rebuild(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	old := finished("old", "PC", 0, t0.Add(-time.Hour))
 	live := finished("live", "PC", 0, t0.Add(time.Hour))
@@ -450,7 +580,7 @@ func rebuild(t *testing.T, st store.Store) {
 
 // backfill: legacy rows are found by the cursor, renamed, archived and
 // counted, in a transaction of their own.
-func backfill(t *testing.T, st store.Store) {
+func backfill(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	legacy := finished("q-1", "PC-1", 0, t0) // result_id = request_id
 	legacy.RequestID = "q-1"
@@ -508,7 +638,7 @@ func backfill(t *testing.T, st store.Store) {
 
 // auditAndQueries: the audit's lists (limit and total), its facts, its one
 // repair, and the read paths of show.
-func auditAndQueries(t *testing.T, st store.Store) {
+func auditAndQueries(t *testing.T, st testutil.Store) {
 	ctx := context.Background()
 	exec := store.Execution{ExecID: "e", JobID: "j", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, SuccessCount: 5, Status: "running"}
 	ok := finished("ok", "PC-1", 0, t0)
