@@ -426,6 +426,32 @@ type Fixtures interface {
 	ListConflicts(ctx context.Context, limit int) ([]Conflict, error)
 }
 
+// Rows is a result set of either driver (*sql.Rows, pgx.Rows), for the
+// reads whose scanning the dialects share.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// BackfillCursorsQuery reads every backfill worker's cursor; ScanCursors
+// reads its rows.
+const BackfillCursorsQuery = "SELECT name, cursor FROM kanade_backfill_state"
+
+// ScanCursors reads BackfillCursorsQuery's rows into worker name ->
+// cursor; the caller closes rows.
+func ScanCursors(rows Rows) (map[string]string, error) {
+	out := map[string]string{}
+	for rows.Next() {
+		var n, c string
+		if err := rows.Scan(&n, &c); err != nil {
+			return nil, fmt.Errorf("read backfill cursors: %w", err)
+		}
+		out[n] = c
+	}
+	return out, rows.Err()
+}
+
 // Tables is the whole projected state.
 type Tables struct {
 	Results    []ResultRow

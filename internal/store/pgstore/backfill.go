@@ -137,24 +137,16 @@ func (t *projTx) ClearBackfillCursor(ctx context.Context, name string) error {
 }
 
 func (s *Store) BackfillCursors(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
-	rows, err := s.pool.Query(ctx, "SELECT name, cursor FROM kanade_backfill_state")
+	rows, err := s.pool.Query(ctx, store.BackfillCursorsQuery)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
-		return out, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read backfill cursors: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var n, c string
-		if err := rows.Scan(&n, &c); err != nil {
-			return nil, err
-		}
-		out[n] = c
-	}
-	return out, rows.Err()
+	return store.ScanCursors(rows)
 }
 
 func (s *Store) BackfillParallel() bool { return true }

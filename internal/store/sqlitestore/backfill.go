@@ -184,23 +184,15 @@ func (t *projTx) ClearBackfillCursor(ctx context.Context, name string) error {
 }
 
 func (s *Store) BackfillCursors(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
 	if ok, err := s.tableExists(ctx, "kanade_backfill_state"); err != nil || !ok {
-		return out, err
+		return map[string]string{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT name, cursor FROM kanade_backfill_state")
+	rows, err := s.db.QueryContext(ctx, store.BackfillCursorsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("read backfill cursors: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var n, c string
-		if err := rows.Scan(&n, &c); err != nil {
-			return nil, err
-		}
-		out[n] = c
-	}
-	return out, rows.Err()
+	return store.ScanCursors(rows)
 }
 
 func (s *Store) BackfillParallel() bool { return false }
