@@ -16,8 +16,9 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
-// TestReplayProfile writes a CPU profile of an in-process replay into
-// PostgreSQL (KANADE_PROFILE=path), for finding where time goes.
+// TestReplayProfile writes a CPU profile of an in-process replay
+// (KANADE_PROFILE=path) into PostgreSQL, or into SQLite with
+// KANADE_PROFILE_STORE=sqlite, for finding where time goes.
 func TestReplayProfile(t *testing.T) {
 	path := os.Getenv("KANADE_PROFILE")
 	if path == "" {
@@ -32,7 +33,11 @@ func TestReplayProfile(t *testing.T) {
 	if err := sim.PublishAll(ctx, js, fleet.Results); err != nil {
 		t.Fatal(err)
 	}
-	st := openSeeded(t, ctx, testutil.PostgresDSN(t), fleet)
+	dsn := testutil.PostgresDSN(t)
+	if os.Getenv("KANADE_PROFILE_STORE") == "sqlite" {
+		dsn = testutil.SQLitePath(t)
+	}
+	st := openSeeded(t, ctx, dsn, fleet)
 	stopMem := make(chan struct{})
 	go func() {
 		for {
