@@ -22,6 +22,10 @@ func (t shadowTx) QueryContext(ctx context.Context, q string, args ...any) (*sql
 	return t.tx.QueryContext(ctx, store.ShadowNames.Replace(q), args...)
 }
 
+func (t shadowTx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, store.ShadowNames.Replace(q))
+}
+
 // schemaOf returns the CREATE statements of a table and its explicit
 // indexes, exactly as the file holds them.
 func schemaOf(ctx context.Context, q execer, table string) (string, []string, error) {
