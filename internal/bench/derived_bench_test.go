@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -125,6 +127,7 @@ func TestDerivedPerformance(t *testing.T) {
 		if !strings.Contains(*stores, string(kind)) {
 			continue
 		}
+		profiled := false
 		run := func(hints bool) (float64, projector.Stats) {
 			m, err := json.Marshal(derivedManifest(hints))
 			if err != nil {
@@ -140,6 +143,19 @@ func TestDerivedPerformance(t *testing.T) {
 			defer st.Close()
 			if _, err := st.Migrate(ctx); err != nil {
 				t.Fatal(err)
+			}
+			// KANADE_PROFILE=path profiles the first run with hints.
+			if path := os.Getenv("KANADE_PROFILE"); path != "" && hints && !profiled {
+				profiled = true
+				f, err := os.Create(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					t.Fatal(err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: *batch})
 			if err != nil {

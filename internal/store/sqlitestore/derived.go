@@ -48,8 +48,8 @@ func (t *projTx) AddHistory(ctx context.Context, rows []store.HistoryRow) (int64
 	add := func(args []any, h *store.HistoryRow) []any {
 		return append(args, h.PCID, h.JobID, h.FieldPath, strPtr(h.IdentityJSON), h.ChangeKind, strPtr(h.BeforeJSON), strPtr(h.AfterJSON), ts(h.ObservedAt))
 	}
-	return execValues(ctx, t.tx, rows, 8, add, `INSERT INTO inventory_history (pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at)
-		VALUES %s`, "append inventory history")
+	return insertValues(ctx, t.tx, rows, 8, add, `INSERT INTO inventory_history (pc_id, job_id, field_path, identity_json, change_kind, before_json, after_json, observed_at)
+		VALUES %s`, "append inventory history", nil)
 }
 
 func (t *projTx) UpsertChecks(ctx context.Context, checks []store.CheckRow) (int64, error) {
@@ -71,9 +71,9 @@ func (t *projTx) UpsertChecks(ctx context.Context, checks []store.CheckRow) (int
 		}
 		return args
 	}
-	return execValues(ctx, t.tx, checks, width, add, `INSERT INTO check_status (`+cols+`) VALUES %s
+	return insertValues(ctx, t.tx, checks, width, add, `INSERT INTO check_status (`+cols+`) VALUES %s
 		ON CONFLICT(pc_id, check_name) DO UPDATE SET `+set+`
-		WHERE excluded.recorded_at >= check_status.recorded_at AND (`+changed+`)`, "upsert check status")
+		WHERE excluded.recorded_at >= check_status.recorded_at AND (`+changed+`)`, "upsert check status", nil)
 }
 
 func (t *projTx) FeedWatermarks(ctx context.Context, feedIDs []string) (map[string]time.Time, error) {
@@ -115,8 +115,8 @@ func (t *projTx) ReplaceFeeds(ctx context.Context, feeds []store.Feed) error {
 		add := func(args []any, it *store.FeedItem) []any {
 			return append(args, m.FeedID, it.ItemID, it.Data, tsPtr(m.FetchedAt), ts(m.RecordedAt))
 		}
-		if _, err := execValues(ctx, t.tx, f.Items, 5, add, `INSERT INTO feeds (feed_id, item_id, data, fetched_at, recorded_at) VALUES %s`,
-			fmt.Sprintf("replace feed %q", m.FeedID)); err != nil {
+		if _, err := insertValues(ctx, t.tx, f.Items, 5, add, `INSERT INTO feeds (feed_id, item_id, data, fetched_at, recorded_at) VALUES %s`,
+			fmt.Sprintf("replace feed %q", m.FeedID), nil); err != nil {
 			return err
 		}
 		if _, err := t.tx.ExecContext(ctx, `INSERT INTO feed_meta (feed_id, recorded_at, fetched_at, item_count) VALUES (?, ?, ?, ?)

@@ -284,12 +284,12 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 	}
 	// OR IGNORE: of two elements with one key the first stays, as upstream
 	// keeps it (its insert of the second fails and is skipped).
-	n, err = execValues(ctx, t.raw(), inserts, len(cols), func(args []any, r *ins) []any {
+	n, err = insertValues(ctx, t.raw(), inserts, len(cols), func(args []any, r *ins) []any {
 		args = append(args, r.c.Key.PCID, r.c.Key.JobID, tsPtr(r.c.CollectedAt))
 		for _, c := range r.cells {
 			args = append(args, c.Value())
 		}
 		return args
-	}, "INSERT OR IGNORE INTO "+table+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name)
+	}, "INSERT OR IGNORE INTO "+table+" ("+strings.Join(cols, ", ")+") VALUES %s", "write rows of "+x.Name, nil)
 	return total + n, err
 }

@@ -67,6 +67,49 @@ func execValues[T any](ctx context.Context, tx execer, rows []T, width int, add 
 	return total, err
 }
 
+// insertValues runs stmt, an INSERT whose %s is its VALUES list, once per
+// row through one prepared single-row statement, tells changed (when not
+// nil) whether each row was written, and returns how many were; what names
+// the work in an error ("" for none). One row per statement spares SQLite
+// the statement journal that a multi-row INSERT keeps (a copy of every
+// page the statement changes, so that it alone can be rolled back):
+// measured, that journal was a fifth of a replay's writer time.
+func insertValues[T any](ctx context.Context, ex execer, rows []T, width int, add func([]any, *T) []any, stmt, what string,
+	changed func(i int, written bool)) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	wrap := func(err error) error {
+		if what == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	ps, err := ex.PrepareContext(ctx, strings.Replace(stmt, "%s", "("+placeholders(width)+")", 1))
+	if err != nil {
+		return 0, wrap(err)
+	}
+	defer ps.Close()
+	var total int64
+	args := make([]any, 0, width)
+	for i := range rows {
+		args = add(args[:0], &rows[i])
+		res, err := ps.ExecContext(ctx, args...)
+		if err != nil {
+			return total, wrap(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap(err)
+		}
+		total += n
+		if changed != nil {
+			changed(i, n > 0)
+		}
+	}
+	return total, nil
+}
+
 type projTx struct {
 	tx execer
 	s  *Store
@@ -157,33 +200,17 @@ func rowValue(r *store.ResultRow, col string) any {
 
 // insertEach writes rows with one prepared single-row statement, suffix
 // being the conflict clause, and tells changed whether each row was
-// written. One row per statement spares SQLite the statement journal that
-// a multi-row INSERT keeps (a copy of every page the statement changes, so
-// that it alone can be rolled back): measured, that journal was a fifth of
-// a replay's writer time, and it went with multi-row VALUES.
+// written.
 func (s *Store) insertEach(ctx context.Context, ex execer, rows []store.ResultRow, suffix string, changed func(i int, written bool)) error {
 	cols := s.writeCols()
-	stmt, err := ex.PrepareContext(ctx, "INSERT INTO execution_results ("+strings.Join(cols, ", ")+") VALUES ("+placeholders(len(cols))+") "+suffix)
-	if err != nil {
-		return err
+	add := func(args []any, r *store.ResultRow) []any {
+		for _, c := range cols {
+			args = append(args, rowValue(r, c))
+		}
+		return args
 	}
-	defer stmt.Close()
-	args := make([]any, len(cols))
-	for i := range rows {
-		for j, c := range cols {
-			args[j] = rowValue(&rows[i], c)
-		}
-		res, err := stmt.ExecContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		changed(i, n > 0)
-	}
-	return nil
+	_, err := insertValues(ctx, ex, rows, len(cols), add, "INSERT INTO execution_results ("+strings.Join(cols, ", ")+") VALUES %s "+suffix, "", changed)
+	return err
 }
 
 // insertRows writes rows (see insertEach) and returns how many it wrote.
@@ -303,7 +330,7 @@ func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFac
 	// recorded_at is compared as text, as upstream does: chrono's shape
 	// sorts chronologically, which is why every writer must keep it. A row
 	// that would not change is not rewritten (a redelivery writes nothing).
-	return execValues(ctx, t.tx, facts, 7, add, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
+	return insertValues(ctx, t.tx, facts, 7, add, `INSERT INTO inventory_facts (pc_id, job_id, facts_json, display_json, summary_json, collected_at, recorded_at)
 		VALUES %s
 		ON CONFLICT(pc_id, job_id) DO UPDATE SET
 			facts_json = excluded.facts_json, display_json = excluded.display_json, summary_json = excluded.summary_json,
@@ -311,7 +338,7 @@ func (t *projTx) UpsertInventory(ctx context.Context, facts []store.InventoryFac
 		WHERE excluded.recorded_at >= inventory_facts.recorded_at
 			AND (excluded.facts_json IS NOT inventory_facts.facts_json OR excluded.display_json IS NOT inventory_facts.display_json
 				OR excluded.summary_json IS NOT inventory_facts.summary_json OR excluded.collected_at IS NOT inventory_facts.collected_at
-				OR excluded.recorded_at IS NOT inventory_facts.recorded_at)`, "upsert inventory facts")
+				OR excluded.recorded_at IS NOT inventory_facts.recorded_at)`, "upsert inventory facts", nil)
 }
 
 func (t *projTx) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
