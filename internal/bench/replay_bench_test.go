@@ -45,7 +45,7 @@ import (
 var (
 	sizes  = flag.String("bench.n", "200000,1000000", "stream sizes")
 	serial = flag.Int("bench.serial", 20000, "messages the upstream-style baseline projects (its rate is flat)")
-	batch  = flag.Int("bench.batch", 5000, "replay batch size")
+	batch  = flag.Int("bench.batch", 0, "replay batch size (0: the replay's own default for the store)")
 	stores = flag.String("bench.stores", "postgres,sqlite", "stores the replay benchmark measures")
 	reps   = flag.Int("bench.reps", 3, "alternating (a)/(c) measurements per size and store; the table shows medians")
 )
@@ -348,7 +348,11 @@ func upstreamStyle(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, fleet *sim.Fleet, n int) (float64, float64) {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
-	cmd := exec.CommandContext(ctx, bin, "--db", dsn, "--nats-url", natsURL, "stream", "replay", "--batch", strconv.Itoa(*batch), "--progress", "none", "-o", "json")
+	args := []string{"--db", dsn, "--nats-url", natsURL, "stream", "replay", "--progress", "none", "-o", "json"}
+	if *batch > 0 {
+		args = append(args, "--batch", strconv.Itoa(*batch))
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 	cmd.Stderr = os.Stderr
 	var stdout strings.Builder
