@@ -12,7 +12,7 @@ import (
 )
 
 // The connection settings: every connection of a writer gets the larger
-// page cache and in-memory temporary files; synchronous=NORMAL only on a
+// page cache, temporary files stay on disk; synchronous=NORMAL only on a
 // file in WAL mode (where it cannot corrupt the file), FULL on a file in
 // another journal mode (upstream's file is upstream's choice), and the
 // file's journal mode is never changed on upstream's file.
@@ -56,8 +56,8 @@ func TestConnectionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, tm, cs, j := pragmas(st.DB()); s != 1 || tm != 2 || cs != -16384 || j != "wal" {
-		t.Errorf("kanade's own file: synchronous %d, temp_store %d, cache_size %d, journal %s; want 1 (NORMAL), 2 (MEMORY), -16384, wal", s, tm, cs, j)
+	if s, tm, cs, j := pragmas(st.DB()); s != 1 || tm != 0 || cs != -16384 || j != "wal" {
+		t.Errorf("kanade's own file: synchronous %d, temp_store %d, cache_size %d, journal %s; want 1 (NORMAL), 0 (DEFAULT), -16384, wal", s, tm, cs, j)
 	}
 	st.Close()
 

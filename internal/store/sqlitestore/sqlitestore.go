@@ -67,13 +67,12 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(0)")
-	// Settings of this connection only, safe beside a running upstream
-	// backend (docs/performance.md measures them): a 16 MiB page cache,
+	// A setting of this connection only, safe beside a running upstream
+	// backend (docs/performance.md measures it): a 16 MiB page cache,
 	// against SQLite's 2 MiB, holds a 5,000-row batch's pages so they are
-	// not spilled to the WAL mid-transaction; temporary files (sorts,
-	// statement journals) stay in memory.
+	// not spilled to the WAL mid-transaction. Temporary files stay files:
+	// in memory they would hold an audit's sorts of a large table.
 	q.Add("_pragma", "cache_size(-16384)")
-	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
