@@ -188,13 +188,11 @@ func pgValues(rows []store.ResultRow) [][]any {
 	return out
 }
 
-// exactPostgres is (a) on PostgreSQL: COPY into staging, then one INSERT ...
-// SELECT ... ON CONFLICT DO NOTHING whose inserted rows move the counters of
-// their executions in the same statement.
-func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
+// timedPostgres seeds a fresh database, then times load in one
+// transaction and returns the stream's messages per second.
+func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(tx pgx.Tx) error) float64 {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
-	values := pgValues(rows)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -205,22 +203,7 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
-		stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, recorded_at timestamptz) ON COMMIT DROP`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
-		t.Fatal(err)
-	}
-	cols := strings.Join(yardstickCols, ",")
-	if _, err := tx.Exec(ctx, `WITH ins AS (
-			INSERT INTO execution_results (`+cols+`) SELECT `+cols+` FROM staging ON CONFLICT (result_id) DO NOTHING
-			RETURNING exec_id, exit_code),
-		d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
-			FROM ins WHERE exec_id IS NOT NULL AND exec_id <> '' GROUP BY exec_id)
-		UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
-			status = `+store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count")+`
-		FROM d WHERE e.exec_id = d.exec_id`); err != nil {
+	if err := load(tx); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -229,13 +212,37 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	return float64(len(fleet.Results)) / time.Since(start).Seconds()
 }
 
+// exactPostgres is (a) on PostgreSQL: COPY into staging, then one INSERT ...
+// SELECT ... ON CONFLICT DO NOTHING whose inserted rows move the counters of
+// their executions in the same statement.
+func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
+	values := pgValues(rows)
+	cols := strings.Join(yardstickCols, ",")
+	return timedPostgres(t, ctx, dsn, fleet, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
+			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, recorded_at timestamptz) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `WITH ins AS (
+				INSERT INTO execution_results (`+cols+`) SELECT `+cols+` FROM staging ON CONFLICT (result_id) DO NOTHING
+				RETURNING exec_id, exit_code),
+			d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
+				FROM ins WHERE exec_id IS NOT NULL AND exec_id <> '' GROUP BY exec_id)
+			UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
+				status = `+store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count")+`
+			FROM d WHERE e.exec_id = d.exec_id`)
+		return err
+	})
+}
+
 // plainCopy is (p): PostgreSQL's ceiling, the rows COPYed straight into
 // execution_results in one transaction. A plain COPY cannot skip a
 // redelivered result, so it copies each result_id once (the first), and
 // its rate is over all the stream's messages, as the others' are.
 func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
-	st := openSeeded(t, ctx, dsn, fleet)
-	st.Close()
 	seen := make(map[string]bool, len(rows))
 	distinct := make([]store.ResultRow, 0, len(rows))
 	for _, r := range rows {
@@ -245,23 +252,10 @@ func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, 
 		}
 	}
 	values := pgValues(distinct)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	start := time.Now()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return float64(len(fleet.Results)) / time.Since(start).Seconds()
+	return timedPostgres(t, ctx, dsn, fleet, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values))
+		return err
+	})
 }
 
 // exactSQLite is (a) on SQLite: the project's own schema, WAL and

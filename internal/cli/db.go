@@ -56,11 +56,17 @@ func runMigrate(ctx context.Context, opts *DBOptions) error {
 	if err != nil {
 		return err
 	}
-	status, err := st.Status(ctx)
-	if err != nil {
-		return err
+	rep := MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...)}
+	// Only the machine formats show the schema version, and Status counts
+	// every table's rows: a table for people does not pay for that.
+	if opts.Format.IsMachine() {
+		status, err := st.Status(ctx)
+		if err != nil {
+			return err
+		}
+		rep.SchemaVersion = status.SchemaVersion
 	}
-	return printMigrate(opts.IO, opts.Format, MigrateReport{Location: st.Location(), Applied: append([]string{}, applied...), SchemaVersion: status.SchemaVersion})
+	return printMigrate(opts.IO, opts.Format, rep)
 }
 
 func printMigrate(s *output.Streams, f output.Format, rep MigrateReport) error {

@@ -152,7 +152,7 @@ func writeRows[T any](s *Streams, wide bool, l List[T], items []T) error {
 	}
 	// -o wide shows everything; a plain table gives way to the terminal.
 	if fit >= 0 && !wide {
-		rows = FitColumn(s.Width, header, rows, fit)
+		rows = fitColumn(s.Width, header, rows, fit)
 	}
 	if l.Detail == nil {
 		return WriteTable(s.Out, header, rows)
@@ -206,11 +206,11 @@ func PrintDocument(s *Streams, f Format, d Document) error {
 	return PrintList(s, f, List[Field]{Columns: cols, Doc: d.Doc, Items: fields, OneLine: true, Footer: d.Footer})
 }
 
-// FitColumn shortens column col (a table's free text: an output line, a
+// fitColumn shortens column col (a table's free text: an output line, a
 // detail) so that the table fits width columns, ending cut cells in "…".
 // It leaves the rows as they are when width is 0 (not a terminal) or when
 // even the other columns do not fit.
-func FitColumn(width int, header []string, rows [][]string, col int) [][]string {
+func fitColumn(width int, header []string, rows [][]string, col int) [][]string {
 	if width <= 0 || col < 0 || col >= len(header) {
 		return rows
 	}

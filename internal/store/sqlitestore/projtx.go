@@ -198,10 +198,10 @@ func rowValue(r *store.ResultRow, col string) any {
 	panic("unknown column " + col)
 }
 
-// insertEach writes rows with one prepared single-row statement, suffix
-// being the conflict clause, and tells changed whether each row was
-// written.
-func (s *Store) insertEach(ctx context.Context, ex execer, rows []store.ResultRow, suffix string, changed func(i int, written bool)) error {
+// insertEach writes rows with one prepared single-row statement (see
+// insertValues), suffix being the conflict clause, tells changed (when not
+// nil) whether each row was written, and returns how many were.
+func (s *Store) insertEach(ctx context.Context, ex execer, rows []store.ResultRow, suffix string, changed func(i int, written bool)) (int64, error) {
 	cols := s.writeCols()
 	add := func(args []any, r *store.ResultRow) []any {
 		for _, c := range cols {
@@ -209,19 +209,7 @@ func (s *Store) insertEach(ctx context.Context, ex execer, rows []store.ResultRo
 		}
 		return args
 	}
-	_, err := insertValues(ctx, ex, rows, len(cols), add, "INSERT INTO execution_results ("+strings.Join(cols, ", ")+") VALUES %s "+suffix, "", changed)
-	return err
-}
-
-// insertRows writes rows (see insertEach) and returns how many it wrote.
-func (s *Store) insertRows(ctx context.Context, ex execer, rows []store.ResultRow, suffix string) (int64, error) {
-	var n int64
-	err := s.insertEach(ctx, ex, rows, suffix, func(_ int, written bool) {
-		if written {
-			n++
-		}
-	})
-	return n, err
+	return insertValues(ctx, ex, rows, len(cols), add, "INSERT INTO execution_results ("+strings.Join(cols, ", ")+") VALUES %s "+suffix, "", changed)
 }
 
 func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
@@ -247,7 +235,7 @@ func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string
 
 func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]string, error) {
 	var skipped []string
-	err := t.s.insertEach(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING", func(i int, written bool) {
+	_, err := t.s.insertEach(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING", func(i int, written bool) {
 		if !written {
 			skipped = append(skipped, rows[i].ResultID)
 		}
@@ -259,7 +247,7 @@ func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]strin
 }
 
 func (t *projTx) InsertInFlight(ctx context.Context, rows []store.ResultRow) (int64, error) {
-	n, err := t.s.insertRows(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING")
+	n, err := t.s.insertEach(ctx, t.tx, rows, "ON CONFLICT(result_id) DO NOTHING", nil)
 	if err != nil {
 		return n, fmt.Errorf("insert in-flight rows: %w", err)
 	}
@@ -273,8 +261,8 @@ func (t *projTx) UpsertResults(ctx context.Context, rows []store.ResultRow) (int
 	if t.s.cols["skipped"] {
 		set += ", skipped = excluded.skipped"
 	}
-	n, err := t.s.insertRows(ctx, t.tx, rows, "ON CONFLICT(result_id) DO UPDATE SET "+set+
-		" WHERE execution_results.finished_at IS NULL OR execution_results.reaped = 1")
+	n, err := t.s.insertEach(ctx, t.tx, rows, "ON CONFLICT(result_id) DO UPDATE SET "+set+
+		" WHERE execution_results.finished_at IS NULL OR execution_results.reaped = 1", nil)
 	if err != nil {
 		return n, fmt.Errorf("upsert results: %w", err)
 	}

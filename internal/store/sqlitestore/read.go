@@ -171,7 +171,7 @@ func (s *Store) Seed(ctx context.Context, execs []store.Execution, rows []store.
 				return fmt.Errorf("seed executions: %w", err)
 			}
 		}
-		if _, err := s.insertRows(ctx, tx, rows, ""); err != nil {
+		if _, err := s.insertEach(ctx, tx, rows, "", nil); err != nil {
 			return fmt.Errorf("seed execution_results: %w", err)
 		}
 		return nil
