@@ -2,8 +2,10 @@ package wire_test
 
 import (
 	"encoding/json"
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/wire"
@@ -47,7 +49,7 @@ func decodeWithEncodingJSON(data []byte) error {
 
 // simPayloads are the RESULTS payloads of a simulated fleet (inventory
 // JSON, PowerShell text, broadcasts, legacy agents), the replay's diet.
-func simPayloads(b *testing.B) ([][]byte, int64) {
+func simPayloads(b testing.TB) ([][]byte, int64) {
 	cfg := sim.Defaults()
 	cfg.Undecodable = 0
 	f := sim.Generate(cfg)
@@ -87,4 +89,38 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDecodedKeepsNotItsPayload: a decoded result holds its own strings,
+// not the payload they were read from, since a replay keeps two batches
+// of decoded results alive (the keys and punctuation would be a third of
+// its heap).
+func TestDecodedKeepsNotItsPayload(t *testing.T) {
+	payloads, avg := simPayloads(t)
+	kept := make([]*wire.ExecResult, 0, 4*len(payloads))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var stdout int64
+	for range 4 {
+		for _, p := range payloads {
+			r, err := wire.DecodeExecResult(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept = append(kept, r)
+			stdout += int64(len(r.Stdout))
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := int64(len(kept))
+	perResult := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	// What a result needs: its struct, its stdout (escaped, so a copy) and
+	// its ids; the payload alone would be avg bytes more.
+	t.Logf("each decoded result keeps %d bytes (payloads average %d, stdout %d)", perResult, avg, stdout/n)
+	if limit := int64(unsafe.Sizeof(wire.ExecResult{})) + stdout/n + avg/2; perResult > limit {
+		t.Errorf("each decoded result keeps %d bytes (payloads average %d, stdout %d): more than %d, so the payload is still held", perResult, avg, stdout/n, limit)
+	}
+	runtime.KeepAlive(kept)
 }

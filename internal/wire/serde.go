@@ -87,7 +87,41 @@ func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
 			return d.missing(f.name)
 		}
 	}
+	d.compact(vals)
 	return nil
+}
+
+// compact moves the strings sliced from the payload into one buffer of
+// their own when they are a small part of it. The keys and punctuation are
+// garbage once decoded, and an escaped string (stdout, as a rule) is a copy
+// already; without this a decoded value would keep its whole payload
+// alive, and a replay holds two batches of decoded values at once.
+func (d *decoder) compact(vals []fieldValue) {
+	base := uintptr(unsafe.Pointer(unsafe.StringData(d.s)))
+	inPayload := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= base && p < base+uintptr(len(d.s))
+	}
+	n := 0
+	for i := range vals {
+		if vals[i].str == "" {
+			vals[i].str = "" // an empty slice of the payload still points into it
+		} else if inPayload(vals[i].str) {
+			n += len(vals[i].str)
+		}
+	}
+	if n == 0 || 4*n > 3*len(d.s) {
+		return // nothing to free, or too little to pay for the copy
+	}
+	buf := make([]byte, 0, n)
+	for i := range vals {
+		if s := vals[i].str; inPayload(s) {
+			start := len(buf)
+			buf = append(buf, s...)
+			// buf is never written again after the copies.
+			vals[i].str = unsafe.String(unsafe.SliceData(buf[start:]), len(s))
+		}
+	}
 }
 
 type decoder struct {
