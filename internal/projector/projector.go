@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,11 +117,29 @@ type Batch struct {
 	Bytes      int64
 }
 
-// Prepare decodes msgs (in stream order). A message that cannot be
-// decoded or completed goes to the batch's quarantine list with the
-// reason; only a context or connection failure is an error.
+// Prepare decodes msgs (in stream order) into one batch: NewBatch, Add
+// and Seal in one call, for callers that hold the whole batch anyway.
 func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error) {
-	b := &Batch{items: make([]item, 0, len(msgs)), prec: p.store.Kind().TimePrecision()}
+	b := p.NewBatch(len(msgs))
+	if err := p.Add(ctx, b, msgs); err != nil {
+		return nil, err
+	}
+	return p.Seal(b), nil
+}
+
+// NewBatch starts an empty batch that Add fills; capacity is the number
+// of messages it is expected to hold.
+func (p *Projector) NewBatch(capacity int) *Batch {
+	return &Batch{items: make([]item, 0, capacity), prec: p.store.Kind().TimePrecision()}
+}
+
+// Add decodes msgs (in stream order, after the ones already added) into
+// b. A message that cannot be decoded or completed goes to the batch's
+// quarantine list with the reason; only a context or connection failure
+// is an error. The batch keeps no reference to msgs or their payloads
+// (except a quarantined one's), so a reader can hand messages over in
+// small chunks and the raw bytes of a whole batch are never held at once.
+func (p *Projector) Add(ctx context.Context, b *Batch, msgs []Message) error {
 	for i := range msgs {
 		m := &msgs[i]
 		b.Messages++
@@ -131,7 +150,7 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 		}
 		it, reason, err := p.prepareOne(ctx, m, &b.derived)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch {
 		case reason != "":
@@ -143,8 +162,15 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 			b.items = append(b.items, *it)
 		}
 	}
+	return nil
+}
+
+// Seal ends b: it plans the batch as if every id were new, so that this
+// work is done while the previous batch is written. A batch is applied
+// only after Seal.
+func (p *Projector) Seal(b *Batch) *Batch {
 	b.fresh = planBatch(b, nil)
-	return b, nil
+	return b
 }
 
 // prepareOne returns the item, or a quarantine reason, or (nil, "") for a
@@ -363,15 +389,23 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	// are planned again. An id's outcome depends on nothing but its own
 	// state and messages, so the new ids' rows are already what the real
 	// plan would write.
-	plan := b.fresh // Prepare made it; a Batch comes from nowhere else
+	if b.fresh == nil {
+		p.Seal(b) // its preparer did not plan it ahead
+	}
+	plan := b.fresh
 	recheck := map[string]bool{}
-	fresh := make([]store.ResultRow, 0, len(plan.upserts)+len(plan.inFlight))
-	for _, rows := range [][]store.ResultRow{plan.upserts, plan.inFlight} {
-		for _, r := range rows {
-			if p.recentlyWritten(r.ResultID) {
-				recheck[r.ResultID] = true
-			} else {
-				fresh = append(fresh, r)
+	// As a rule every row is new: the plan's own slice is inserted, and
+	// a batch's rows are not held twice.
+	fresh := plan.upserts
+	if len(plan.inFlight) > 0 || slices.ContainsFunc(plan.upserts, func(r store.ResultRow) bool { return p.recentlyWritten(r.ResultID) }) {
+		fresh = make([]store.ResultRow, 0, len(plan.upserts)+len(plan.inFlight))
+		for _, rows := range [][]store.ResultRow{plan.upserts, plan.inFlight} {
+			for _, r := range rows {
+				if p.recentlyWritten(r.ResultID) {
+					recheck[r.ResultID] = true
+				} else {
+					fresh = append(fresh, r)
+				}
 			}
 		}
 	}
@@ -524,8 +558,10 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 		row      store.ResultRow
 		isResult bool
 	}
-	images := map[string]*image{}
-	var order []string
+	// One slice of images, indexed by id: a batch's rows are allocated
+	// once, not one by one, and the upserts are copied out exactly sized.
+	images := make([]image, 0, len(b.items))
+	imageOf := make(map[string]int, len(b.items))
 	pl := &plan{deltaOf: map[string]store.CounterDelta{}}
 	var deltaOrder []string
 	factIdx := map[[2]string]int{}
@@ -546,10 +582,9 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			if state[it.id] != stNone {
 				continue // ON CONFLICT DO NOTHING
 			}
-			img := &image{row: store.ResultRow{ResultID: e.ResultID, RequestID: e.RequestID, ExecID: wire.Str(e.ExecID), PCID: e.PCID,
-				StartedAt: e.StartedAt, RecordedAt: it.published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: it.expiresAt}}
-			images[it.id] = img
-			order = append(order, it.id)
+			imageOf[it.id] = len(images)
+			images = append(images, image{row: store.ResultRow{ResultID: e.ResultID, RequestID: e.RequestID, ExecID: wire.Str(e.ExecID), PCID: e.PCID,
+				StartedAt: e.StartedAt, RecordedAt: it.published, JobID: wire.Str(e.ManifestID), Version: wire.Str(e.Version), ExpiresAt: it.expiresAt}})
 			state[it.id] = stInFlight
 			pl.inFlightCreated++
 		case kindResult:
@@ -558,22 +593,24 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			if prior == stFinished {
 				pl.unchanged++
 			} else {
-				exit := r.ExitCode
-				fin := r.FinishedAt
-				if img, ok := images[it.id]; ok {
+				// The row points at the decoded result's fields, which
+				// nothing changes after decoding.
+				exit, fin := &r.ExitCode, &r.FinishedAt
+				if i, ok := imageOf[it.id]; ok {
+					img := &images[i]
 					// Created earlier in this batch by a started event:
 					// the upsert's DO UPDATE branch, applied to that image.
-					img.row.ExitCode, img.row.Stdout, img.row.Stderr, img.row.FinishedAt = &exit, r.Stdout, r.Stderr, &fin
+					img.row.ExitCode, img.row.Stdout, img.row.Stderr, img.row.FinishedAt = exit, r.Stdout, r.Stderr, fin
 					img.row.Reaped, img.row.Skipped, img.row.RequestID = false, r.IsSkipped(), r.RequestID
 					if r.ManifestID != nil {
 						img.row.JobID = r.ManifestID
 					}
 					img.isResult = true
 				} else {
-					images[it.id] = &image{isResult: true, row: store.ResultRow{ResultID: it.id, RequestID: r.RequestID, ExecID: r.ExecID,
-						PCID: r.PCID, ExitCode: &exit, Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin,
-						RecordedAt: it.published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.IsSkipped()}}
-					order = append(order, it.id)
+					imageOf[it.id] = len(images)
+					images = append(images, image{isResult: true, row: store.ResultRow{ResultID: it.id, RequestID: r.RequestID, ExecID: r.ExecID,
+						PCID: r.PCID, ExitCode: exit, Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: fin,
+						RecordedAt: it.published, JobID: r.ManifestID, ParentResultID: r.ParentResultID, Skipped: r.IsSkipped()}})
 				}
 				switch prior {
 				case stNone:
@@ -621,12 +658,19 @@ func planBatch(b *Batch, existing map[string]store.RowState) *plan {
 			}
 		}
 	}
-	for _, id := range order {
-		img := images[id]
-		if img.isResult {
-			pl.upserts = append(pl.upserts, img.row)
+	results := 0
+	for i := range images {
+		if images[i].isResult {
+			results++
+		}
+	}
+	pl.upserts = make([]store.ResultRow, 0, results)
+	pl.inFlight = make([]store.ResultRow, 0, len(images)-results)
+	for i := range images {
+		if images[i].isResult {
+			pl.upserts = append(pl.upserts, images[i].row)
 		} else {
-			pl.inFlight = append(pl.inFlight, img.row)
+			pl.inFlight = append(pl.inFlight, images[i].row)
 		}
 	}
 	for _, id := range deltaOrder {

@@ -25,13 +25,16 @@ func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, p
 	}
 	ctx, stopped, cancel := watched(ctx, js, o, "the live tables are untouched, run the rebuild again when NATS is back")
 	defer cancel()
-	raw := make(chan []projector.Message, 1)
+	raw := make(chan chunk)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
-	for msgs := range raw {
-		b, err := proj.Prepare(ctx, msgs)
+	for {
+		b, err := nextBatch(ctx, proj, raw, o.Batch)
 		if err != nil {
 			return total, stopped(err)
+		}
+		if b == nil {
+			break
 		}
 		err = st.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
 			stats, err := proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{})

@@ -397,3 +397,34 @@ func TestReReplayWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchesSpanChunks: the reader hands messages over in chunks smaller
+// than a batch (so a batch's raw payloads are never all held), and every
+// batch still holds exactly --batch messages, the last one the rest.
+func TestBatchesSpanChunks(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 300
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	const batch = 300 // more than one chunk, not a multiple of one
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		var done []uint64
+		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: batch, Progress: func(p replay.Progress) { done = append(done, p.Done) }})
+		n := uint64(len(f.Results))
+		if n <= 2*batch {
+			t.Fatalf("the fleet has %d results: too few for batches of %d", n, batch)
+		}
+		for i, d := range done {
+			want := min(uint64(i+1)*batch, n)
+			if d != want {
+				t.Fatalf("after batch %d: %d messages done, want %d (all: %v)", i+1, d, want, done)
+			}
+		}
+		if len(done) == 0 || done[len(done)-1] != n {
+			t.Fatalf("batches ended at %v, want %d messages", done, n)
+		}
+	})
+}

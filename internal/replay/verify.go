@@ -82,17 +82,20 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	// comparison: the reason it stopped wins over what it found so far.
 	ctx, stopped, cancel := watched(ctx, js, o, "nothing was written, run the verify again when NATS is back")
 	defer cancel()
-	raw := make(chan []projector.Message, 1)
+	raw := make(chan chunk)
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
 	kind := st.Kind()
 	start := time.Now()
-	for msgs := range raw {
-		rep.Checked += int64(len(msgs))
-		b, err := proj.Prepare(ctx, msgs)
+	for {
+		b, err := nextBatch(ctx, proj, raw, o.Batch)
 		if err != nil {
 			return rep, stopped(err)
 		}
+		if b == nil {
+			break
+		}
+		rep.Checked += b.Messages
 		for _, q := range b.Quarantined() {
 			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: q.Error})
 		}
@@ -127,7 +130,7 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 			return rep, stopped(err)
 		}
 		if o.Progress != nil {
-			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: msgs[len(msgs)-1].Seq,
+			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: b.LastSeq,
 				Elapsed: time.Since(start), Quarantined: rep.Counts[DiffQuarantined]})
 		}
 	}
