@@ -25,7 +25,7 @@ func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, p
 	}
 	ctx, stopped, cancel := watched(ctx, js, o, "the live tables are untouched, run the rebuild again when NATS is back")
 	defer cancel()
-	raw := make(chan chunk)
+	raw := make(chan chunk, chunksPerBatch(o.Batch)) // the reader runs a batch ahead, as it did before chunks
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
 	for {

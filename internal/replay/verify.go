@@ -82,7 +82,7 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	// comparison: the reason it stopped wins over what it found so far.
 	ctx, stopped, cancel := watched(ctx, js, o, "nothing was written, run the verify again when NATS is back")
 	defer cancel()
-	raw := make(chan chunk)
+	raw := make(chan chunk, chunksPerBatch(o.Batch)) // the reader runs a batch ahead, as it did before chunks
 	rerr := make(chan error, 1)
 	go func() { rerr <- read(ctx, s, plan, o, raw) }()
 	kind := st.Kind()
