@@ -303,6 +303,12 @@ type jsonParser struct {
 	// only, when set, builds only these members of a top-level object
 	// (the rest is checked, not built).
 	only []string
+	// items and members are stacks the open arrays and objects collect
+	// their elements on; each gets an exactly sized copy when it closes.
+	// Growing every array's own slice from empty copied its elements
+	// again and again: a sixth of a hint-heavy replay's CPU.
+	items   []JSONValue
+	members []JSONMember
 }
 
 // ParseJSONMembers is ParseJSON for a caller that reads only some members
@@ -406,9 +412,7 @@ func (p *jsonParser) ident(rest string) error {
 
 func (p *jsonParser) array() (JSONValue, error) {
 	v := JSONValue{Kind: JSONArray}
-	if !p.discard {
-		v.Items = []JSONValue{}
-	}
+	base := len(p.items)
 	for first := true; ; first = false {
 		c, ok := p.ws()
 		if !ok {
@@ -416,6 +420,11 @@ func (p *jsonParser) array() (JSONValue, error) {
 		}
 		if c == ']' {
 			p.i++
+			if !p.discard {
+				v.Items = make([]JSONValue, len(p.items)-base)
+				copy(v.Items, p.items[base:])
+				p.items = p.items[:base]
+			}
 			return v, nil
 		}
 		if !first {
@@ -435,16 +444,14 @@ func (p *jsonParser) array() (JSONValue, error) {
 			return v, err
 		}
 		if !p.discard {
-			v.Items = append(v.Items, item)
+			p.items = append(p.items, item)
 		}
 	}
 }
 
 func (p *jsonParser) object() (JSONValue, error) {
 	v := JSONValue{Kind: JSONObject}
-	if !p.discard {
-		v.Members = []JSONMember{}
-	}
+	base := len(p.members)
 	for first := true; ; first = false {
 		c, ok := p.ws()
 		if !ok {
@@ -453,7 +460,10 @@ func (p *jsonParser) object() (JSONValue, error) {
 		if c == '}' {
 			p.i++
 			if !p.discard {
-				v.Members = sortedMembers(v.Members)
+				ms := make([]JSONMember, len(p.members)-base)
+				copy(ms, p.members[base:])
+				p.members = p.members[:base]
+				v.Members = sortedMembers(ms)
 			}
 			return v, nil
 		}
@@ -495,7 +505,7 @@ func (p *jsonParser) object() (JSONValue, error) {
 			return v, err
 		}
 		if !p.discard && !skip {
-			v.Members = append(v.Members, JSONMember{Key: key, Value: val})
+			p.members = append(p.members, JSONMember{Key: key, Value: val})
 		}
 	}
 }
