@@ -73,7 +73,7 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 	}{
 		{[]string{"stream", "replay"}, "replay", func(o any) bool {
 			r := o.(*ReplayOptions)
-			return r.Replay.Stream == "RESULTS" && r.Replay.Batch == 5000 && r.Replay.NATSTimeout == 2*time.Minute && r.Progress == "auto" &&
+			return r.Replay.Stream == "RESULTS" && r.Replay.Batch == 5000 && r.Replay.BatchBytes == 16<<20 && r.Replay.NATSTimeout == 2*time.Minute && r.Progress == "auto" &&
 				!r.Plan && !r.Rebuild && r.Format == output.Table && r.Deps != nil
 		}},
 		{[]string{"-o", "json", "stream", "replay", "--stream", "EVENTS", "--since", "36h", "--to-seq", "90", "--subject", "events.a", "--subject", "events.b",
@@ -98,10 +98,11 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 			return r.Follow && r.Consumer == "mine"
 		}},
 		{[]string{"stream", "replay", "--only-quarantined"}, "replay", func(o any) bool { return o.(*ReplayOptions).Replay.OnlyQuarantined }},
-		{[]string{"stream", "verify", "--from-seq", "2", "--limit", "5", "--batch", "10"}, "verify", func(o any) bool {
+		{[]string{"stream", "verify", "--from-seq", "2", "--limit", "5", "--batch", "10", "--batch-bytes", "64MB"}, "verify", func(o any) bool {
 			v := o.(*VerifyOptions)
-			return v.Replay.FromSeq == 2 && v.Limit == 5 && v.Replay.Batch == 10 && v.Replay.Stream == "RESULTS"
+			return v.Replay.FromSeq == 2 && v.Limit == 5 && v.Replay.Batch == 10 && v.Replay.BatchBytes == 64_000_000 && v.Replay.Stream == "RESULTS"
 		}},
+		{[]string{"stream", "replay", "--batch-bytes", "4MiB"}, "replay", func(o any) bool { return o.(*ReplayOptions).Replay.BatchBytes == 4<<20 }},
 		{[]string{"results", "show", "--exec-id", "e-1", "--pc", "a", "--pc", "b,c", "--sort", "status", "--fail-on", "failed,missing", "--stdout"}, "show",
 			func(o any) bool {
 				s := o.(*ShowOptions)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -27,6 +29,7 @@ type replayFlags struct {
 	follow, rebuild, yes                     bool
 	subjects                                 []string
 	batch, maxErrors                         int
+	batchBytes                               string
 	natsTimeout                              time.Duration
 	dryRun, plan, resume, onlyQuarantined    bool
 }
@@ -112,6 +115,15 @@ func parseTime(flag, v string, now time.Time) (*time.Time, error) {
 	return &t, nil
 }
 
+// parseBatchBytes reads a size such as 16MiB, 64MB or 1048576.
+func parseBatchBytes(v string) (int64, error) {
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n < 64<<10 || n > 1<<30 {
+		return 0, fmt.Errorf("--batch-bytes %q: give a size from 64KiB to 1GiB, such as 16MiB or 64MB", v)
+	}
+	return int64(n), nil
+}
+
 func parseSeq(flag, v string) (uint64, error) {
 	if v == "" {
 		return 0, nil
@@ -131,6 +143,7 @@ func (f *replayFlags) addWindowFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
 	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
 	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
+	fl.StringVar(&f.batchBytes, "batch-bytes", "16MiB", "also end a batch once its payloads reach this size (memory follows it: about twice this, decoded)")
 	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 }
@@ -152,6 +165,8 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	if o.Until, err = parseTime("until", f.until, now); err != nil {
 		return o, usageErrorf(cmd, "%v", err)
 	}
+	var batchBytesErr error
+	o.BatchBytes, batchBytesErr = parseBatchBytes(f.batchBytes)
 	switch {
 	case o.FromSeq > 0 && o.Since != nil:
 		return o, usageErrorf(cmd, "--from-seq and --since both set the start: give one")
@@ -161,6 +176,8 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--resume starts at the checkpoint: drop --from-seq/--since")
 	case f.batch < 1 || f.batch > 100000:
 		return o, usageErrorf(cmd, "--batch %d: give 1 to 100000", f.batch)
+	case batchBytesErr != nil:
+		return o, usageErrorf(cmd, "%v", batchBytesErr)
 	case f.natsTimeout <= 0:
 		return o, usageErrorf(cmd, "--nats-timeout %s: give a positive duration such as 30s or 5m", f.natsTimeout)
 	case f.maxErrors < 0:

@@ -27,6 +27,8 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"stream", "replay", "--resume", "--since", "2h"}, "--resume starts at the checkpoint"},
 		{[]string{"stream", "replay", "--batch", "0"}, "--batch 0: give 1 to 100000"},
 		{[]string{"stream", "replay", "--batch", "100001"}, "--batch 100001"},
+		{[]string{"stream", "replay", "--batch-bytes", "16"}, `--batch-bytes "16": give a size from 64KiB to 1GiB`},
+		{[]string{"stream", "verify", "--batch-bytes", "lots"}, `--batch-bytes "lots"`},
 		{[]string{"stream", "replay", "--nats-timeout", "0s"}, "--nats-timeout 0s"},
 		{[]string{"stream", "replay", "--nats-timeout", "-1m"}, "--nats-timeout -1m0s"},
 		{[]string{"stream", "replay", "--max-errors", "-1"}, "--max-errors"},

@@ -428,3 +428,38 @@ func TestBatchesSpanChunks(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchesEndAtBatchBytes: a batch also ends at the message that brings
+// its payloads to --batch-bytes, so memory follows payload sizes too.
+func TestBatchesEndAtBatchBytes(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 300
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	const batch, limit = 300, 64 << 10
+	// The boundaries the rule gives, worked out from the published payloads
+	// (the stream holds them in publish order).
+	var want []uint64
+	var n, bytes int
+	for i, m := range f.Results {
+		n, bytes = n+1, bytes+len(m.Data)
+		if n == batch || bytes >= limit || i == len(f.Results)-1 {
+			want = append(want, uint64(i+1))
+			n, bytes = 0, 0
+		}
+	}
+	if len(want) < 3 || want[0] == batch {
+		t.Fatalf("the fleet's payloads do not exercise the byte limit: %v", want)
+	}
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		if err := st.Seed(ctx, f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		var done []uint64
+		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: batch, BatchBytes: limit,
+			Progress: func(p replay.Progress) { done = append(done, p.Done) }})
+		if !reflect.DeepEqual(done, want) {
+			t.Fatalf("batches ended after %v messages, want %v", done, want)
+		}
+	})
+}

@@ -223,8 +223,10 @@ const (
 	pullBuffer = 1000
 )
 
-// read sends the window in chunks, the last chunk of each batch of
-// o.Batch messages marked; it closes out when done.
+// read sends the window in chunks, the last chunk of each batch marked: a
+// batch ends at o.Batch messages, or at the message that brings its
+// payloads to o.BatchBytes (a larger message is a batch of its own). It
+// closes out when done.
 func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out chan<- chunk) error {
 	defer close(out)
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects,
@@ -242,7 +244,11 @@ func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out ch
 	size := min(o.Batch, chunkSize)
 	msgs := make([]projector.Message, 0, size)
 	var seen uint64
-	inBatch := 0
+	inBatch, inBytes := 0, int64(0)
+	maxBytes := o.BatchBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultBatchBytes
+	}
 	flush := func(end bool) bool {
 		if len(msgs) == 0 {
 			return true
@@ -273,13 +279,14 @@ func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out ch
 		}
 		seen++
 		inBatch++
+		inBytes += int64(len(m.Data()))
 		msgs = append(msgs, projector.Message{Stream: o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
-		if end := inBatch == o.Batch; end || len(msgs) == size {
+		if end := inBatch == o.Batch || inBytes >= maxBytes; end || len(msgs) == size {
 			if !flush(end) {
 				return ctx.Err()
 			}
 			if end {
-				inBatch = 0
+				inBatch, inBytes = 0, 0
 			}
 		}
 		if seq == plan.ToSeq || meta.NumPending == 0 {
