@@ -1,6 +1,7 @@
 package replay_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -398,68 +399,50 @@ func TestReReplayWritesNothing(t *testing.T) {
 	})
 }
 
-// TestBatchesSpanChunks: the reader hands messages over in chunks smaller
+// TestBatchBoundaries: the reader hands messages over in chunks smaller
 // than a batch (so a batch's raw payloads are never all held), and every
-// batch still holds exactly --batch messages, the last one the rest.
-func TestBatchesSpanChunks(t *testing.T) {
+// batch still ends where the rule says: at --batch messages, or at the
+// message that brings its payloads to --batch-bytes, the last batch the
+// rest.
+func TestBatchBoundaries(t *testing.T) {
 	cfg := sim.Defaults()
 	cfg.PCs = 300
 	js, f := fleetServer(t, cfg)
 	ctx := context.Background()
 	const batch = 300 // more than one chunk, not a multiple of one
-	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
-		if err := st.Seed(ctx, f.Executions, nil); err != nil {
-			t.Fatal(err)
-		}
-		var done []uint64
-		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: batch, Progress: func(p replay.Progress) { done = append(done, p.Done) }})
-		n := uint64(len(f.Results))
-		if n <= 2*batch {
-			t.Fatalf("the fleet has %d results: too few for batches of %d", n, batch)
-		}
-		for i, d := range done {
-			want := min(uint64(i+1)*batch, n)
-			if d != want {
-				t.Fatalf("after batch %d: %d messages done, want %d (all: %v)", i+1, d, want, done)
+	boundaries := func(limit int) []uint64 {
+		var out []uint64
+		var n, bytes int
+		// The stream holds the payloads in publish order.
+		for i, m := range f.Results {
+			n, bytes = n+1, bytes+len(m.Data)
+			if n == batch || bytes >= limit || i == len(f.Results)-1 {
+				out = append(out, uint64(i+1))
+				n, bytes = 0, 0
 			}
 		}
-		if len(done) == 0 || done[len(done)-1] != n {
-			t.Fatalf("batches ended at %v, want %d messages", done, n)
-		}
-	})
-}
-
-// TestBatchesEndAtBatchBytes: a batch also ends at the message that brings
-// its payloads to --batch-bytes, so memory follows payload sizes too.
-func TestBatchesEndAtBatchBytes(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 300
-	js, f := fleetServer(t, cfg)
-	ctx := context.Background()
-	const batch, limit = 300, 64 << 10
-	// The boundaries the rule gives, worked out from the published payloads
-	// (the stream holds them in publish order).
-	var want []uint64
-	var n, bytes int
-	for i, m := range f.Results {
-		n, bytes = n+1, bytes+len(m.Data)
-		if n == batch || bytes >= limit || i == len(f.Results)-1 {
-			want = append(want, uint64(i+1))
-			n, bytes = 0, 0
-		}
+		return out
 	}
-	if len(want) < 3 || want[0] == batch {
-		t.Fatalf("the fleet's payloads do not exercise the byte limit: %v", want)
+	for _, tc := range []struct {
+		name  string
+		bytes int64 // --batch-bytes; 0 is the default, which this fleet never reaches
+	}{{"count", 0}, {"bytes", 64 << 10}} {
+		want := boundaries(int(cmp.Or(tc.bytes, replay.DefaultBatchBytes)))
+		if len(want) < 3 || (tc.bytes > 0) == (want[0] == batch) {
+			t.Fatalf("%s: the fleet's payloads do not exercise the limit: %v", tc.name, want)
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+				if err := st.Seed(ctx, f.Executions, nil); err != nil {
+					t.Fatal(err)
+				}
+				var done []uint64
+				replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: batch, BatchBytes: tc.bytes,
+					Progress: func(p replay.Progress) { done = append(done, p.Done) }})
+				if !reflect.DeepEqual(done, want) {
+					t.Fatalf("batches ended after %v messages, want %v", done, want)
+				}
+			})
+		})
 	}
-	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
-		if err := st.Seed(ctx, f.Executions, nil); err != nil {
-			t.Fatal(err)
-		}
-		var done []uint64
-		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: batch, BatchBytes: limit,
-			Progress: func(p replay.Progress) { done = append(done, p.Done) }})
-		if !reflect.DeepEqual(done, want) {
-			t.Fatalf("batches ended after %v messages, want %v", done, want)
-		}
-	})
 }
