@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,8 +86,16 @@ func follow(ctx context.Context, st Replaying, js jetstream.JetStream, proj *pro
 		}
 		return nil
 	}
+	// A fetch also stops at --batch-bytes (the server counts subjects and
+	// headers too), but never below what one message of the server's
+	// largest can need: a message that fits no fetch would stall the
+	// follow for good.
+	fetchBytes := cmp.Or(o.BatchBytes, DefaultBatchBytes)
+	if largest := js.Conn().MaxPayload() + 64<<10; fetchBytes < largest {
+		fetchBytes = largest
+	}
 	for ctx.Err() == nil {
-		fetched, err := c.Fetch(o.Batch, jetstream.FetchMaxWait(time.Second))
+		fetched, err := c.Fetch(o.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchMaxBytes(int(fetchBytes)))
 		if err != nil {
 			if terr := transient(err); terr != nil {
 				return terr

@@ -446,3 +446,91 @@ func TestBatchBoundaries(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowBatchBytes: --follow's fetches stop at --batch-bytes too (or at
+// what one of the server's largest messages needs, if more), so a backlog
+// of large results is not taken in one batch.
+func TestFollowBatchBytes(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 10
+	js, f := fleetServer(t, cfg)
+	ctx := context.Background()
+	st := testutil.SQLiteStore(t)
+	if err := st.Seed(ctx, f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The smallest fetch the follow makes: one message of the server's
+	// largest, with room for its subject and headers.
+	limit := js.Conn().MaxPayload() + 64<<10
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		bytes, msgs int64
+		seq         uint64
+	}
+	batches := make(chan batch, 100)
+	hold := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		held := false
+		_, err := replay.Run(cctx, st, js, replay.Options{Stream: streams.Results, Follow: true, Batch: 100, BatchBytes: 64 << 10,
+			OnFollowBatch: func(s projector.Stats, seq uint64) {
+				batches <- batch{s.Bytes, s.Messages, seq}
+				if !held {
+					held = true
+					<-hold // the backlog builds up meanwhile
+				}
+			}})
+		done <- err
+	}()
+	publish := func(i int, stdout string) uint64 {
+		r := wire.ExecResult{ResultID: fmt.Sprintf("big-%d", i), RequestID: "big-req", PCID: "PC-0001", Stdout: stdout,
+			StartedAt: cfg.Start, FinishedAt: cfg.Start.Add(time.Second)}
+		ack, err := js.Publish(ctx, "results.big-req", r.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	// A message published before the replay resolves its window is caught
+	// up, not followed: publish until the follow has a batch.
+	var first batch
+	for i := 0; first.seq == 0; i++ {
+		publish(-1-i, "first")
+		select {
+		case first = <-batches:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	big := strings.Repeat("x", 64<<10)
+	var last uint64
+	const backlog = 48 // 3 MB: about three of the smallest fetches
+	for i := 1; i <= backlog; i++ {
+		last = publish(i, big)
+	}
+	close(hold)
+	var got []batch
+	deadline := time.After(20 * time.Second)
+	for seq := first.seq; seq < last; {
+		select {
+		case b := <-batches:
+			got, seq = append(got, b), b.seq
+		case <-deadline:
+			t.Fatalf("follow did not reach sequence %d: batches %+v", last, got)
+		}
+	}
+	var msgs int64
+	for _, b := range got {
+		msgs += b.msgs
+		if b.bytes > limit {
+			t.Errorf("a follow batch of %d messages holds %d bytes of payload, over %d", b.msgs, b.bytes, limit)
+		}
+	}
+	if msgs < backlog || len(got) < 3 {
+		t.Errorf("the backlog of %d came in %d batches holding %d messages: %+v", backlog, len(got), msgs, got)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("follow ended with %v", err)
+	}
+}
