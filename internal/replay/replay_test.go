@@ -233,15 +233,23 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 
 // --follow catches up, then projects what is published later through its
 // own durable consumer, acking after commit.
-func TestFollow(t *testing.T) {
+// seededFleet publishes a fleet of pcs PCs and seeds a SQLite store with
+// its executions.
+func seededFleet(t *testing.T, pcs int) (jetstream.JetStream, sim.Config, testutil.Store) {
+	t.Helper()
 	cfg := sim.Defaults()
-	cfg.PCs = 30
+	cfg.PCs = pcs
 	js, f := fleetServer(t, cfg)
-	ctx := context.Background()
 	st := testutil.SQLiteStore(t)
-	if err := st.Seed(ctx, f.Executions, nil); err != nil {
+	if err := st.Seed(context.Background(), f.Executions, nil); err != nil {
 		t.Fatal(err)
 	}
+	return js, cfg, st
+}
+
+func TestFollow(t *testing.T) {
+	js, cfg, st := seededFleet(t, 30)
+	ctx := context.Background()
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -451,14 +459,8 @@ func TestBatchBoundaries(t *testing.T) {
 // what one of the server's largest messages needs, if more), so a backlog
 // of large results is not taken in one batch.
 func TestFollowBatchBytes(t *testing.T) {
-	cfg := sim.Defaults()
-	cfg.PCs = 10
-	js, f := fleetServer(t, cfg)
+	js, cfg, st := seededFleet(t, 10)
 	ctx := context.Background()
-	st := testutil.SQLiteStore(t)
-	if err := st.Seed(ctx, f.Executions, nil); err != nil {
-		t.Fatal(err)
-	}
 	// The smallest fetch the follow makes: one message of the server's
 	// largest, with room for its subject and headers.
 	limit := js.Conn().MaxPayload() + 64<<10
