@@ -143,7 +143,7 @@ func (f *replayFlags) addWindowFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
 	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
 	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
-	fl.StringVar(&f.batchBytes, "batch-bytes", "16MiB", "also end a batch once its payloads reach this size (memory follows it: about twice this, decoded)")
+	fl.StringVar(&f.batchBytes, "batch-bytes", "16MiB", "also end a batch once its payloads reach this size, such as 4MiB (a replay's memory grows with it)")
 	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
 }

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,10 +89,7 @@ func follow(ctx context.Context, st Replaying, js jetstream.JetStream, proj *pro
 	// headers too), but never below what one message of the server's
 	// largest can need: a message that fits no fetch would stall the
 	// follow for good.
-	fetchBytes := cmp.Or(o.BatchBytes, DefaultBatchBytes)
-	if largest := js.Conn().MaxPayload() + 64<<10; fetchBytes < largest {
-		fetchBytes = largest
-	}
+	fetchBytes := max(o.batchBytes(), js.Conn().MaxPayload()+64<<10)
 	for ctx.Err() == nil {
 		fetched, err := c.Fetch(o.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchMaxBytes(int(fetchBytes)))
 		if err != nil {

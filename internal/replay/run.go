@@ -245,10 +245,7 @@ func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out ch
 	msgs := make([]projector.Message, 0, size)
 	var seen uint64
 	inBatch, inBytes := 0, int64(0)
-	maxBytes := o.BatchBytes
-	if maxBytes <= 0 {
-		maxBytes = DefaultBatchBytes
-	}
+	maxBytes := o.batchBytes()
 	flush := func(end bool) bool {
 		if len(msgs) == 0 {
 			return true
@@ -409,6 +406,13 @@ func retryQuarantined(ctx context.Context, st Replaying, proj *projector.Project
 
 // ErrNATSUnreachable stops a replay whose NATS server stayed away.
 var ErrNATSUnreachable = errors.New("NATS unreachable")
+
+func (o Options) batchBytes() int64 {
+	if o.BatchBytes > 0 {
+		return o.BatchBytes
+	}
+	return DefaultBatchBytes
+}
 
 func (o Options) natsTimeout() time.Duration {
 	if o.NATSTimeout > 0 {
