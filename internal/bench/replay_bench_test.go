@@ -48,6 +48,8 @@ var (
 	batch  = flag.Int("bench.batch", 0, "replay batch size (0: the replay's own default for the store)")
 	stores = flag.String("bench.stores", "postgres,sqlite", "stores the replay benchmark measures")
 	reps   = flag.Int("bench.reps", 3, "alternating (a)/(c) measurements per size and store; the table shows medians")
+	pad    = flag.Int("bench.pad", 0, "bytes added to every result's stdout (large payloads)")
+	extra  = flag.String("bench.flags", "", "more flags for the replay, space-separated (--batch-bytes=4MiB)")
 )
 
 func TestReplayPerformance(t *testing.T) {
@@ -63,6 +65,9 @@ func TestReplayPerformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		fleet := sim.Bulk(n, 7)
+		if *pad > 0 {
+			padStdout(fleet, *pad)
+		}
 		srv, err := natsconn.StartEmbedded(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
@@ -286,6 +291,18 @@ func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, 
 	return float64(len(fleet.Results)) / time.Since(start).Seconds()
 }
 
+// padStdout makes every decodable result's stdout n bytes longer, for
+// measuring payloads larger than the simulator's.
+func padStdout(fleet *sim.Fleet, n int) {
+	tail := strings.Repeat("x", n)
+	for i, m := range fleet.Results {
+		if r, err := wire.DecodeExecResult(m.Data); err == nil {
+			r.Stdout += tail
+			fleet.Results[i].Data = r.Encode()
+		}
+	}
+}
+
 // replayBatch is the batch the replay runs with: -bench.batch, or the
 // binary's default (5,000 on both stores).
 func replayBatch() int {
@@ -383,6 +400,7 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	if *batch > 0 {
 		args = append(args, "--batch", strconv.Itoa(*batch))
 	}
+	args = append(args, strings.Fields(*extra)...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 	cmd.Stderr = os.Stderr

@@ -27,7 +27,7 @@ func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, p
 	defer cancel()
 	raw := make(chan chunk, chunksPerBatch(o.Batch)) // the reader runs a batch ahead, as it did before chunks
 	rerr := make(chan error, 1)
-	go func() { rerr <- read(ctx, s, plan, o, raw) }()
+	go func() { rerr <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
 	for {
 		b, err := nextBatch(ctx, proj, raw, o.Batch)
 		if err != nil {

@@ -88,7 +88,7 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 		default: // a retried batch begins twice; never block the writer
 		}
 	}
-	go func() { errc <- read(ctx, s, plan, o, raw) }()
+	go func() { errc <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
 	go func() {
 		defer close(prepared)
 		for {
@@ -217,24 +217,29 @@ type chunk struct {
 
 const (
 	chunkSize = 256
-	// pullBuffer is what the ordered consumer asks the server for ahead of
-	// the reader: enough to keep the reader busy while a request is in
-	// flight, small beside a batch.
-	pullBuffer = 1000
+	// The ordered consumer buffers up to 1,000 messages ahead of the
+	// reader, asked for in pull requests of at most pullRequestBytes bytes (never
+	// less than one of the server's largest messages, or it would stall).
+	// Without the byte limit, 1,000 results of 64 KiB were asked for at
+	// once, and the server, with 66 MB pending for the client, closed the
+	// connection. (PullMaxBytes alone would do too, but nats.go then sizes
+	// its channel for a million messages: 8 MB, and 12 MB more peak RSS.)
+	pullRequestBytes = 1 << 20
 )
 
 // read sends the window in chunks, the last chunk of each batch marked: a
 // batch ends at o.Batch messages, or at the message that brings its
 // payloads to o.BatchBytes (a larger message is a batch of its own). It
-// closes out when done.
-func read(ctx context.Context, s jetstream.Stream, plan *Plan, o Options, out chan<- chunk) error {
+// closes out when done. maxPayload is the server's largest message: each
+// pull request has room for one.
+func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan, o Options, out chan<- chunk) error {
 	defer close(out)
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: plan.FromSeq})
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessages(min(o.Batch, pullBuffer)))
+	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(max(pullRequestBytes, maxPayload+64<<10))))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", o.Stream, err)
 	}

@@ -84,7 +84,7 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	defer cancel()
 	raw := make(chan chunk, chunksPerBatch(o.Batch)) // the reader runs a batch ahead, as it did before chunks
 	rerr := make(chan error, 1)
-	go func() { rerr <- read(ctx, s, plan, o, raw) }()
+	go func() { rerr <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
 	kind := st.Kind()
 	start := time.Now()
 	for {
