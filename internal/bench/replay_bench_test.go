@@ -195,9 +195,9 @@ func pgValues(rows []store.ResultRow) [][]any {
 	return out
 }
 
-// timedPostgres seeds a fresh database, then times load in one
-// transaction and returns the stream's messages per second.
-func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(tx pgx.Tx) error) float64 {
+// timedPostgres seeds a fresh database, then times load and returns the
+// stream's messages per second.
+func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(conn *pgx.Conn) error) float64 {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -206,17 +206,23 @@ func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	}
 	defer conn.Close(ctx)
 	start := time.Now()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := load(tx); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := load(conn); err != nil {
 		t.Fatal(err)
 	}
 	return float64(len(fleet.Results)) / time.Since(start).Seconds()
+}
+
+// inTx runs fn in one transaction, begun by begin.
+func inTx(ctx context.Context, conn *pgx.Conn, begin string, fn func(tx pgx.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after the commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // exactPostgres is (a) on PostgreSQL: COPY into staging, then one INSERT ...
@@ -225,15 +231,16 @@ func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
 	values := pgValues(rows)
 	cols := strings.Join(yardstickCols, ",")
-	return timedPostgres(t, ctx, dsn, fleet, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
+	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
+		return inTx(ctx, conn, "BEGIN", func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
 			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, recorded_at timestamptz) ON COMMIT DROP`); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `WITH ins AS (
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `WITH ins AS (
 				INSERT INTO execution_results (`+cols+`) SELECT `+cols+` FROM staging ON CONFLICT (result_id) DO NOTHING
 				RETURNING exec_id, exit_code),
 			d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
@@ -241,7 +248,8 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 			UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
 				status = `+store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count")+`
 			FROM d WHERE e.exec_id = d.exec_id`)
-		return err
+			return err
+		})
 	})
 }
 
@@ -263,32 +271,20 @@ func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, 
 	}
 	values := pgValues(distinct)
 	if per == 0 {
-		return timedPostgres(t, ctx, dsn, fleet, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values))
-			return err
-		})
+		per = len(values)
 	}
-	st := openSeeded(t, ctx, dsn, fleet)
-	st.Close()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	start := time.Now()
-	for lo := 0; lo < len(values); lo += per {
-		tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"})
-		if err != nil {
-			t.Fatal(err)
+	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
+		for lo := 0; lo < len(values); lo += per {
+			err := inTx(ctx, conn, "BEGIN; SET LOCAL synchronous_commit = off", func(tx pgx.Tx) error {
+				_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values[lo:min(lo+per, len(values))]))
+				return err
+			})
+			if err != nil {
+				return err
+			}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values[lo:min(lo+per, len(values))])); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return float64(len(fleet.Results)) / time.Since(start).Seconds()
+		return nil
+	})
 }
 
 // padStdout makes every decodable result's stdout n bytes longer, for
