@@ -89,7 +89,7 @@ func follow(ctx context.Context, st Replaying, js jetstream.JetStream, proj *pro
 	// headers too), but never below what one message of the server's
 	// largest can need: a message that fits no fetch would stall the
 	// follow for good.
-	fetchBytes := max(o.batchBytes(), js.Conn().MaxPayload()+64<<10)
+	fetchBytes := pullLimit(o.batchBytes(), js.Conn().MaxPayload())
 	for ctx.Err() == nil {
 		fetched, err := c.Fetch(o.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchMaxBytes(int(fetchBytes)))
 		if err != nil {

@@ -239,7 +239,7 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(max(pullRequestBytes, maxPayload+64<<10))))
+	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", o.Stream, err)
 	}
@@ -298,6 +298,11 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 	flush(true)
 	return nil
 }
+
+// pullLimit is limit raised, where it must be, to what one message of the
+// server's largest (maxPayload) needs with its subject and headers: a pull
+// with less room than a message never delivers it, and the reader stalls.
+func pullLimit(limit, maxPayload int64) int64 { return max(limit, maxPayload+64<<10) }
 
 // chunksPerBatch is how many chunks make one batch: a channel buffer of
 // that many lets a reader run one batch ahead of a consumer that prepares
