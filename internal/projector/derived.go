@@ -46,6 +46,15 @@ type historyStep struct {
 	rows      [][]explodeRow // each explode spec's rows, worked out in Prepare (off the transaction's clock)
 	collected time.Time
 	published time.Time
+	// follows is whether the history rows below were worked out, in
+	// Prepare, against the step before this one in its chain: they are
+	// this step's rows whenever that step is the last one accepted before
+	// it, as it is unless stored facts or publish times interleave. Only
+	// a chain's first accepted step is then diffed on the transaction's
+	// clock, against what the tables hold.
+	follows     bool
+	scalarsHist []store.HistoryRow
+	explodeHist [][]store.HistoryRow // per explode spec; nil for one without track_history
 }
 
 // planDerived plans a result's derived writes under its manifest.
@@ -129,7 +138,38 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 	}
 	s.ord = d.steps
 	d.steps++
+	if n := len(d.history[i].steps); n > 0 {
+		s.diffAfter(key, &d.history[i].steps[n-1])
+	}
 	d.history[i].steps = append(d.history[i].steps, s)
+}
+
+// diffAfter works out s's history rows as if p, the step before it in its
+// chain, were the last one accepted before it. It leaves s.follows false
+// when p's explode tables are not s's (a manifest changed in the batch),
+// so the rows are then worked out when the batch is applied.
+func (s *historyStep) diffAfter(key store.FactsKey, p *historyStep) {
+	if len(p.explode) != len(s.explode) {
+		return
+	}
+	for i, x := range s.explode {
+		if p.explode[i] != x {
+			return
+		}
+		for _, y := range s.explode[:i] {
+			if y.table.Name == x.table.Name {
+				return // two specs, one table: each sees the other's rows
+			}
+		}
+	}
+	s.follows = true
+	s.scalarsHist = diffScalars(key, &p.facts, &s.facts, s.scalars, s.published)
+	s.explodeHist = make([][]store.HistoryRow, len(s.explode))
+	for i, x := range s.explode {
+		if x.track {
+			s.explodeHist[i] = x.diff(key, p.rows[i], s.rows[i], s.published)
+		}
+	}
 }
 
 // feedsOf is what an exit-0 result of a feed manifest refreshes: for each
@@ -221,13 +261,20 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 		}
 		states := map[string]*explodeState{}
 		var stateOrder []*explodeState
+		last := -1 // the last step accepted
 		for i := range ch.steps {
 			st := &ch.steps[i]
 			if have && at(st.published).Before(priorAt) {
 				continue
 			}
+			ahead := st.follows && last == i-1
+			last = i
 			if readable {
-				for _, r := range diffScalars(ch.key, prior, &st.facts, st.scalars, st.published) {
+				scalars := st.scalarsHist
+				if !ahead {
+					scalars = diffScalars(ch.key, prior, &st.facts, st.scalars, st.published)
+				}
+				for _, r := range scalars {
 					rows = append(rows, numbered{st.ord, r})
 				}
 			}
@@ -254,7 +301,13 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 					continue // upstream's short cut: nothing to remove, nothing to write
 				}
 				if x.track {
-					for _, r := range x.diff(ch.key, es.rows, next, st.published) {
+					var hist []store.HistoryRow
+					if ahead {
+						hist = st.explodeHist[xi] // es.rows are the step before's
+					} else {
+						hist = x.diff(ch.key, es.rows, next, st.published)
+					}
+					for _, r := range hist {
 						rows = append(rows, numbered{st.ord, r})
 					}
 				}
