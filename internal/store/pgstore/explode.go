@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
 )
@@ -175,23 +176,48 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 		return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
 	}
 	defer rows.Close()
+	// Each column is scanned as its kind (the table's types are the spec's
+	// once EnsureExplodeTable ran): rows.Values would box every cell.
+	var pcID, jobID string
+	var collected pgtype.Timestamptz
+	texts, ints, reals := make([]pgtype.Text, len(x.Columns)), make([]pgtype.Int8, len(x.Columns)), make([]pgtype.Float8, len(x.Columns))
+	dest := []any{&pcID, &jobID, &collected}
+	for i, c := range x.Columns {
+		switch c.Kind {
+		case store.ColInteger:
+			dest = append(dest, &ints[i])
+		case store.ColReal:
+			dest = append(dest, &reals[i])
+		default:
+			dest = append(dest, &texts[i])
+		}
+	}
+	var set *store.ExplodeRows
 	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
 		}
-		k := store.FactsKey{PCID: vals[0].(string), JobID: vals[1].(string)}
-		set := out[k]
-		if set == nil {
-			set = &store.ExplodeRows{Key: k}
-			if at, ok := vals[2].(time.Time); ok {
-				set.CollectedAt = &at
+		if set == nil || set.Key.PCID != pcID || set.Key.JobID != jobID {
+			k := store.FactsKey{PCID: pcID, JobID: jobID}
+			if set = out[k]; set == nil {
+				set = &store.ExplodeRows{Key: k}
+				if collected.Valid {
+					at := collected.Time
+					set.CollectedAt = &at
+				}
+				out[k] = set
 			}
-			out[k] = set
 		}
 		row := make([]store.Cell, len(x.Columns))
-		for i, v := range vals[3:] {
-			row[i] = store.CellOf(v)
+		for i, c := range x.Columns {
+			switch {
+			case c.Kind == store.ColInteger && ints[i].Valid:
+				row[i] = store.Cell{Kind: store.CellInt, Int: ints[i].Int64}
+			case c.Kind == store.ColReal && reals[i].Valid:
+				row[i] = store.Cell{Kind: store.CellReal, Real: reals[i].Float64}
+			case c.Kind != store.ColInteger && c.Kind != store.ColReal && texts[i].Valid:
+				row[i] = store.Cell{Kind: store.CellText, Text: texts[i].String}
+			}
 		}
 		set.Rows = append(set.Rows, row)
 	}
@@ -263,11 +289,9 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 			return total, err
 		}
 	}
-	cols := []string{"pc_id", "job_id", "collected_at"}
-	for _, c := range x.Columns {
-		cols = append(cols, c.Name)
-	}
-	var src [][]any
+	var pc, job []string
+	var at []*time.Time
+	vals := make([][]any, len(x.Columns))
 	for _, c := range changes {
 	rows:
 		for _, cells := range c.Insert {
@@ -276,36 +300,28 @@ func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, ch
 					continue rows // a key column cannot be NULL here (SQLite allows it)
 				}
 			}
-			r := []any{pgText(c.Key.PCID), pgText(c.Key.JobID), c.CollectedAt}
+			pc, job, at = append(pc, pgText(c.Key.PCID)), append(job, pgText(c.Key.JobID)), append(at, c.CollectedAt)
 			for i, cell := range cells {
-				r = append(r, pgCell(x.Columns[i].Kind, cell))
+				vals[i] = append(vals[i], pgCell(x.Columns[i].Kind, cell))
 			}
-			src = append(src, r)
 		}
 	}
-	if len(src) == 0 {
+	if len(pc) == 0 {
 		return total, nil
 	}
-	// Rows go through a temporary table so that the first of two rows
-	// with one key stays (ON CONFLICT DO NOTHING in their order), as
-	// upstream keeps it.
-	const tmp = "kanade_explode_in"
-	if err := exec("write", fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP; ALTER TABLE %s ADD COLUMN kanade_n bigserial", tmp, table, tmp)); err != nil {
-		return total, err
+	// One statement over an array per column, in the rows' order, so that
+	// of two rows with one key the first stays (ON CONFLICT DO NOTHING in
+	// that order), as upstream keeps it.
+	cols, arrays, aliases := []string{"pc_id", "job_id", "collected_at"}, []string{"$1::text[]", "$2::text[]", "$3::timestamptz[]"}, []string{"a0", "a1", "a2"}
+	args := []any{pc, job, at}
+	for i, c := range x.Columns {
+		cols = append(cols, quote(c.Name))
+		arrays = append(arrays, fmt.Sprintf("$%d::%s[]", i+4, pgType(c.Kind)))
+		aliases = append(aliases, fmt.Sprintf("a%d", i+3))
+		args = append(args, typedArray(c.Kind, vals[i]))
 	}
-	if _, err := t.raw().CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(src)); err != nil {
-		return total, fmt.Errorf("write rows of %s: %w", x.Name, err)
-	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = quote(c)
-	}
-	list := strings.Join(quoted, ", ")
-	if err := exec("write", fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY kanade_n ON CONFLICT DO NOTHING", table, list, list, tmp)); err != nil {
-		return total, err
-	}
-	_, err := t.raw().Exec(ctx, "DROP TABLE "+tmp)
-	return total, err
+	return total, exec("write", fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM unnest(%s) WITH ORDINALITY AS r(%s, n) ORDER BY n ON CONFLICT DO NOTHING",
+		table, strings.Join(cols, ", "), strings.Join(aliases, ", "), strings.Join(arrays, ", "), strings.Join(aliases, ", ")), args...)
 }
 
 func pgCell(kind string, c store.Cell) any {
