@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -40,6 +41,7 @@ type historyChain struct {
 
 type historyStep struct {
 	ord       int // the step's place in the batch: history rows are numbered in stream order
+	text      string
 	facts     wire.JSONValue
 	scalars   []string
 	explode   []*explodeSpec
@@ -53,6 +55,7 @@ type historyStep struct {
 	// a chain's first accepted step is then diffed on the transaction's
 	// clock, against what the tables hold.
 	follows     bool
+	nullKeys    bool // an explode row has a NULL key column: its diff is not empty when its facts are unchanged
 	scalarsHist []store.HistoryRow
 	explodeHist [][]store.HistoryRow // per explode spec; nil for one without track_history
 }
@@ -67,13 +70,23 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 		if payload, ok := wire.FencedPayload(r.Stdout, wire.HintInventory); ok {
 			// The value itself is needed only for history and explode.
 			if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
-				if v, err := wire.ParseJSON(payload); err == nil {
+				key := store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}
+				st := historyStep{text: payload, scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published}
+				if prev := d.same(key, &st); prev != nil {
+					// Most scans repeat the one before: its value, rows and
+					// (empty) diffs are this one's.
 					it.facts = &payload
-					st := historyStep{facts: v, scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published}
+					st.facts, st.rows, st.follows = prev.facts, prev.rows, true
+					d.addHistory(key, st)
+				} else if v, err := wire.ParseJSON(payload); err == nil {
+					it.facts = &payload
+					st.facts = v
 					for _, x := range specs {
-						st.rows = append(st.rows, x.rowsOf(&st.facts, p.store.Kind()))
+						rows := x.rowsOf(&st.facts, p.store.Kind())
+						st.rows = append(st.rows, rows)
+						st.nullKeys = st.nullKeys || slices.ContainsFunc(rows, func(r explodeRow) bool { return r.null })
 					}
-					d.addHistory(store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}, st)
+					d.addHistory(key, st)
 				}
 			} else if wire.CheckJSON(payload) == nil {
 				it.facts = &payload
@@ -138,29 +151,48 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 	}
 	s.ord = d.steps
 	d.steps++
-	if n := len(d.history[i].steps); n > 0 {
+	if n := len(d.history[i].steps); n > 0 && !s.follows {
 		s.diffAfter(key, &d.history[i].steps[n-1])
 	}
 	d.history[i].steps = append(d.history[i].steps, s)
 }
 
-// diffAfter works out s's history rows as if p, the step before it in its
-// chain, were the last one accepted before it. It leaves s.follows false
-// when p's explode tables are not s's (a manifest changed in the batch),
-// so the rows are then worked out when the batch is applied.
-func (s *historyStep) diffAfter(key store.FactsKey, p *historyStep) {
-	if len(p.explode) != len(s.explode) {
-		return
+// same is the step before s in its chain when s repeats it: the same
+// facts text, so the same value and rows, and no history between them
+// (unless a NULL key makes its rows ambiguous, or two specs write one
+// table). A chain's steps share one manifest: the projector reads a
+// job's manifest once.
+func (d *derivedPlan) same(key store.FactsKey, s *historyStep) *historyStep {
+	i, ok := d.histIdx[key]
+	if !ok {
+		return nil
 	}
-	for i, x := range s.explode {
-		if p.explode[i] != x {
-			return
-		}
-		for _, y := range s.explode[:i] {
+	steps := d.history[i].steps
+	if p := &steps[len(steps)-1]; p.text == s.text && !p.nullKeys && oneTableEach(s.explode) {
+		return p
+	}
+	return nil
+}
+
+// oneTableEach is whether no two specs write one table. When two do, a
+// step's rows of one are diffed against the other's, not against the
+// step before.
+func oneTableEach(specs []*explodeSpec) bool {
+	for i, x := range specs {
+		for _, y := range specs[:i] {
 			if y.table.Name == x.table.Name {
-				return // two specs, one table: each sees the other's rows
+				return false
 			}
 		}
+	}
+	return true
+}
+
+// diffAfter works out s's history rows as if p, the step before it in its
+// chain, were the last one accepted before it.
+func (s *historyStep) diffAfter(key store.FactsKey, p *historyStep) {
+	if !oneTableEach(s.explode) {
+		return
 	}
 	s.follows = true
 	s.scalarsHist = diffScalars(key, &p.facts, &s.facts, s.scalars, s.published)
@@ -303,7 +335,9 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 				if x.track {
 					var hist []store.HistoryRow
 					if ahead {
-						hist = st.explodeHist[xi] // es.rows are the step before's
+						if st.explodeHist != nil { // nil: the step repeats the one before
+							hist = st.explodeHist[xi] // es.rows are the step before's
+						}
 					} else {
 						hist = x.diff(ch.key, es.rows, next, st.published)
 					}

@@ -404,3 +404,75 @@ func TestInvalidExplodeSpecIsSkippedAndReported(t *testing.T) {
 		}
 	})
 }
+
+// A batch that holds a PC's scans in a row, most repeating the one before,
+// leaves what one scan per batch leaves: with NULL key columns (SQLite
+// keeps such rows, and two of them with one identity diff as "changed" on
+// every scan, repeated or not), and with two explode specs writing one
+// table (each step sees the other's rows).
+func TestDerivedRepeatsEqualSerial(t *testing.T) {
+	col := func(name, kind string) wire.ExplodeColumn {
+		return wire.ExplodeColumn{Field: wire.Str(name), Type: wire.Str(kind)}
+	}
+	cols := []wire.ExplodeColumn{col("name", "text"), col("v", "integer")}
+	apps := wire.ExplodeSpec{Field: wire.Str("apps"), Table: wire.Str("inv_t"), PrimaryKey: []string{"name"}, TrackHistory: true, Columns: cols}
+	more := wire.ExplodeSpec{Field: wire.Str("more"), Table: wire.Str("inv_t"), PrimaryKey: []string{"name"}, TrackHistory: true, Columns: cols}
+	vulns := wire.ExplodeSpec{Field: wire.Str("vulns"), Table: wire.Str("inv_v"), PrimaryKey: []string{"vendor"}, TrackHistory: true,
+		Columns: []wire.ExplodeColumn{col("vendor", "text"), col("id", "integer"), col("n", "real")}}
+	p1 := `{"ram":8,"apps":[{"name":"a","v":1},{"name":"b","v":2}],"more":[{"name":"a","v":5}],"vulns":[{"id":1,"n":1},{"id":1,"n":2}]}`
+	p2 := `{"ram":16,"apps":[{"name":"a","v":1},{"name":"c","v":3}],"more":[{"name":"c","v":4}],"vulns":[{"vendor":"x","id":2}]}`
+	for _, tc := range []struct {
+		name  string
+		specs []wire.ExplodeSpec
+	}{{"null keys", []wire.ExplodeSpec{apps, vulns}}, {"two specs one table", []wire.ExplodeSpec{apps, more, vulns}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			man := &wire.Manifest{ID: "rep", Version: "1", Inventory: &wire.InventoryHint{HistoryScalars: []string{"ram"}, Explode: tc.specs}}
+			var msgs []projector.Message
+			for i, stdout := range []string{p1, p1, p1, p2, p2, p1, p1, p2} {
+				for pc := range 2 {
+					n := 2*i + pc
+					res := finished(fmt.Sprintf("r%d", n), "q", fmt.Sprintf("PC-%d", pc), 0)
+					res.ManifestID, res.Stdout = wire.Str("rep"), stdout
+					msgs = append(msgs, projector.Message{Stream: "RESULTS", Seq: uint64(n + 1), Subject: "results.q",
+						Published: t0.Add(time.Duration(i) * time.Minute), Data: res.Encode()})
+				}
+			}
+			testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+				serial := testutil.Another(t, st)
+				ctx := context.Background()
+				apply := func(s testutil.Store, batches ...[]projector.Message) (*store.Tables, []string) {
+					p := projector.New(s, nil, mapManifests{"rep": man})
+					for _, b := range batches {
+						pb, err := p.Prepare(ctx, b)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := p.Apply(ctx, pb, projector.ApplyOptions{}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					tb, err := s.Dump(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return tb, append(testutil.TableRows(t, s, "inv_t"), testutil.TableRows(t, s, "inv_v")...)
+				}
+				var one [][]projector.Message
+				for i := range msgs {
+					one = append(one, msgs[i:i+1])
+				}
+				want, wantRows := apply(serial, one...)
+				got, gotRows := apply(st, msgs)
+				if !reflect.DeepEqual(want, got) {
+					t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
+				}
+				if !reflect.DeepEqual(wantRows, gotRows) {
+					t.Errorf("explode rows: one batch %q, one message at a time %q", gotRows, wantRows)
+				}
+				if len(got.History) < 12 {
+					t.Errorf("the workload wrote too little to prove anything: %d history rows", len(got.History))
+				}
+			})
+		})
+	}
+}
