@@ -224,30 +224,8 @@ func TestDerivedBatchEqualsSerial(t *testing.T) {
 		msgs = append(msgs, projector.Message{Stream: "RESULTS", Seq: uint64(i + 1), Subject: "results.q", Published: t0.Add(pubs[i%4] * time.Minute), Data: res.Encode()})
 	}
 	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
-		serial := testutil.Another(t, st)
-		ctx := context.Background()
-		apply := func(s testutil.Store, batches ...[]projector.Message) *store.Tables {
-			p := projector.New(s, nil, mapManifests{"all": everyHint()})
-			for _, b := range batches {
-				pb, err := p.Prepare(ctx, b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := p.Apply(ctx, pb, projector.ApplyOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			tb, err := s.Dump(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tb
-		}
-		var one [][]projector.Message
-		for i := range msgs {
-			one = append(one, msgs[i:i+1])
-		}
-		want, got := apply(serial, one...), apply(st, msgs)
+		man := mapManifests{"all": everyHint()}
+		want, got := applyBatches(t, testutil.Another(t, st), man, oneByOne(msgs)...), applyBatches(t, st, man, msgs)
 		if !reflect.DeepEqual(want, got) {
 			t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
 		}
@@ -439,30 +417,12 @@ func TestDerivedRepeatsEqualSerial(t *testing.T) {
 			}
 			testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 				serial := testutil.Another(t, st)
-				ctx := context.Background()
-				apply := func(s testutil.Store, batches ...[]projector.Message) (*store.Tables, []string) {
-					p := projector.New(s, nil, mapManifests{"rep": man})
-					for _, b := range batches {
-						pb, err := p.Prepare(ctx, b)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if _, err := p.Apply(ctx, pb, projector.ApplyOptions{}); err != nil {
-							t.Fatal(err)
-						}
-					}
-					tb, err := s.Dump(ctx)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return tb, append(testutil.TableRows(t, s, "inv_t"), testutil.TableRows(t, s, "inv_v")...)
+				explodeRows := func(s testutil.Store) []string {
+					return append(testutil.TableRows(t, s, "inv_t"), testutil.TableRows(t, s, "inv_v")...)
 				}
-				var one [][]projector.Message
-				for i := range msgs {
-					one = append(one, msgs[i:i+1])
-				}
-				want, wantRows := apply(serial, one...)
-				got, gotRows := apply(st, msgs)
+				want := applyBatches(t, serial, mapManifests{"rep": man}, oneByOne(msgs)...)
+				got := applyBatches(t, st, mapManifests{"rep": man}, msgs)
+				wantRows, gotRows := explodeRows(serial), explodeRows(st)
 				if !reflect.DeepEqual(want, got) {
 					t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
 				}
@@ -475,4 +435,35 @@ func TestDerivedRepeatsEqualSerial(t *testing.T) {
 			})
 		})
 	}
+}
+
+// applyBatches projects batches into s, one Prepare and Apply each, and
+// dumps its tables.
+func applyBatches(t *testing.T, s testutil.Store, manifests mapManifests, batches ...[]projector.Message) *store.Tables {
+	t.Helper()
+	ctx := context.Background()
+	p := projector.New(s, nil, manifests)
+	for _, b := range batches {
+		pb, err := p.Prepare(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Apply(ctx, pb, projector.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb, err := s.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// oneByOne is msgs as batches of one message.
+func oneByOne(msgs []projector.Message) [][]projector.Message {
+	out := make([][]projector.Message, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i : i+1]
+	}
+	return out
 }
