@@ -57,7 +57,7 @@ type historyStep struct {
 	follows     bool
 	nullKeys    bool // an explode row has a NULL key column: its diff is not empty when its facts are unchanged
 	scalarsHist []store.HistoryRow
-	explodeHist [][]store.HistoryRow // per explode spec; nil for one without track_history
+	explodeHist [][]store.HistoryRow // per explode spec; nil for one without track_history, all nil for a repeated scan
 }
 
 // planDerived plans a result's derived writes under its manifest.
