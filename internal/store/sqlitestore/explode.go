@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -182,30 +183,33 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 			return fmt.Errorf("read explode table %s: %w", x.Name, err)
 		}
 		defer rows.Close()
-		vals := make([]any, len(cols)+3)
-		ptrs := make([]any, len(vals))
+		// The key columns are read as text whatever their storage class
+		// (database/sql converts a BLOB too); the cells keep theirs.
+		var k store.FactsKey
+		var collected sql.NullString
+		vals := make([]any, len(cols))
+		ptrs := []any{&k.PCID, &k.JobID, &collected}
 		for i := range vals {
-			ptrs[i] = &vals[i]
+			ptrs = append(ptrs, &vals[i])
 		}
 		for rows.Next() {
 			if err := rows.Scan(ptrs...); err != nil {
 				return fmt.Errorf("read explode table %s: %w", x.Name, err)
 			}
-			k := store.FactsKey{PCID: fmt.Sprint(vals[0]), JobID: fmt.Sprint(vals[1])}
 			set := out[k]
 			if set == nil {
 				set = &store.ExplodeRows{Key: k}
-				if s, ok := vals[2].(string); ok {
-					at, err := wire.ParseTimestamp(s)
+				if collected.Valid {
+					at, err := wire.ParseTimestamp(collected.String)
 					if err != nil {
-						return fmt.Errorf("explode table %s: collected_at %q: %w", x.Name, s, err)
+						return fmt.Errorf("explode table %s: collected_at %q: %w", x.Name, collected.String, err)
 					}
 					set.CollectedAt = &at
 				}
 				out[k] = set
 			}
 			row := make([]store.Cell, len(cols))
-			for i, v := range vals[3:] {
+			for i, v := range vals {
 				row[i] = store.CellOf(v)
 			}
 			set.Rows = append(set.Rows, row)
