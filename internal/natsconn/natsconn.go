@@ -5,6 +5,7 @@ package natsconn
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -115,6 +116,22 @@ func CheckURL(list string) error {
 	return nil
 }
 
+// asyncErrors reports the errors NATS raises outside any call, in the
+// command's words instead of the client library's default line on stderr
+// (which names an inbox and a connection number).
+func asyncErrors(w io.Writer, url string, secrets ...string) nats.ErrHandler {
+	return func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		at := time.Now().UTC().Format(time.RFC3339)
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			// The replay's ordered consumer sees the gap and fetches again
+			// from the first message dropped: nothing is lost, only time.
+			fmt.Fprintf(w, "%s  NATS dropped messages that came faster than this command took them (slow consumer); a replay reads them again\n", at)
+			return
+		}
+		fmt.Fprintf(w, "%s  NATS at %s reported: %s\n", at, secret.URL(url), secret.Scrub(err.Error(), url, secrets...))
+	}
+}
+
 // Connect dials NATS. name identifies the connection in server monitoring.
 func Connect(o Options, name string) (*nats.Conn, error) {
 	if err := o.ApplyContext(); err != nil {
@@ -139,7 +156,8 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 			}),
 			nats.ReconnectHandler(func(*nats.Conn) {
 				fmt.Fprintf(w, "%s  reconnected to NATS at %s\n", time.Now().UTC().Format(time.RFC3339), redacted)
-			}))
+			}),
+			nats.ErrorHandler(asyncErrors(w, o.URL, o.Password, o.Token)))
 	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
