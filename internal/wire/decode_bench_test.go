@@ -2,7 +2,9 @@ package wire_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -123,4 +125,30 @@ func TestDecodedKeepsNotItsPayload(t *testing.T) {
 		t.Errorf("each decoded result keeps %d bytes (payloads average %d, stdout %d): more than %d, so the payload is still held", perResult, avg, stdout/n, limit)
 	}
 	runtime.KeepAlive(kept)
+}
+
+// BenchmarkDecodeJSONStdout decodes a result whose stdout is a 2 KB
+// inventory document: its every quote is escaped in the payload, the
+// shape of the derived-tables workload: go test -run '^$' -bench DecodeJSONStdout -benchmem ./internal/wire
+func BenchmarkDecodeJSONStdout(b *testing.B) {
+	var doc strings.Builder
+	doc.WriteString(`{"hostname":"pc-0001","ram_gb":16,"os":"Windows 11 23H2","apps":[`)
+	for a := range 20 {
+		if a > 0 {
+			doc.WriteByte(',')
+		}
+		fmt.Fprintf(&doc, `{"name":"App %d","publisher":"Vendor %d","version":"1.0.%d","size_mb":%d}`, a, a%37, a, 10+a)
+	}
+	doc.WriteString("]}\r\n")
+	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	r := wire.ExecResult{ResultID: "r-1", RequestID: "q-1", PCID: "PC-0001", ManifestID: wire.Str("inv"), Stdout: doc.String(),
+		StartedAt: at, FinishedAt: at.Add(time.Second)}
+	payload := r.Encode()
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := wire.DecodeExecResult(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
