@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -391,6 +392,7 @@ func (d *decoder) str(field string) (string, error) {
 	d.i++ // the opening quote
 	start, run := d.i, d.i
 	var buf []byte // nil until the first escape
+	var scratch *[]byte
 	ascii := true
 	for {
 		for d.i < len(d.s) && plain[d.s[d.i]] {
@@ -410,9 +412,10 @@ func (d *decoder) str(field string) (string, error) {
 			if buf == nil {
 				s = d.s[start:d.i]
 			} else {
-				// buf is this string's own and never written again.
 				buf = append(buf, d.s[run:d.i]...)
-				s = unsafe.String(unsafe.SliceData(buf), len(buf))
+				s = string(buf)
+				*scratch = buf
+				unescaped.Put(scratch)
 			}
 			d.i++
 			return s, nil
@@ -422,6 +425,10 @@ func (d *decoder) str(field string) (string, error) {
 		case c < 0x20:
 			return "", d.errAt(field, "has a raw control character %#02x in a string (JSON requires it escaped)", c)
 		default: // a backslash
+			if buf == nil {
+				scratch = unescaped.Get().(*[]byte)
+				buf = (*scratch)[:0]
+			}
 			buf = append(buf, d.s[run:d.i]...)
 			var err error
 			if buf, err = d.escape(field, buf); err != nil {
@@ -431,6 +438,11 @@ func (d *decoder) str(field string) (string, error) {
 		}
 	}
 }
+
+// unescaped lends the buffers escaped strings are built in: one grows to
+// the longest string once, and each string is then copied out at its size
+// (a 2 KB escaped stdout grew a buffer of its own nine times).
+var unescaped = sync.Pool{New: func() any { return new([]byte) }}
 
 // shortEscape is the byte a one-letter JSON escape stands for.
 func shortEscape(c byte) (byte, bool) {
