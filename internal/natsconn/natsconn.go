@@ -119,18 +119,20 @@ func CheckURL(list string) error {
 // asyncErrors reports the errors NATS raises outside any call, in the
 // command's words instead of the client library's default line on stderr
 // (which names an inbox and a connection number).
-func asyncErrors(w io.Writer, url string, secrets ...string) nats.ErrHandler {
+func asyncErrors(w io.Writer, redacted string, scrub func(error) string) nats.ErrHandler {
 	return func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		at := time.Now().UTC().Format(time.RFC3339)
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			// The replay's ordered consumer sees the gap and fetches again
 			// from the first message dropped: nothing is lost, only time.
-			fmt.Fprintf(w, "%s  NATS dropped messages that came faster than this command took them (slow consumer); a replay reads them again\n", at)
+			fmt.Fprintf(w, "%s  NATS dropped messages that came faster than this command took them (slow consumer); a replay reads them again\n", stamp())
 			return
 		}
-		fmt.Fprintf(w, "%s  NATS at %s reported: %s\n", at, secret.URL(url), secret.Scrub(err.Error(), url, secrets...))
+		fmt.Fprintf(w, "%s  NATS at %s reported: %s\n", stamp(), redacted, scrub(err))
 	}
 }
+
+// stamp is the time at the head of a connection event's line.
+func stamp() string { return time.Now().UTC().Format(time.RFC3339) }
 
 // Connect dials NATS. name identifies the connection in server monitoring.
 func Connect(o Options, name string) (*nats.Conn, error) {
@@ -146,18 +148,18 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 		nats.ReconnectWait(time.Second), nats.ReconnectJitter(500*time.Millisecond, time.Second)}
 	if w := o.Notify; w != nil {
 		redacted := secret.URL(o.URL)
+		scrub := func(err error) string { return secret.Scrub(err.Error(), o.URL, o.Password, o.Token) }
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err == nil {
 					return // the command closed it
 				}
-				fmt.Fprintf(w, "%s  lost the connection to NATS at %s (%s); reconnecting...\n", time.Now().UTC().Format(time.RFC3339), redacted,
-					secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
+				fmt.Fprintf(w, "%s  lost the connection to NATS at %s (%s); reconnecting...\n", stamp(), redacted, scrub(err))
 			}),
 			nats.ReconnectHandler(func(*nats.Conn) {
-				fmt.Fprintf(w, "%s  reconnected to NATS at %s\n", time.Now().UTC().Format(time.RFC3339), redacted)
+				fmt.Fprintf(w, "%s  reconnected to NATS at %s\n", stamp(), redacted)
 			}),
-			nats.ErrorHandler(asyncErrors(w, o.URL, o.Password, o.Token)))
+			nats.ErrorHandler(asyncErrors(w, redacted, scrub)))
 	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
