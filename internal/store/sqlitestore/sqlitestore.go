@@ -61,6 +61,9 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	if isNew && readOnly {
 		return nil, fmt.Errorf("no SQLite database at %s (check --db; `kanade db migrate` creates one): %w", path, store.ErrNoDatabase)
 	}
+	if !readOnly {
+		reservePageCache()
+	}
 	q := url.Values{}
 	if readOnly {
 		q.Set("mode", "ro")
@@ -70,9 +73,10 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	// A setting of this connection only, safe beside a running upstream
 	// backend (docs/performance.md measures it): a 16 MiB page cache,
 	// against SQLite's 2 MiB, holds a 5,000-row batch's pages so they are
-	// not spilled to the WAL mid-transaction. Temporary files stay files:
+	// not spilled to the WAL mid-transaction (a writer's pages come from
+	// the pool in pagecache.go). Temporary files stay files:
 	// in memory they would hold an audit's sorts of a large table.
-	q.Add("_pragma", "cache_size(-16384)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
