@@ -62,6 +62,14 @@ func TestWritersUseThePageCachePool(t *testing.T) {
 	if highest < 500 {
 		t.Errorf("the pool held at most %d pages (now %d); want the table's 700 or so", highest, now)
 	}
+	checkIntact(t, st, 20000)
+}
+
+// checkIntact checks that table t of st has want rows and the file passes
+// SQLite's integrity check.
+func checkIntact(t *testing.T, st *Store, want int) {
+	t.Helper()
+	ctx := context.Background()
 	var count int
 	var check string
 	if err := st.db.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&count); err != nil {
@@ -70,7 +78,7 @@ func TestWritersUseThePageCachePool(t *testing.T) {
 	if err := st.db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil {
 		t.Fatal(err)
 	}
-	if count != 20000 || check != "ok" {
-		t.Errorf("%d rows, integrity_check %q; want 20000, ok", count, check)
+	if count != want || check != "ok" {
+		t.Errorf("%d rows, integrity_check %q; want %d, ok", count, check, want)
 	}
 }

@@ -43,6 +43,9 @@ type Store struct {
 	// lacks the later ones, and its backend never wrote them), with
 	// "check_status.label" when that later column is there.
 	derived map[string]bool
+	// ckpt takes batch transactions' checkpoints off the writer; nil
+	// unless the file is in WAL mode and open for writing.
+	ckpt *checkpointer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,10 +127,11 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 			}
 			db.SetMaxOpenConns(4)
 			s.db = db
+			s.ckpt = newCheckpointer(db)
 		}
 	}
 	if err := s.loadColumns(ctx); err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -171,7 +175,14 @@ func (s *Store) loadColumns(ctx context.Context) error {
 func (s *Store) Kind() store.Kind { return store.SQLite }
 func (s *Store) Location() string { return s.path }
 func (s *Store) Upstream() bool   { return s.upstream }
-func (s *Store) Close()           { s.db.Close() }
+
+// Close waits for a running checkpoint, then closes the database.
+func (s *Store) Close() {
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
+	s.db.Close()
+}
 
 // DB exposes the handle for tests that must lay out a file by hand.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -364,8 +375,8 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 // batchTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
-	return interrupted(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
+	run := func(begin func(context.Context, *sql.TxOptions) (*sql.Tx, error)) error {
+		tx, err := begin(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("begin %s transaction: %w", what, err)
 		}
@@ -380,7 +391,15 @@ func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func
 			return fmt.Errorf("commit %s transaction: %w", what, err)
 		}
 		return nil
-	}())
+	}
+	if s.ckpt == nil {
+		return interrupted(ctx, run(s.db.BeginTx))
+	}
+	err := withoutAutoCheckpoint(ctx, s.db, func(conn *sql.Conn) error { return run(conn.BeginTx) })
+	if err == nil && !rollback {
+		s.ckpt.committed(ctx)
+	}
+	return interrupted(ctx, err)
 }
 
 func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpoint, error) {
