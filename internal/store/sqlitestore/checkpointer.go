@@ -14,7 +14,7 @@ import (
 // WAL only in a write transaction that starts when every frame has been
 // copied back, which a writer that always has its next batch ready never
 // sees while a checkpoint runs beside it; the wait bounds the file at about
-// this many pages (40 MiB at 4 KiB) and a batch.
+// this many pages (40 MiB at 4 KiB) and a few batches.
 const walRestartFrames = 10000
 
 // checkpointer copies committed pages from the WAL back into the database
@@ -73,9 +73,13 @@ func (c *checkpointer) loop() {
 // way, so an interruption ends the wait, not the batch.
 func (c *checkpointer) committed(ctx context.Context) {
 	if c.frames.Load() < c.restart {
+		// With a run already waiting this waits for the one in progress,
+		// so the checkpoints stay at most two batches behind and the
+		// length they report is never older than that.
 		select {
 		case c.runs <- nil:
-		default: // one is already due; it will include this commit
+		case <-ctx.Done():
+		case <-c.ended:
 		}
 		return
 	}
