@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,35 @@ func TestWritersUseThePageCachePool(t *testing.T) {
 		t.Errorf("the pool held at most %d pages (now %d); want the table's 700 or so", highest, now)
 	}
 	checkIntact(t, st, 20000)
+
+	// A file with larger pages than the pool's slots (upstream's could have
+	// them) takes its pages from malloc, as without the pool.
+	big := filepath.Join(dir, "backend.db")
+	raw, err := sql.Open("sqlite", "file:"+big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, "PRAGMA page_size = 16384; CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	st2, err := Open(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if _, err := st2.db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+		INSERT INTO t SELECT printf('%08d', i * 7919 % 20000), hex(randomblob(64)) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	var pageSize int
+	if err := st2.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if pageSize != 16384 {
+		t.Errorf("page size %d; want 16384", pageSize)
+	}
+	checkIntact(t, st2, 20000)
 }
 
 // checkIntact checks that table t of st has want rows and the file passes
