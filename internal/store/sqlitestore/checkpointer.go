@@ -20,7 +20,7 @@ const walRestartFrames = 10000
 // checkpointer copies committed pages from the WAL back into the database
 // file on a goroutine of its own. Without it SQLite does that in the
 // commit that takes the WAL past 1,000 pages (wal_autocheckpoint), on the
-// replay's writer, while the next batch waits: a quarter of a SQLite
+// replay's writer, while the next batch waits: about half of a SQLite
 // replay's commit time (docs/performance.md). Only batch transactions
 // hand their checkpoints to it; every other write keeps SQLite's own.
 // What reaches the file, and when it is synced, is what SQLite's own

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,7 +51,7 @@ func TestCheckpointerKeepsTheWALBounded(t *testing.T) {
 		t.Errorf("the WAL grew to %d bytes; want at most %d (%d frames and a few batches)", largest, limit, restart)
 	}
 
-	conns := make([]interface{ Close() error }, 0, 4)
+	conns := make([]*sql.Conn, 0, 4)
 	for range 4 {
 		c, err := st.db.Conn(ctx)
 		if err != nil {
