@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/kanadehq/kanade-cli/internal/cli"
@@ -27,6 +28,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if path := os.Getenv("KANADE_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 4096 // fine enough to tell a batch's parts apart
 		defer heapAtPeak(path)()
 	}
 	return cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
