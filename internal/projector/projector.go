@@ -504,7 +504,10 @@ func (p *Projector) recentlyWritten(id string) bool {
 func (p *Projector) remember(b *Batch) {
 	ids := make(map[string]struct{}, len(b.items))
 	for _, it := range b.items {
-		ids[it.id] = struct{}{}
+		// A copy: an id is usually a slice of its result's decoded
+		// strings, and keeping it would keep them all for two more
+		// batches, a third of a replay's live heap.
+		ids[strings.Clone(it.id)] = struct{}{}
 	}
 	p.written[0], p.written[1] = p.written[1], ids
 }
