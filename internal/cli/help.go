@@ -35,6 +35,12 @@ Without it kanade uses the embedded SQLite file $XDG_DATA_HOME/kanade/kanade.db
 Passwords and tokens are never printed; DSNs are shown with the password
 replaced by xxxxx.
 
+A replay into SQLite peaks at about 72 MB with the defaults (the engine and
+its 16 MiB page cache live in the process). Where that is too much, GOGC=35
+(Go's garbage collector target) brings it to about 62 MB for about a tenth
+of the rate, and --batch 2500 to about 60 MB for less of the rate but more
+explode-table writes (docs/performance.md).
+
 Example config.toml:
 
   db = "postgres://kanade@db.internal/kanade"
