@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -150,5 +151,50 @@ func BenchmarkDecodeJSONStdout(b *testing.B) {
 		if _, err := wire.DecodeExecResult(payload); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The decoder reads a payload in place; what a decoded value keeps must
+// still be its own, so that a caller may reuse the buffer: a payload of
+// short unescaped strings (kept in a buffer of their own), one that is
+// mostly an unescaped stdout (kept as one copy of the payload), and the
+// name of a duplicate key in an error.
+func TestDecodedOwnsItsStrings(t *testing.T) {
+	long := strings.Repeat("inventory line ", 200)
+	for name, payload := range map[string]string{
+		"short strings": `{"result_id":"r-1","request_id":"q-1","exec_id":"e-1","pc_id":"PC-0001","exit_code":0,"stdout":"ok","stderr":"",` +
+			`"started_at":"2026-11-20T00:00:00Z","finished_at":"2026-11-20T00:00:01Z","manifest_id":"inv"}`,
+		"mostly stdout": `{"result_id":"r-1","request_id":"q-1","exec_id":"e-1","pc_id":"PC-0001","exit_code":0,"stdout":"` + long + `","stderr":"",` +
+			`"started_at":"2026-11-20T00:00:00Z","finished_at":"2026-11-20T00:00:01Z","manifest_id":"inv"}`,
+	} {
+		buf := []byte(payload)
+		r, err := wire.DecodeExecResult(buf)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := *r
+		wantExec, wantManifest := *r.ExecID, *r.ManifestID
+		for i := range buf {
+			buf[i] = 'X'
+		}
+		if r.ResultID != want.ResultID || r.ResultID != "r-1" || r.RequestID != "q-1" || r.PCID != "PC-0001" ||
+			*r.ExecID != wantExec || *r.ManifestID != wantManifest || *r.ExecID != "e-1" || *r.ManifestID != "inv" {
+			t.Errorf("%s: after the buffer was overwritten the result reads %+v", name, r)
+		}
+		if wantStdout := map[string]string{"short strings": "ok", "mostly stdout": long}[name]; r.Stdout != wantStdout {
+			t.Errorf("%s: after the buffer was overwritten stdout reads %.40q", name, r.Stdout)
+		}
+	}
+	buf := []byte(`{"pc_id":"a","pc_id":"b"}`)
+	_, err := wire.DecodeExecResult(buf)
+	var de *wire.DecodeError
+	if !errors.As(err, &de) || de.Field != "pc_id" {
+		t.Fatalf("a duplicate key: %v", err)
+	}
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	if de.Field != "pc_id" {
+		t.Errorf("after the buffer was overwritten the error names field %q", de.Field)
 	}
 }

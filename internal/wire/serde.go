@@ -56,8 +56,15 @@ type fieldValue struct {
 
 // decodeStruct decodes data into vals, one per field of fields, or returns
 // a *DecodeError that says where and why serde would have refused it.
-func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
-	d := decoder{s: string(data), fields: fields}
+func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) (err error) {
+	// The payload is read in place, not copied: own gives what the values
+	// keep of it memory of their own, so the caller may reuse data.
+	d := decoder{s: unsafe.String(unsafe.SliceData(data), len(data)), fields: fields}
+	defer func() {
+		if e, ok := err.(*DecodeError); ok {
+			e.Field = strings.Clone(e.Field) // a duplicate key's name is a slice of data
+		}
+	}()
 	d.ws()
 	if d.i >= len(d.s) {
 		if len(d.s) == 0 {
@@ -65,7 +72,6 @@ func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
 		}
 		return &DecodeError{Reason: "the payload is only white space"}
 	}
-	var err error
 	switch d.s[d.i] {
 	case '{':
 		err = d.object(vals)
@@ -88,16 +94,17 @@ func decodeStruct(data []byte, fields []fieldSpec, vals []fieldValue) error {
 			return d.missing(f.name)
 		}
 	}
-	d.compact(vals)
+	d.own(vals)
 	return nil
 }
 
-// compact moves the strings sliced from the payload into one buffer of
-// their own when they are a small part of it. The keys and punctuation are
-// garbage once decoded, and an escaped string (stdout, as a rule) is a copy
-// already; without this a decoded value would keep its whole payload
-// alive, and a replay holds two batches of decoded values at once.
-func (d *decoder) compact(vals []fieldValue) {
+// own gives the strings sliced from the payload memory of their own: one
+// buffer of just those strings when they are a small part of the payload,
+// else one copy of the payload. The keys and punctuation are garbage once
+// decoded, and an escaped string (stdout, as a rule) is a copy already;
+// without this a decoded value would keep its whole payload alive, and a
+// replay holds two batches of decoded values at once.
+func (d *decoder) own(vals []fieldValue) {
 	base := uintptr(unsafe.Pointer(unsafe.StringData(d.s)))
 	inPayload := func(s string) bool {
 		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
@@ -111,8 +118,18 @@ func (d *decoder) compact(vals []fieldValue) {
 			n += len(vals[i].str)
 		}
 	}
-	if n == 0 || 4*n > 3*len(d.s) {
-		return // nothing to free, or too little to pay for the copy
+	if n == 0 {
+		return
+	}
+	if 4*n > 3*len(d.s) { // most of the payload: one copy, re-sliced
+		own := strings.Clone(d.s)
+		for i := range vals {
+			if s := vals[i].str; inPayload(s) {
+				at := uintptr(unsafe.Pointer(unsafe.StringData(s))) - base
+				vals[i].str = own[at : at+uintptr(len(s))]
+			}
+		}
+		return
 	}
 	buf := make([]byte, 0, n)
 	for i := range vals {
