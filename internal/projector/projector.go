@@ -506,7 +506,7 @@ func (p *Projector) remember(b *Batch) {
 	for _, it := range b.items {
 		// A copy: an id is usually a slice of its result's decoded
 		// strings, and keeping it would keep them all for two more
-		// batches, a third of a replay's live heap.
+		// batches (about 1 MB of a replay's 9–14 MB live heap, measured).
 		ids[strings.Clone(it.id)] = struct{}{}
 	}
 	p.written[0], p.written[1] = p.written[1], ids
