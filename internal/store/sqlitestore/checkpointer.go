@@ -17,6 +17,10 @@ import (
 // this many pages (40 MiB at 4 KiB) and a few batches.
 const walRestartFrames = 10000
 
+// sqliteAutoCheckpoint is SQLite's default wal_autocheckpoint, which a
+// batch's connection gets back before it returns to the pool.
+const sqliteAutoCheckpoint = 1000
+
 // checkpointer copies committed pages from the WAL back into the database
 // file on a goroutine of its own. Without it SQLite does that in the
 // commit that takes the WAL past 1,000 pages (wal_autocheckpoint), on the
@@ -117,7 +121,7 @@ func withoutAutoCheckpoint(ctx context.Context, db *sql.DB, fn func(*sql.Conn) e
 		return fmt.Errorf("hand the checkpoint to the checkpointer: %w", err)
 	}
 	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA wal_autocheckpoint = 1000"); err != nil {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", sqliteAutoCheckpoint)); err != nil {
 			// A connection that would never checkpoint does not go back
 			// to the pool.
 			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // the error is the point

@@ -62,7 +62,7 @@ func TestCheckpointerKeepsTheWALBounded(t *testing.T) {
 		if err := c.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1000 {
+		if n != sqliteAutoCheckpoint {
 			t.Errorf("a pooled connection has wal_autocheckpoint %d; want SQLite's 1000", n)
 		}
 	}
