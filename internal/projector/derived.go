@@ -252,9 +252,13 @@ func feedsOf(man *wire.Manifest, r *wire.ExecResult, published time.Time) []stor
 // replace the ones before them; a rejected one does nothing. It returns
 // the history rows in stream order and the explode rows to write: those
 // that differ from what the tables hold.
-func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeChange, error) {
+//
+// memo is what the last batch left in the explode tables (see
+// explodeMemo); the memo of what this batch leaves is returned, for the
+// caller to keep once the batch is committed.
+func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, memo *explodeMemo, check bool) ([]store.HistoryRow, map[*explodeSpec][]store.ExplodeChange, *explodeMemo, error) {
 	if len(d.history) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	keys := make([]store.FactsKey, len(d.history))
 	for i, ch := range d.history {
@@ -262,11 +266,11 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 	}
 	stored, err := tx.LoadFacts(ctx, keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	tables, err := d.loadExplode(ctx, tx)
+	tables, next, err := d.loadExplode(ctx, tx, at, memo, check)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	type numbered struct {
 		ord int
@@ -318,12 +322,8 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 				es := states[x.table.Name]
 				if es == nil {
 					es = &explodeState{spec: x, key: ch.key}
-					if set := tables[x.table.Name][ch.key]; set != nil {
-						es.collected = set.CollectedAt
-						for _, cells := range set.Rows {
-							es.rows = append(es.rows, x.row(cells, nil))
-						}
-					}
+					s := tables[x.table.Name][ch.key]
+					es.rows, es.collected = s.of(x), s.collected
 					es.orig, es.origCollected = es.rows, es.collected
 					states[x.table.Name] = es
 					stateOrder = append(stateOrder, es)
@@ -354,13 +354,28 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 				writes[es.spec] = append(writes[es.spec], c)
 			}
 		}
+		if next != nil {
+			for n, mt := range next.tables {
+				if mt == nil {
+					continue
+				}
+				if es := states[n]; es != nil {
+					next.keep(n, ch.key, es.rows, es.collected)
+				} else if s, ok := tables[n][ch.key]; ok {
+					next.keep(n, ch.key, s.of(mt.spec), s.collected)
+				}
+			}
+		}
+	}
+	if next != nil {
+		next.carry()
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ord < rows[j].ord })
 	out := make([]store.HistoryRow, len(rows))
 	for i, r := range rows {
 		out[i] = r.row
 	}
-	return out, writes, nil
+	return out, writes, next, nil
 }
 
 // diffScalars is upstream's scalar history: for each listed field present

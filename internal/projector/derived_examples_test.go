@@ -443,6 +443,7 @@ func applyBatches(t *testing.T, s testutil.Store, manifests mapManifests, batche
 	t.Helper()
 	ctx := context.Background()
 	p := projector.New(s, nil, manifests)
+	projector.CheckMemo(p)
 	for _, b := range batches {
 		pb, err := p.Prepare(ctx, b)
 		if err != nil {

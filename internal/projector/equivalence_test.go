@@ -350,6 +350,7 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 					t.Fatal(err)
 				}
 				proj := projector.New(s, mapOutputs(w.objects), mapManifests(w.manifest))
+				projector.CheckMemo(proj) // explode rows kept across batches must be the table's
 				for start := 0; start < len(w.msgs); {
 					end := min(len(w.msgs), start+batch())
 					b, err := proj.Prepare(ctx, w.msgs[start:end])

@@ -360,15 +360,140 @@ func (es *explodeState) change(at func(time.Time) time.Time) (store.ExplodeChang
 	return c, c.Restamp || len(c.Delete) > 0 || len(c.Insert) > 0
 }
 
-// loadExplode ensures every table the chains write and reads their rows.
-func (d *derivedPlan) loadExplode(ctx context.Context, tx store.ProjectionTx) (map[string]map[store.FactsKey]*store.ExplodeRows, error) {
+// storedRows are a (PC, job)'s rows of one explode table as the table
+// holds them: as read (cells), or as a memo keeps them (rows).
+type storedRows struct {
+	cells     [][]store.Cell
+	rows      []explodeRow
+	collected *time.Time
+}
+
+// of is the rows with their identities under x.
+func (s storedRows) of(x *explodeSpec) []explodeRow {
+	if s.rows != nil || s.cells == nil {
+		return s.rows
+	}
+	out := make([]explodeRow, len(s.cells))
+	for i, cells := range s.cells {
+		out[i] = x.row(cells, nil)
+	}
+	return out
+}
+
+// explodeMemo is what the explode tables hold after a committed batch, for
+// the keys that batch and the ones before it read, so that the next batch
+// need not read them back: on the hint-heavy workload of
+// docs/performance.md reading them was a fifth of the writer's time. It is
+// trusted only when the store vouches that nothing else committed since
+// (store.Generation), and it holds at most memoRows rows, the latest
+// batch's first: it pays when a PC scans again before a memo's worth of
+// other PCs have, and a larger fleet would otherwise make it hold rows for
+// nothing.
+type explodeMemo struct {
+	gen    store.Generation
+	tables map[string]*memoTable
+	rows   int
+	// prev is the memo the batch began with, when the store vouched for
+	// it: what the batch did not touch in it is still what the tables hold.
+	prev *explodeMemo
+}
+
+// memoTable is one table's rows per key, for the one spec that every
+// step of the batch wrote it with (so every row's identity is that spec's).
+type memoTable struct {
+	spec *explodeSpec
+	keys map[store.FactsKey]storedRows
+	read []store.FactsKey // the keys the batch read: carry must not bring back their old rows
+}
+
+const memoRows = 25000
+
+// keep records key's rows of a table as the batch leaves them. Rows with a
+// NULL key column are not kept: their order, which the table gives by
+// rowid, decides which of two equal identities a diff reports.
+func (m *explodeMemo) keep(name string, key store.FactsKey, rows []explodeRow, collected *time.Time) {
+	mt := m.tables[name]
+	if mt == nil || m.rows+len(rows) > memoRows {
+		return
+	}
+	kept := make([]explodeRow, len(rows))
+	for i, r := range rows {
+		if r.null {
+			return
+		}
+		// Copies: a row worked out from a payload holds slices of it.
+		cells := slices.Clone(r.cells)
+		for j := range cells {
+			cells[j].Text = strings.Clone(cells[j].Text)
+		}
+		kept[i] = explodeRow{cells: cells, key: r.key}
+	}
+	if collected != nil {
+		t := *collected
+		collected = &t
+	}
+	mt.keys[key] = storedRows{rows: kept, collected: collected}
+	m.rows += len(kept)
+}
+
+// carry fills what room is left with what the previous memo holds of keys
+// the batch did not read, and lets the previous memo go.
+func (m *explodeMemo) carry() {
+	prev := m.prev
+	m.prev = nil
+	if prev == nil {
+		return
+	}
+	for name, old := range prev.tables {
+		mt := m.tables[name]
+		if mt == nil {
+			if _, written := m.tables[name]; written {
+				continue // the batch wrote it with more than one spec
+			}
+			mt = &memoTable{spec: old.spec, keys: map[store.FactsKey]storedRows{}}
+			m.tables[name] = mt
+		} else if !sameTable(mt.spec.table, old.spec.table) {
+			continue
+		}
+		read := make(map[store.FactsKey]bool, len(mt.read))
+		for _, k := range mt.read {
+			read[k] = true
+		}
+		mt.read = nil
+		for k, s := range old.keys {
+			if read[k] {
+				continue
+			}
+			if m.rows+len(s.rows) > memoRows {
+				return
+			}
+			mt.keys[k] = s
+			m.rows += len(s.rows)
+		}
+	}
+}
+
+func sameTable(a, b store.ExplodeTable) bool {
+	return a.Name == b.Name && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.PrimaryKey, b.PrimaryKey)
+}
+
+// loadExplode ensures every table the chains write and returns their rows
+// for every key that writes them (an empty storedRows for a key without
+// any): from memo where it holds them and the store vouches for it, else
+// read. It also returns the memo the batch fills with what it leaves (nil
+// when the store cannot vouch). With check set, rows taken from the memo
+// are read as well and must be the same (tests).
+func (d *derivedPlan) loadExplode(ctx context.Context, tx store.ProjectionTx, at func(time.Time) time.Time, memo *explodeMemo, check bool) (map[string]map[store.FactsKey]storedRows, *explodeMemo, error) {
 	byTable := map[string]*explodeSpec{}
+	uniform := map[string]bool{} // every step writes the table with one spec
 	keys := map[string][]store.FactsKey{}
 	for _, ch := range d.history {
 		for _, st := range ch.steps {
 			for _, x := range st.explode {
-				if _, ok := byTable[x.table.Name]; !ok {
-					byTable[x.table.Name] = x
+				if y, ok := byTable[x.table.Name]; !ok {
+					byTable[x.table.Name], uniform[x.table.Name] = x, true
+				} else if y != x && !sameTable(y.table, x.table) {
+					uniform[x.table.Name] = false
 				}
 				if n := len(keys[x.table.Name]); n == 0 || keys[x.table.Name][n-1] != ch.key {
 					keys[x.table.Name] = append(keys[x.table.Name], ch.key)
@@ -376,23 +501,96 @@ func (d *derivedPlan) loadExplode(ctx context.Context, tx store.ProjectionTx) (m
 			}
 		}
 	}
-	out := map[string]map[store.FactsKey]*store.ExplodeRows{}
+	if len(byTable) == 0 {
+		return nil, nil, nil
+	}
+	gen, ok, err := tx.Generation(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok || memo == nil || memo.gen != gen {
+		memo = nil
+	}
+	var next *explodeMemo
+	if ok {
+		next = &explodeMemo{gen: gen.Next(), tables: map[string]*memoTable{}, prev: memo}
+	}
+	out := map[string]map[store.FactsKey]storedRows{}
 	names := make([]string, 0, len(byTable))
 	for n := range byTable {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := tx.EnsureExplodeTable(ctx, byTable[n].table); err != nil {
-			return nil, err
+		x := byTable[n]
+		if err := tx.EnsureExplodeTable(ctx, x.table); err != nil {
+			return nil, nil, err
 		}
-		rows, err := tx.LoadExplodeRows(ctx, byTable[n].table, keys[n])
+		if next != nil {
+			next.tables[n] = nil // written: carry leaves it alone unless it is uniform
+			if uniform[n] {
+				next.tables[n] = &memoTable{spec: x, keys: map[store.FactsKey]storedRows{}, read: keys[n]}
+			}
+		}
+		rows := make(map[store.FactsKey]storedRows, len(keys[n]))
+		read := keys[n]
+		if memo != nil && uniform[n] && memo.tables[n] != nil && sameTable(memo.tables[n].spec.table, x.table) {
+			kept := memo.tables[n]
+			read = nil
+			for _, k := range keys[n] {
+				if s, ok := kept.keys[k]; ok {
+					rows[k] = s
+					if !check {
+						continue
+					}
+				}
+				read = append(read, k)
+			}
+		}
+		stored, err := tx.LoadExplodeRows(ctx, x.table, read)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		for _, k := range read {
+			var s storedRows
+			if set := stored[k]; set != nil {
+				s.cells, s.collected = set.Rows, set.CollectedAt
+			}
+			if m, ok := rows[k]; ok { // checking the memo
+				if err := sameRows(m, s.of(x), s.collected, at); err != nil {
+					return nil, nil, fmt.Errorf("explode table %s, %s/%s: the rows kept from the last batch are not the table's: %w", n, k.PCID, k.JobID, err)
+				}
+				continue
+			}
+			rows[k] = s
 		}
 		out[n] = rows
 	}
-	return out, nil
+	return out, next, nil
+}
+
+// sameRows compares kept rows with the rows read, by identity (no row a
+// memo keeps has a NULL key column), and their collected_at as stored.
+func sameRows(kept storedRows, read []explodeRow, collected *time.Time, at func(time.Time) time.Time) error {
+	if len(kept.rows) != len(read) {
+		return fmt.Errorf("%d rows, the table's %d", len(kept.rows), len(read))
+	}
+	if len(read) == 0 {
+		return nil
+	}
+	if (kept.collected == nil) != (collected == nil) || (collected != nil && !at(*kept.collected).Equal(at(*collected))) {
+		return fmt.Errorf("collected_at %v, the table's %v", kept.collected, collected)
+	}
+	byKey := make(map[string][]store.Cell, len(read))
+	for _, r := range read {
+		byKey[r.key] = r.cells
+	}
+	for _, r := range kept.rows {
+		if c, ok := byKey[r.key]; !ok || !cellsEqual(c, r.cells) {
+			return fmt.Errorf("row %s: %v, the table's %v", r.key, r.cells, c)
+		}
+	}
+	return nil
 }
 
 // explodeSpecs returns a manifest's valid explode specs, worked out once.

@@ -67,6 +67,11 @@ type Projector struct {
 	// store's fastest insert path. It is only a hint: an id in it that
 	// does not exist is simply inserted.
 	written [2]map[string]struct{}
+	// memo is what the last committed batch left in the explode tables;
+	// staged is what the batch being applied will leave, kept by Apply
+	// once it commits. Only the writer touches them.
+	memo, staged *explodeMemo
+	checkMemo    bool // tests: read what the memo holds too, and compare
 }
 
 // New returns a projector writing to st. outputs and manifests may be nil
@@ -373,6 +378,9 @@ func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Sta
 	if err != nil {
 		return Stats{}, err
 	}
+	if !opts.DryRun {
+		p.memo, p.staged = p.staged, nil
+	}
 	return st, nil
 }
 
@@ -382,6 +390,9 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	if opts.Began != nil {
 		opts.Began()
 	}
+	// The memo outlives this transaction only through Apply's commit.
+	memo := p.memo
+	p.memo, p.staged = nil, nil
 	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
 	// Most ids of a replay are new. So the batch is planned as if every id
 	// were, and inserted; only the ids that turn out to exist (or were
@@ -458,7 +469,7 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 	}
 	// History is the difference from the facts stored before this batch,
 	// so it is read before the facts are written.
-	history, explode, err := b.derived.inventoryWrites(ctx, tx, b.at)
+	history, explode, staged, err := b.derived.inventoryWrites(ctx, tx, b.at, memo, p.checkMemo)
 	if err != nil {
 		return st, err
 	}
@@ -489,6 +500,7 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 		}
 	}
 	p.remember(b)
+	p.staged = staged
 	return st, nil
 }
 

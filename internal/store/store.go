@@ -200,6 +200,25 @@ type ExplodeRows struct {
 	Rows        [][]Cell
 }
 
+// Generation identifies what a projection transaction began from. When a
+// transaction that reported g commits, the next transaction reports
+// g.Next() if and only if nothing else was committed to the database in
+// between (a store that cannot tell reports no generation). So a projector
+// may keep what a committed batch wrote and trust it in the next batch
+// instead of reading it back.
+type Generation struct {
+	Source  any   // the connection the transaction ran on, as an identity
+	Version int64 // what the engine reports of commits by other connections
+	Seq     int64 // the transactions begun on Source before this one
+}
+
+// Next is the generation of the transaction after g's, when nothing else
+// committed: a transaction's own commit does not move Version.
+func (g Generation) Next() Generation {
+	g.Seq++
+	return g
+}
+
 // ExplodeChange turns a PC's stored rows of an explode table for one job
 // into new ones: with All, every row goes and Insert are the new rows;
 // otherwise the Delete rows (addressed by their key columns, never NULL)
@@ -314,6 +333,10 @@ type ProjectionTx interface {
 	// ChangeExplodeRows applies each change and returns how many rows it
 	// deleted, inserted or restamped.
 	ChangeExplodeRows(ctx context.Context, t ExplodeTable, changes []ExplodeChange) (int64, error)
+	// Generation is the state the transaction began from, as far as the
+	// store can vouch for it; ok is false when it cannot (then nothing may
+	// be assumed about what the tables hold).
+	Generation(ctx context.Context) (g Generation, ok bool, err error)
 	SaveCheckpoint(ctx context.Context, cp Checkpoint) error
 	// AddQuarantine keeps each entry; one already there is updated only
 	// when its error changed (so it keeps when it was first quarantined).

@@ -224,6 +224,14 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	return out, rows.Err()
 }
 
+// Generation is never known on PostgreSQL: nothing there tells a session
+// cheaply that no other session committed since its last transaction (the
+// writer lock keeps kanade's writers out, but not upstream's or a person's),
+// so every batch reads what the tables hold.
+func (t *projTx) Generation(context.Context) (store.Generation, bool, error) {
+	return store.Generation{}, false, nil
+}
+
 func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
 	if len(changes) == 0 {
 		return 0, nil

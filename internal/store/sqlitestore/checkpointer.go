@@ -3,8 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -17,16 +15,13 @@ import (
 // this many pages (40 MiB at 4 KiB) and a few batches.
 const walRestartFrames = 10000
 
-// sqliteAutoCheckpoint is SQLite's default wal_autocheckpoint, which a
-// batch's connection gets back before it returns to the pool.
-const sqliteAutoCheckpoint = 1000
-
 // checkpointer copies committed pages from the WAL back into the database
 // file on a goroutine of its own. Without it SQLite does that in the
 // commit that takes the WAL past 1,000 pages (wal_autocheckpoint), on the
 // replay's writer, while the next batch waits: about half of a SQLite
 // replay's commit time (docs/performance.md). Only batch transactions
-// hand their checkpoints to it; every other write keeps SQLite's own.
+// hand their checkpoints to it (their connection, Store.writer, runs with
+// wal_autocheckpoint off); every other write keeps SQLite's own.
 // What reaches the file, and when it is synced, is what SQLite's own
 // checkpoint does (PASSIVE, the mode of wal_autocheckpoint).
 type checkpointer struct {
@@ -107,25 +102,4 @@ func (c *checkpointer) close() {
 		close(c.stop)
 		<-c.ended
 	})
-}
-
-// withoutAutoCheckpoint runs fn on one connection whose commits leave the
-// checkpoint to c, and gives the connection back with SQLite's default.
-func withoutAutoCheckpoint(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
-		return fmt.Errorf("hand the checkpoint to the checkpointer: %w", err)
-	}
-	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", sqliteAutoCheckpoint)); err != nil {
-			// A connection that would never checkpoint does not go back
-			// to the pool.
-			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // the error is the point
-		}
-	}()
-	return fn(conn)
 }

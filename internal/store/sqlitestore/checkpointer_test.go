@@ -10,7 +10,7 @@ import (
 
 // Batch transactions leave their checkpoints to the checkpointer. The WAL
 // stays bounded although every batch begins while the last one's
-// checkpoint runs, the connections go back to the pool with SQLite's own
+// checkpoint runs, only the writer's connection runs without SQLite's own
 // autocheckpoint, and every row is in the file after Close.
 func TestCheckpointerKeepsTheWALBounded(t *testing.T) {
 	ctx := context.Background()
@@ -51,8 +51,18 @@ func TestCheckpointerKeepsTheWALBounded(t *testing.T) {
 		t.Errorf("the WAL grew to %d bytes; want at most %d (%d frames and a few batches)", largest, limit, restart)
 	}
 
-	conns := make([]*sql.Conn, 0, 4)
-	for range 4 {
+	// SQLite's default, which every connection but the writer keeps.
+	const sqliteAutoCheckpoint = 1000
+	var writer int
+	if err := st.writer.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&writer); err != nil {
+		t.Fatal(err)
+	}
+	if writer != 0 {
+		t.Errorf("the writer connection has wal_autocheckpoint %d; want 0 (the checkpointer's)", writer)
+	}
+	// The pool's other three connections (it holds four).
+	conns := make([]*sql.Conn, 0, 3)
+	for range 3 {
 		c, err := st.db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -219,6 +219,32 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	return out, err
 }
 
+// Generation is the writer connection, its transaction count and its
+// PRAGMA data_version, which changes exactly when another connection (in
+// this process or any other: upstream's backend, say) commits to the file.
+// Every batch transaction runs on that one connection, so two equal
+// generations a transaction apart mean nothing but the first one wrote in
+// between. A rebuild's shadow transactions run on other connections and
+// report none.
+func (t *projTx) Generation(ctx context.Context) (store.Generation, bool, error) {
+	if t.writer == nil || t.Shadow() {
+		return store.Generation{}, false, nil
+	}
+	rows, err := t.tx.QueryContext(ctx, "PRAGMA data_version")
+	if err != nil {
+		return store.Generation{}, false, fmt.Errorf("read the data version: %w", err)
+	}
+	defer rows.Close()
+	var v int64
+	if !rows.Next() {
+		return store.Generation{}, false, fmt.Errorf("read the data version: no row (%v)", rows.Err())
+	}
+	if err := rows.Scan(&v); err != nil {
+		return store.Generation{}, false, fmt.Errorf("read the data version: %w", err)
+	}
+	return store.Generation{Source: t.writer, Version: v, Seq: t.seq}, true, nil
+}
+
 func (t *projTx) ChangeExplodeRows(ctx context.Context, x store.ExplodeTable, changes []store.ExplodeChange) (int64, error) {
 	var total int64
 	table := quote(t.explodeName(x.Name))

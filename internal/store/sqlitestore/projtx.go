@@ -122,6 +122,11 @@ func insertValues[T any](ctx context.Context, ex execer, rows []T, width int, ad
 type projTx struct {
 	tx execer
 	s  *Store
+	// writer and seq are the connection the transaction runs on and its
+	// number there (Store.writer); nil when the store has no writer
+	// connection of its own.
+	writer *sql.Conn
+	seq    int64
 }
 
 type execer interface {

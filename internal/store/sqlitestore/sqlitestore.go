@@ -6,6 +6,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -46,6 +48,13 @@ type Store struct {
 	// ckpt takes batch transactions' checkpoints off the writer; nil
 	// unless the file is in WAL mode and open for writing.
 	ckpt *checkpointer
+	// writer is the one connection batch transactions run on when ckpt is
+	// set, kept for the store's life, so that what PRAGMA data_version
+	// reports on it covers every other connection's commits (Generation);
+	// writerSeq counts the transactions begun on it.
+	writerMu  sync.Mutex
+	writer    *sql.Conn
+	writerSeq int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -181,6 +190,9 @@ func (s *Store) Close() {
 	if s.ckpt != nil {
 		s.ckpt.close()
 	}
+	s.writerMu.Lock()
+	s.dropWriter()
+	s.writerMu.Unlock()
 	s.db.Close()
 }
 
@@ -372,16 +384,27 @@ func (s *Store) Project(ctx context.Context, rollback bool, fn func(store.Projec
 	return s.batchTx(ctx, rollback, "projection", func(t *projTx) error { return fn(t) })
 }
 
+// dropWriter closes the writer connection rather than giving it back to
+// the pool, where it would keep its checkpoints off. Callers hold writerMu.
+func (s *Store) dropWriter() {
+	if s.writer == nil {
+		return
+	}
+	s.writer.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // the error is the point
+	s.writer.Close()
+	s.writer = nil
+}
+
 // batchTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), rolled
 // back instead of committed when rollback is set (dry runs).
 func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func(*projTx) error) error {
-	run := func(begin func(context.Context, *sql.TxOptions) (*sql.Tx, error)) error {
+	run := func(begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), writer *sql.Conn, seq int64) error {
 		tx, err := begin(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("begin %s transaction: %w", what, err)
 		}
 		defer tx.Rollback() //nolint:errcheck
-		if err := fn(&projTx{tx: tx, s: s}); err != nil {
+		if err := fn(&projTx{tx: tx, s: s, writer: writer, seq: seq}); err != nil {
 			return err
 		}
 		if rollback {
@@ -393,10 +416,28 @@ func (s *Store) batchTx(ctx context.Context, rollback bool, what string, fn func
 		return nil
 	}
 	if s.ckpt == nil {
-		return interrupted(ctx, run(s.db.BeginTx))
+		return interrupted(ctx, run(s.db.BeginTx, nil, 0))
 	}
-	err := withoutAutoCheckpoint(ctx, s.db, func(conn *sql.Conn) error { return run(conn.BeginTx) })
-	if err == nil && !rollback {
+	s.writerMu.Lock()
+	defer s.writerMu.Unlock()
+	if s.writer == nil {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return interrupted(ctx, fmt.Errorf("begin %s transaction: %w", what, err))
+		}
+		if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+			conn.Close()
+			return interrupted(ctx, fmt.Errorf("hand the checkpoint to the checkpointer: %w", err))
+		}
+		s.writer = conn
+	}
+	s.writerSeq++
+	err := run(s.writer.BeginTx, s.writer, s.writerSeq)
+	if err != nil {
+		// The connection may be in any state (interrupted, say): the next
+		// batch gets a new one.
+		s.dropWriter()
+	} else if !rollback {
 		s.ckpt.committed(ctx)
 	}
 	return interrupted(ctx, err)
