@@ -3,7 +3,6 @@ package projector
 import (
 	"context"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
@@ -370,10 +369,19 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 	if next != nil {
 		next.carry()
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ord < rows[j].ord })
+	// Into stream order: a counting sort by step number, which keeps a
+	// step's rows in the order they were made (ord < d.steps).
+	slot := make([]int, d.steps+1)
+	for _, r := range rows {
+		slot[r.ord+1]++
+	}
+	for i := 1; i < len(slot); i++ {
+		slot[i] += slot[i-1]
+	}
 	out := make([]store.HistoryRow, len(rows))
-	for i, r := range rows {
-		out[i] = r.row
+	for _, r := range rows {
+		out[slot[r.ord]] = r.row
+		slot[r.ord]++
 	}
 	return out, writes, next, nil
 }

@@ -416,18 +416,13 @@ func (m *explodeMemo) keep(name string, key store.FactsKey, rows []explodeRow, c
 	if mt == nil || m.rows+len(rows) > memoRows {
 		return
 	}
-	kept := make([]explodeRow, len(rows))
-	for i, r := range rows {
-		if r.null {
-			return
-		}
-		// Copies: a row worked out from a payload holds slices of it.
-		cells := slices.Clone(r.cells)
-		for j := range cells {
-			cells[j].Text = strings.Clone(cells[j].Text)
-		}
-		kept[i] = explodeRow{cells: cells, key: r.key}
+	if slices.ContainsFunc(rows, func(r explodeRow) bool { return r.null }) {
+		return
 	}
+	kept := rows
+	if slices.ContainsFunc(rows, func(r explodeRow) bool { return r.el != nil }) {
+		kept = ownRows(rows)
+	} // else they were read, or kept before: their memory is their own
 	if collected != nil {
 		t := *collected
 		collected = &t
@@ -471,6 +466,37 @@ func (m *explodeMemo) carry() {
 			m.rows += len(s.rows)
 		}
 	}
+}
+
+// ownRows copies rows worked out from a payload, whose texts are slices of
+// it, into memory of their own: one block of cells and one of text for
+// the lot, and no element.
+func ownRows(rows []explodeRow) []explodeRow {
+	n, size := 0, 0
+	for _, r := range rows {
+		n += len(r.cells)
+		for _, c := range r.cells {
+			size += len(c.Text)
+		}
+	}
+	var text strings.Builder
+	text.Grow(size)
+	for _, r := range rows {
+		for _, c := range r.cells {
+			text.WriteString(c.Text)
+		}
+	}
+	all, cells := text.String(), make([]store.Cell, 0, n)
+	out := make([]explodeRow, len(rows))
+	for i, r := range rows {
+		start := len(cells)
+		for _, c := range r.cells {
+			c.Text, all = all[:len(c.Text)], all[len(c.Text):]
+			cells = append(cells, c)
+		}
+		out[i] = explodeRow{cells: cells[start:len(cells):len(cells)], key: r.key}
+	}
+	return out
 }
 
 func sameTable(a, b store.ExplodeTable) bool {
