@@ -27,9 +27,11 @@ import (
 var (
 	derivedN     = flag.Int("bench.derived.n", 100000, "results in the derived-tables workload")
 	derivedChurn = flag.Float64("bench.derived.churn", 0.3, "share of scans that change something (a scalar, an app's version, an app)")
+	derivedPCs   = flag.Int("bench.derived.pcs", 1000, "PCs in the derived-tables workload, scanning in turn")
 )
 
-// derivedWorkload is n inventory results of 1,000 PCs, each reporting two
+// derivedWorkload is n inventory results of -bench.derived.pcs PCs (1,000
+// unless set) scanning in turn, each reporting two
 // scalars and 20 apps; in a share of the scans (-bench.derived.churn) a
 // scalar changes, or an app is upgraded, or one is replaced.
 func derivedWorkload(n int) []projector.Message {
@@ -40,7 +42,7 @@ func derivedWorkload(n int) []projector.Message {
 		apps []int // app numbers; their versions follow
 		ver  map[int]int
 	}
-	pcs := make([]*pc, 1000)
+	pcs := make([]*pc, *derivedPCs)
 	for i := range pcs {
 		p := &pc{ram: 8 << rng.IntN(3), ver: map[int]int{}}
 		for a := range 20 {
