@@ -202,10 +202,10 @@ type ExplodeRows struct {
 
 // Generation identifies what a projection transaction began from. When a
 // transaction that reported g commits, the next transaction reports
-// g.Next() if and only if nothing else was committed to the database in
-// between (a store that cannot tell reports no generation). So a projector
-// may keep what a committed batch wrote and trust it in the next batch
-// instead of reading it back.
+// g.Next() only if nothing else was committed to the database in between
+// (and as a rule it does then; a store that cannot tell reports no
+// generation). So a projector may keep what a committed batch wrote and
+// trust it in the next batch instead of reading it back.
 type Generation struct {
 	Source  any   // the connection the transaction ran on, as an identity
 	Version int64 // what the engine reports of commits by other connections
