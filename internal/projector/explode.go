@@ -427,6 +427,9 @@ func (m *explodeMemo) keep(name string, key store.FactsKey, rows []explodeRow, c
 		t := *collected
 		collected = &t
 	}
+	// The key's strings too: they are slices of a decoded result's, and
+	// would keep all of them.
+	key = store.FactsKey{PCID: strings.Clone(key.PCID), JobID: strings.Clone(key.JobID)}
 	mt.keys[key] = storedRows{rows: kept, collected: collected}
 	m.rows += len(kept)
 }
@@ -436,6 +439,17 @@ func (m *explodeMemo) keep(name string, key store.FactsKey, rows []explodeRow, c
 func (m *explodeMemo) carry() {
 	prev := m.prev
 	m.prev = nil
+	read := map[string]map[store.FactsKey]bool{}
+	for name, mt := range m.tables {
+		if mt == nil {
+			continue
+		}
+		read[name] = make(map[store.FactsKey]bool, len(mt.read))
+		for _, k := range mt.read {
+			read[name][k] = true
+		}
+		mt.read = nil // the batch's keys are slices of its results
+	}
 	if prev == nil {
 		return
 	}
@@ -450,13 +464,8 @@ func (m *explodeMemo) carry() {
 		} else if !sameTable(mt.spec.table, old.spec.table) {
 			continue
 		}
-		read := make(map[store.FactsKey]bool, len(mt.read))
-		for _, k := range mt.read {
-			read[k] = true
-		}
-		mt.read = nil
 		for k, s := range old.keys {
-			if read[k] {
+			if read[name][k] {
 				continue
 			}
 			if m.rows+len(s.rows) > memoRows {

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/wire"
 )
 
 // The ids a projector remembers outlive their batch by two batches; if
@@ -25,6 +28,50 @@ func TestRememberedIDsKeepNoBatchStrings(t *testing.T) {
 		}
 		if !p.recentlyWritten(id) {
 			t.Errorf("id %s is not recently written", id)
+		}
+	}
+}
+
+// The explode memo outlives its batch too: neither its keys nor its cells
+// may be slices of a payload or of a decoded result.
+func TestExplodeMemoKeepsNoBatchStrings(t *testing.T) {
+	specs, _ := explodeSpecs(&wire.InventoryHint{Explode: []wire.ExplodeSpec{{Field: wire.Str("apps"), Table: wire.Str("t"),
+		PrimaryKey: []string{"name"}, Columns: []wire.ExplodeColumn{{Field: wire.Str("name")}, {Field: wire.Str("v")}}}}})
+	x := specs[0]
+	decoded := `PC-1inv{"apps":[{"name":"a","v":"one"},{"name":"b","v":"two"}]}`
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(decoded)))
+	hi := lo + uintptr(len(decoded))
+	inside := func(s string) bool {
+		at := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && at >= lo && at < hi
+	}
+	facts, err := wire.ParseJSON(decoded[7:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := x.rowsOf(&facts, store.SQLite)
+	if !inside(rows[0].cells[1].Text) {
+		t.Fatal("the test means nothing: the parsed cells are not slices of the payload")
+	}
+	m := &explodeMemo{tables: map[string]*memoTable{"t": {spec: x, keys: map[store.FactsKey]storedRows{}}}}
+	m.keep("t", store.FactsKey{PCID: decoded[:4], JobID: decoded[4:7]}, rows, nil)
+	m.carry()
+	if len(m.tables["t"].keys) != 1 {
+		t.Fatalf("the memo keeps %d keys, want 1", len(m.tables["t"].keys))
+	}
+	for k, s := range m.tables["t"].keys {
+		if inside(k.PCID) || inside(k.JobID) {
+			t.Errorf("the memo's key %v points into the batch's strings", k)
+		}
+		for _, r := range s.rows {
+			for _, c := range r.cells {
+				if inside(c.Text) {
+					t.Errorf("the memo's cell %q points into the payload", c.Text)
+				}
+			}
+			if r.el != nil {
+				t.Error("the memo keeps a row's parsed element")
+			}
 		}
 	}
 }
