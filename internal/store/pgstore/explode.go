@@ -226,8 +226,8 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 
 // Generation is never known on PostgreSQL: nothing there tells a session
 // cheaply that no other session committed since its last transaction (the
-// writer lock keeps kanade's writers out, but not upstream's or a person's),
-// so every batch reads what the tables hold.
+// writer lock keeps kanade's own writers out, not a person's SQL or another
+// tool's), so every batch reads what the tables hold.
 func (t *projTx) Generation(context.Context) (store.Generation, bool, error) {
 	return store.Generation{}, false, nil
 }
