@@ -36,10 +36,11 @@ Passwords and tokens are never printed; DSNs are shown with the password
 replaced by xxxxx.
 
 A replay into SQLite peaks at about 72 MB with the defaults (the engine and
-its 16 MiB page cache live in the process). Where that is too much, GOGC=35
-(Go's garbage collector target) brings it to about 62 MB for about a tenth
-of the rate, and --batch 2500 to about 60 MB for less of the rate but more
-explode-table writes (docs/performance.md).
+its 16 MiB page cache live in the process). Where that is too much, GOGC
+(Go's garbage collector target) trades rate for memory: GOGC=50 about 65 MB
+for a few per cent of the rate, GOGC=35 about 62 MB for about a tenth;
+--batch 2500 gives about 60 MB for less of the rate but more explode-table
+writes (docs/performance.md).
 
 Example config.toml:
 
