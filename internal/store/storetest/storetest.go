@@ -63,6 +63,57 @@ func Exercise(t *testing.T, open Open) {
 	t.Run("ListGroups", func(t *testing.T) { listGroups(t, open(t)) })
 	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, open(t)) })
 	t.Run("Locks", func(t *testing.T) { locks(t, open(t)) })
+	t.Run("Generation", func(t *testing.T) { generation(t, open(t)) })
+}
+
+// generation: a store that reports generations reports, after a committed
+// batch transaction, the Next of its generation when nothing else was
+// committed, and another one when something was (here Seed, which writes
+// outside batch transactions); a rebuild's shadow transactions report
+// none. A store that cannot vouch reports none at all.
+func generation(t *testing.T, st testutil.Store) {
+	ctx := context.Background()
+	type seen struct {
+		g  store.Generation
+		ok bool
+	}
+	next := func(projectOn func(context.Context, func(store.ProjectionTx) error) error) seen {
+		t.Helper()
+		var s seen
+		err := projectOn(ctx, func(tx store.ProjectionTx) error {
+			var err error
+			s.g, s.ok, err = tx.Generation(ctx)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	batch := func(ctx context.Context, fn func(store.ProjectionTx) error) error { return st.Project(ctx, false, fn) }
+	first, second := next(batch), next(batch)
+	if !first.ok {
+		if second.ok {
+			t.Error("a store reported a generation after reporting none")
+		}
+		return
+	}
+	if second.g != first.g.Next() {
+		t.Errorf("after a committed batch and nothing else, generation %+v; want %+v", second.g, first.g.Next())
+	}
+	if err := st.Seed(ctx, nil, []store.ResultRow{finished("seeded", "PC", 0, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if third := next(batch); third.ok && third.g == second.g.Next() {
+		t.Errorf("a commit outside batch transactions left the generation at %+v", third.g)
+	}
+	if _, err := st.CreateShadow(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	defer st.DropShadow(ctx) //nolint:errcheck
+	if shadow := next(st.ProjectShadow); shadow.ok {
+		t.Errorf("a shadow transaction reported generation %+v; the tables it writes are not the live ones", shadow.g)
+	}
 }
 
 // listGroups: `results list` reads requests newest first with their
