@@ -119,7 +119,7 @@ func backfillFloor(t *testing.T, ctx context.Context, st *pgstore.Store) float64
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"SET LOCAL synchronous_commit = off", "CREATE TEMP TABLE m (old text, new text) ON COMMIT DROP"} {
+	for _, q := range []string{"SET LOCAL synchronous_commit = on", "CREATE TEMP TABLE m (old text, new text) ON COMMIT DROP"} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}

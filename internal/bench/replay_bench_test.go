@@ -258,7 +258,7 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 // redelivered result, so it copies each result_id once (the first), and
 // its rate is over all the stream's messages, as the others' are. With
 // per > 0 it is (q): the same COPY cut into transactions of per rows,
-// committed as the replay commits (synchronous_commit off), which is what
+// committed as the replay commits (each waiting for its WAL flush), which is what
 // a replay that checkpoints every batch can at best be.
 func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow, per int) float64 {
 	seen := make(map[string]bool, len(rows))
@@ -275,7 +275,7 @@ func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, 
 	}
 	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
 		for lo := 0; lo < len(values); lo += per {
-			err := inTx(ctx, conn, "BEGIN; SET LOCAL synchronous_commit = off", func(tx pgx.Tx) error {
+			err := inTx(ctx, conn, "BEGIN; SET LOCAL synchronous_commit = on", func(tx pgx.Tx) error {
 				_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, yardstickCols, pgx.CopyFromRows(values[lo:min(lo+per, len(values))]))
 				return err
 			})

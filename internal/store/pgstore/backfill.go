@@ -16,8 +16,9 @@ import (
 // live projector waiting on the same rows is held up for seconds at most;
 // a timeout fails the batch, which the caller retries.
 func (s *Store) Backfill(ctx context.Context, rollback bool, fn func(store.BackfillTx) error) error {
-	// synchronous_commit off: a batch lost in a server crash takes its
-	// cursor with it and is simply done again. No hash or merge joins: a
+	// synchronous_commit on, as for projection batches: a batch lost in a
+	// server crash would be behind the cursor the running backfill goes on
+	// from, and its rows would stay legacy. No hash or merge joins: a
 	// batch touches thousands of rows by primary key, and a plan that
 	// scans the whole table for each batch makes a backfill quadratic.
 	return s.batchTx(ctx, rollback, "backfill", sqlBackfillSession, func(t *projTx) error { return fn(t) })
@@ -27,7 +28,7 @@ const legacyCols = `result_id, request_id, pc_id, exec_id, exit_code, finished_a
 
 // The statements of a backfill batch (printed by --show-sql).
 const (
-	sqlBackfillSession = `SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'; SET LOCAL synchronous_commit = off;
+	sqlBackfillSession = `SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'; SET LOCAL synchronous_commit = on;
 	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
 	// >= rather than >: the cursor row itself was renamed or removed in
 	// the batch that saved it, so it cannot match again. No row lock: no
