@@ -239,7 +239,16 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))))
+	// A new pull only once the last one is read out (threshold 1, not
+	// nats.go's half): the iterator's channel holds exactly the pull's
+	// count and also carries the server's status messages, so a pull sent
+	// while the last one was half read could fill it, and nats.go then
+	// dropped a message (a "slow consumer"), which restarts the ordered
+	// consumer and warns the operator. About once per PostgreSQL replay of
+	// docs/performance.md's hint-heavy workload before; in none since, at
+	// the same rate (the reader runs ahead of the writer either way).
+	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
+		jetstream.PullThresholdMessages(1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", o.Stream, err)
 	}
