@@ -227,19 +227,12 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 // between. A rebuild's shadow transactions run on other connections and
 // report none.
 func (t *projTx) Generation(ctx context.Context) (store.Generation, bool, error) {
-	if t.writer == nil || t.Shadow() {
+	tx, live := t.tx.(*sql.Tx) // a shadow transaction's is a shadowTx
+	if t.writer == nil || !live {
 		return store.Generation{}, false, nil
 	}
-	rows, err := t.tx.QueryContext(ctx, "PRAGMA data_version")
-	if err != nil {
-		return store.Generation{}, false, fmt.Errorf("read the data version: %w", err)
-	}
-	defer rows.Close()
 	var v int64
-	if !rows.Next() {
-		return store.Generation{}, false, fmt.Errorf("read the data version: no row (%v)", rows.Err())
-	}
-	if err := rows.Scan(&v); err != nil {
+	if err := tx.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
 		return store.Generation{}, false, fmt.Errorf("read the data version: %w", err)
 	}
 	return store.Generation{Source: t.writer, Version: v, Seq: t.seq}, true, nil
