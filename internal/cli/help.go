@@ -35,12 +35,12 @@ Without it kanade uses the embedded SQLite file $XDG_DATA_HOME/kanade/kanade.db
 Passwords and tokens are never printed; DSNs are shown with the password
 replaced by xxxxx.
 
-A replay into SQLite peaks at about 72 MB with the defaults (the engine and
-its 16 MiB page cache live in the process). Where that is too much, GOGC
-(Go's garbage collector target) trades rate for memory: GOGC=50 about 65 MB
-for a few per cent of the rate, GOGC=35 about 62 MB for about a tenth;
---batch 2500 gives about 60 MB for less of the rate but more explode-table
-writes (docs/performance.md).
+A replay into SQLite peaks at about 61 MB: the engine and its 14 MiB page
+cache live in the process, so kanade runs it with Go's garbage collector
+target at 40 unless GOGC is set. GOGC=100 (Go's default) is up to a tenth
+faster for about 10 MB more; --batch 2500 lowers the peak
+further at some of the rate, more on explode-heavy streams
+(docs/performance.md).
 
 Example config.toml:
 

@@ -245,8 +245,12 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 	// while the last one was half read could fill it, and nats.go then
 	// dropped a message (a "slow consumer"), which restarts the ordered
 	// consumer and warns the operator. About once per PostgreSQL replay of
-	// docs/performance.md's hint-heavy workload before; in none since, at
-	// the same rate (the reader runs ahead of the writer either way).
+	// docs/performance.md's hint-heavy workload before, at the same rate
+	// (the reader runs ahead of the writer either way). It still happens
+	// now and then when the reader is off the CPU right after asking for a
+	// pull: the status that closes each pull with a byte limit is then the
+	// 1,001st item. Harmless, and nats.go cannot size the channel apart
+	// from the pull (docs/performance.md, "Slow consumers, again").
 	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
 		jetstream.PullThresholdMessages(1))
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 // cacheKiB is the page cache of each connection (PRAGMA cache_size(-N)).
 // docs/performance.md measures the sizes against a replay's rate and memory.
-const cacheKiB = 16384
+const cacheKiB = 14336
 
 // The page cache pool. SQLite's pcache1 takes every page it caches (4,096
 // bytes and a 272-byte header) from malloc, and modernc.org/memory serves a

@@ -56,8 +56,8 @@ func TestConnectionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, tm, cs, j := pragmas(st.DB()); s != 1 || tm != 0 || cs != -16384 || j != "wal" {
-		t.Errorf("kanade's own file: synchronous %d, temp_store %d, cache_size %d, journal %s; want 1 (NORMAL), 0 (DEFAULT), -16384, wal", s, tm, cs, j)
+	if s, tm, cs, j := pragmas(st.DB()); s != 1 || tm != 0 || cs != -14336 || j != "wal" {
+		t.Errorf("kanade's own file: synchronous %d, temp_store %d, cache_size %d, journal %s; want 1 (NORMAL), 0 (DEFAULT), -14336, wal", s, tm, cs, j)
 	}
 	st.Close()
 
