@@ -90,6 +90,11 @@ func (o *Outputs) Output(ctx context.Context, key string) ([]byte, error) {
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, projector.ErrNotFound
 	}
+	if err != nil && ctx.Err() != nil {
+		// nats.go reports a read cut short by the context as a corrupt
+		// object (its digest no longer matches): say it was interrupted.
+		return nil, fmt.Errorf("read %s/%s: %w", OutputBucket, key, ctx.Err())
+	}
 	return data, err
 }
 
