@@ -38,9 +38,8 @@ replaced by xxxxx.
 A replay into SQLite peaks at about 61 MB: the engine and its 14 MiB page
 cache live in the process, so kanade runs it with Go's garbage collector
 target at 40 unless GOGC is set. GOGC=100 (Go's default) is up to a tenth
-faster for about 10 MB more; --batch 2500 lowers the peak
-further at some of the rate, more on explode-heavy streams
-(docs/performance.md).
+faster for about 10 MB more; --batch 2500 lowers the peak further at some
+of the rate, more on explode-heavy streams (docs/performance.md).
 
 Example config.toml:
 
