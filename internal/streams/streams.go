@@ -92,8 +92,9 @@ func (o *Outputs) Output(ctx context.Context, key string) ([]byte, error) {
 	}
 	if err != nil && ctx.Err() != nil {
 		// nats.go reports a read cut short by the context as a corrupt
-		// object (its digest no longer matches): say it was interrupted.
-		return nil, fmt.Errorf("read %s/%s: %w", OutputBucket, key, ctx.Err())
+		// object (its digest no longer matches): say it was interrupted
+		// (the caller names the object).
+		return nil, ctx.Err()
 	}
 	return data, err
 }

@@ -86,8 +86,9 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	// backend (docs/performance.md measures it): a 14 MiB page cache,
 	// against SQLite's 2 MiB, holds a 5,000-row batch's pages so they are
 	// not spilled to the WAL mid-transaction (a writer's pages come from
-	// the pool in pagecache.go; 16 MiB was no faster and 2 MB larger). Temporary files stay files:
-	// in memory they would hold an audit's sorts of a large table.
+	// the pool in pagecache.go; 16 MiB was no faster and 2 MB larger).
+	// Temporary files stay files: in memory they would hold an audit's
+	// sorts of a large table.
 	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
