@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -222,8 +223,10 @@ const (
 	// less than one of the server's largest messages, or it would stall).
 	// Without the byte limit, 1,000 results of 64 KiB were asked for at
 	// once, and the server, with 66 MB pending for the client, closed the
-	// connection. (PullMaxBytes alone would do too, but nats.go then sizes
-	// its channel for a million messages: 8 MB, and 12 MB more peak RSS.)
+	// connection. The count stays bounded as well: with PullMaxBytes alone
+	// nats.go asks for up to a million messages per pull (with the
+	// Messages iterator it also sized a channel for them: 12 MB more
+	// peak RSS).
 	pullRequestBytes = 1 << 20
 )
 
@@ -232,84 +235,160 @@ const (
 // payloads to o.BatchBytes (a larger message is a batch of its own). It
 // closes out when done. maxPayload is the server's largest message: each
 // pull request has room for one.
+//
+// The messages come through the ordered consumer's Consume, not its
+// Messages iterator. The iterator's channel holds exactly one pull's count
+// and also carries the server's status messages, so when the reader was off
+// the CPU while a whole pull arrived, the status that closes each
+// byte-limited pull was a 1,001st item, and nats.go dropped an item and
+// reported a slow consumer (about one SQLite replay of 500k in four;
+// docs/performance.md, "Slow consumers, again"). Consume queues messages in
+// the subscription instead, and asks for more only as the handler returns,
+// so a handler that waits for the preparer holds back the pulls without
+// dropping anything: at most one pull's messages wait, as before.
 func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan, o Options, out chan<- chunk) error {
 	defer close(out)
+	if plan.Messages == 0 {
+		return nil
+	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: plan.FromSeq})
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	// A new pull only once the last one is read out (threshold 1, not
-	// nats.go's half): the iterator's channel holds exactly the pull's
-	// count and also carries the server's status messages, so a pull sent
-	// while the last one was half read could fill it, and nats.go then
-	// dropped a message (a "slow consumer"), which restarts the ordered
-	// consumer and warns the operator. About once per PostgreSQL replay of
-	// docs/performance.md's hint-heavy workload before, at the same rate
-	// (the reader runs ahead of the writer either way). It still happens
-	// now and then when the reader is off the CPU right after asking for a
-	// pull: the status that closes each pull with a byte limit is then the
-	// 1,001st item. Harmless, and nats.go cannot size the channel apart
-	// from the pull (docs/performance.md, "Slow consumers, again").
-	it, err := c.Messages(jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
-		jetstream.PullThresholdMessages(1))
+	w := &windowReader{ctx: ctx, plan: plan, o: o, out: out, done: make(chan struct{}), failed: make(chan error, 1)}
+	w.size = min(o.Batch, chunkSize)
+	w.msgs = make([]projector.Message, 0, w.size)
+	cc, err := c.Consume(w.handle,
+		jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
+		jetstream.ConsumeErrHandler(w.consumeError))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", o.Stream, err)
 	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	size := min(o.Batch, chunkSize)
-	msgs := make([]projector.Message, 0, size)
-	var seen uint64
-	inBatch, inBytes := 0, int64(0)
-	maxBytes := o.batchBytes()
-	flush := func(end bool) bool {
-		if len(msgs) == 0 {
-			return true
+	var rerr error
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		rerr = ctx.Err()
+	case err := <-w.failed:
+		rerr = err
+	}
+	cc.Stop()
+	// The handler may be waiting to hand over a chunk: it gives up when
+	// the context ends or takes the lock's turn after this, and either way
+	// sends nothing once the reader is over, so out can be closed.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.over = true
+	if rerr != nil && ctx.Err() == nil {
+		return fmt.Errorf("read %s after %d messages: %w", o.Stream, w.seen, rerr)
+	}
+	return rerr
+}
+
+// windowReader is read's message handler and its state. nats.go calls
+// the handler from one goroutine per subscription, but the ordered
+// consumer starts a new subscription when it resets, so the state is
+// guarded anyway.
+type windowReader struct {
+	ctx  context.Context
+	plan *Plan
+	o    Options
+	out  chan<- chunk
+
+	mu      sync.Mutex
+	over    bool // the window is read, or the reader gave up
+	size    int
+	msgs    []projector.Message
+	seen    uint64
+	inBatch int
+	inBytes int64
+	done    chan struct{} // closed when the window is read and sent
+	failed  chan error    // a failure nats.go does not recover from
+}
+
+func (w *windowReader) handle(m jetstream.Msg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over {
+		return
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		w.fail(fmt.Errorf("message metadata: %w", err))
+		return
+	}
+	seq := meta.Sequence.Stream
+	if seq > w.plan.ToSeq {
+		w.finish()
+		return
+	}
+	w.seen++
+	w.inBatch++
+	w.inBytes += int64(len(m.Data()))
+	w.msgs = append(w.msgs, projector.Message{Stream: w.o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
+	if end := w.inBatch == w.o.Batch || w.inBytes >= w.o.batchBytes(); end || len(w.msgs) == w.size {
+		if !w.flush(end) {
+			return
 		}
+		if end {
+			w.inBatch, w.inBytes = 0, 0
+		}
+	}
+	if w.seen >= w.plan.Messages || seq == w.plan.ToSeq || meta.NumPending == 0 {
+		w.finish()
+	}
+}
+
+// finish sends what is left as the end of the last batch and tells read
+// the window is done.
+func (w *windowReader) finish() {
+	if w.flush(true) {
+		w.over = true
+		close(w.done)
+	}
+}
+
+// flush hands the chunk on; false when the context ended first (the
+// reader is then over).
+func (w *windowReader) flush(end bool) bool {
+	if len(w.msgs) == 0 {
+		return true
+	}
+	select {
+	case w.out <- chunk{msgs: w.msgs, end: end}:
+		w.msgs = make([]projector.Message, 0, w.size)
+		return true
+	case <-w.ctx.Done():
+		w.over = true
+		return false
+	}
+}
+
+// fail ends the read with err; the caller holds the lock.
+func (w *windowReader) fail(err error) {
+	w.over = true
+	select {
+	case w.failed <- err:
+	default:
+	}
+}
+
+// consumeError hears what nats.go reports while it reads. The ordered
+// consumer recovers by itself from a missed heartbeat, a deleted consumer
+// or a gap (it starts again after the last message delivered), and the
+// server's notices need nothing; a closed connection and a request the
+// server refuses end the read, since nothing would come after them (a
+// connection that is down but not closed is watchNATS's to judge). It
+// takes no lock: nats.go may call it while the handler waits to hand a
+// chunk on.
+func (w *windowReader) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrBadRequest) {
 		select {
-		case out <- chunk{msgs: msgs, end: end}:
-			msgs = make([]projector.Message, 0, size)
-			return true
-		case <-ctx.Done():
-			return false
+		case w.failed <- err:
+		default:
 		}
 	}
-	for seen < plan.Messages {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("read %s after %d messages: %w", o.Stream, seen, err)
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > plan.ToSeq {
-			break
-		}
-		seen++
-		inBatch++
-		inBytes += int64(len(m.Data()))
-		msgs = append(msgs, projector.Message{Stream: o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
-		if end := inBatch == o.Batch || inBytes >= maxBytes; end || len(msgs) == size {
-			if !flush(end) {
-				return ctx.Err()
-			}
-			if end {
-				inBatch, inBytes = 0, 0
-			}
-		}
-		if seq == plan.ToSeq || meta.NumPending == 0 {
-			break
-		}
-	}
-	flush(true)
-	return nil
 }
 
 // pullLimit is limit raised, where it must be, to what one message of the

@@ -215,10 +215,11 @@ func TableRows(t testing.TB, st store.Store, table string) []string {
 }
 
 // JetStream connects to a new in-process NATS server (NATSServer) and
-// returns its JetStream; both end with the test.
-func JetStream(t testing.TB) jetstream.JetStream {
+// returns its JetStream; both end with the test. opts configure the
+// connection (an error handler, say).
+func JetStream(t testing.TB, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(NATSServer(t))
+	nc, err := nats.Connect(NATSServer(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
