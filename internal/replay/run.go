@@ -246,7 +246,8 @@ const (
 // the subscription instead, and asks for more only as the handler returns,
 // so a handler that waits for the preparer holds back the pulls without
 // dropping anything: at most two pulls' messages wait (nats.go asks for the
-// next when half of the last is handled), 2,000 messages or 2 MiB.
+// next when half of the last is handled): 2,000 messages, or two pulls'
+// byte limit.
 func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan, o Options, out chan<- chunk) error {
 	defer close(out)
 	if plan.Messages == 0 {
