@@ -180,17 +180,23 @@ func decoded(fleet *sim.Fleet) []store.ResultRow {
 		code := int32(r.ExitCode)
 		fin := r.FinishedAt
 		rows = append(rows, store.ResultRow{ResultID: r.StableID(), RequestID: r.RequestID, ExecID: r.ExecID, PCID: r.PCID, ExitCode: &code,
-			Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin, JobID: r.ManifestID, RecordedAt: pub})
+			Stdout: r.Stdout, Stderr: r.Stderr, StartedAt: r.StartedAt, FinishedAt: &fin, JobID: r.ManifestID, RecordedAt: pub,
+			ParentResultID: r.ParentResultID, Skipped: r.IsSkipped()})
 	}
 	return rows
 }
 
-var yardstickCols = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at", "job_id", "recorded_at"}
+// yardstickCols are the columns the replay writes, so the yardsticks
+// write the same rows (the columns a result leaves at their defaults
+// included: a COPY of fewer columns is less work for the server).
+var yardstickCols = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at", "finished_at",
+	"job_id", "parent_result_id", "recorded_at", "version", "expires_at", "skipped", "reaped"}
 
 func pgValues(rows []store.ResultRow) [][]any {
 	out := make([][]any, len(rows))
 	for i, r := range rows {
-		out[i] = []any{r.ResultID, r.RequestID, r.ExecID, r.PCID, r.ExitCode, r.Stdout, r.Stderr, r.StartedAt, r.FinishedAt, r.JobID, r.RecordedAt}
+		out[i] = []any{r.ResultID, r.RequestID, r.ExecID, r.PCID, r.ExitCode, r.Stdout, r.Stderr, r.StartedAt, r.FinishedAt,
+			r.JobID, r.ParentResultID, r.RecordedAt, r.Version, r.ExpiresAt, r.Skipped, r.Reaped}
 	}
 	return out
 }
@@ -234,7 +240,8 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
 		return inTx(ctx, conn, "BEGIN", func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
-			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, recorded_at timestamptz) ON COMMIT DROP`); err != nil {
+			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, parent_result_id text, recorded_at timestamptz,
+			version text, expires_at timestamptz, skipped boolean, reaped boolean) ON COMMIT DROP`); err != nil {
 				return err
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
@@ -330,7 +337,7 @@ func exactSQLite(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet
 			t.Fatal(err)
 		}
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO execution_results (`+strings.Join(yardstickCols, ",")+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (result_id) DO NOTHING`)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (result_id) DO NOTHING`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +345,7 @@ func exactSQLite(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet
 		moved := map[string]*delta{}
 		for _, r := range rows[lo:min(lo+per, len(rows))] {
 			res, err := ins.ExecContext(ctx, r.ResultID, r.RequestID, r.ExecID, r.PCID, *r.ExitCode, r.Stdout, r.Stderr, stamp(r.StartedAt),
-				stamp(*r.FinishedAt), r.JobID, stamp(r.RecordedAt))
+				stamp(*r.FinishedAt), r.JobID, r.ParentResultID, stamp(r.RecordedAt), r.Version, nil, r.Skipped, r.Reaped)
 			if err != nil {
 				t.Fatal(err)
 			}
