@@ -344,8 +344,12 @@ func exactSQLite(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet
 		type delta struct{ s, f int64 }
 		moved := map[string]*delta{}
 		for _, r := range rows[lo:min(lo+per, len(rows))] {
+			var expires any
+			if r.ExpiresAt != nil {
+				expires = stamp(*r.ExpiresAt)
+			}
 			res, err := ins.ExecContext(ctx, r.ResultID, r.RequestID, r.ExecID, r.PCID, *r.ExitCode, r.Stdout, r.Stderr, stamp(r.StartedAt),
-				stamp(*r.FinishedAt), r.JobID, r.ParentResultID, stamp(r.RecordedAt), r.Version, nil, r.Skipped, r.Reaped)
+				stamp(*r.FinishedAt), r.JobID, r.ParentResultID, stamp(r.RecordedAt), r.Version, expires, r.Skipped, r.Reaped)
 			if err != nil {
 				t.Fatal(err)
 			}

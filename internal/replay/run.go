@@ -258,9 +258,9 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
-	w := &windowReader{ctx: ctx, plan: plan, o: o, out: out, done: make(chan struct{}), failed: make(chan error, 1)}
-	w.size = min(o.Batch, chunkSize)
-	w.msgs = make([]projector.Message, 0, w.size)
+	size := min(o.Batch, chunkSize)
+	w := &windowReader{ctx: ctx, plan: plan, o: o, maxBytes: o.batchBytes(), out: out, size: size,
+		msgs: make([]projector.Message, 0, size), done: make(chan struct{}), failed: make(chan error, 1)}
 	cc, err := c.Consume(w.handle,
 		jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
 		jetstream.ConsumeErrHandler(w.consumeError))
@@ -293,14 +293,15 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 // consumer starts a new subscription when it resets, so the state is
 // guarded anyway.
 type windowReader struct {
-	ctx  context.Context
-	plan *Plan
-	o    Options
-	out  chan<- chunk
+	ctx      context.Context
+	plan     *Plan
+	o        Options
+	maxBytes int64 // o.batchBytes()
+	out      chan<- chunk
+	size     int // messages per chunk
 
 	mu      sync.Mutex
 	over    bool // the window is read, or the reader gave up
-	size    int
 	msgs    []projector.Message
 	seen    uint64
 	inBatch int
@@ -329,7 +330,7 @@ func (w *windowReader) handle(m jetstream.Msg) {
 	w.inBatch++
 	w.inBytes += int64(len(m.Data()))
 	w.msgs = append(w.msgs, projector.Message{Stream: w.o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
-	if end := w.inBatch == w.o.Batch || w.inBytes >= w.o.batchBytes(); end || len(w.msgs) == w.size {
+	if end := w.inBatch == w.o.Batch || w.inBytes >= w.maxBytes; end || len(w.msgs) == w.size {
 		if !w.flush(end) {
 			return
 		}
@@ -370,6 +371,11 @@ func (w *windowReader) flush(end bool) bool {
 // fail ends the read with err; the caller holds the lock.
 func (w *windowReader) fail(err error) {
 	w.over = true
+	w.report(err)
+}
+
+// report hands read the first failure; later ones are dropped.
+func (w *windowReader) report(err error) {
 	select {
 	case w.failed <- err:
 	default:
@@ -386,10 +392,7 @@ func (w *windowReader) fail(err error) {
 // chunk on.
 func (w *windowReader) consumeError(_ jetstream.ConsumeContext, err error) {
 	if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrBadRequest) {
-		select {
-		case w.failed <- err:
-		default:
-		}
+		w.report(err)
 	}
 }
 
