@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +48,8 @@ type ManifestSource interface {
 
 // Projector prepares and applies batches. It is not safe for concurrent
 // Prepare calls (it caches manifests), but Prepare of one batch may run
-// while Apply of the previous one does.
+// while Apply of the previous one does, and ApplyClaimed of a batch while
+// that of the batch ahead of it does (batches are claimed one at a time).
 type Projector struct {
 	store     store.Projecting
 	outputs   OutputSource
@@ -64,9 +66,13 @@ type Projector struct {
 	// written holds the ids of the last two applied batches. A redelivery
 	// usually lands a batch or two after the original; naming those ids
 	// as existing up front keeps a batch of otherwise new ids on the
-	// store's fastest insert path. It is only a hint: an id in it that
-	// does not exist is simply inserted.
-	written [2]map[string]struct{}
+	// store's fastest insert path; an id in it that does not exist is
+	// simply inserted later in the batch. It also keeps a batch that
+	// begins before the one ahead of it has committed (ApplyClaimed) from
+	// inserting what that one may be inserting. Keyed as the store keeps
+	// ids; writtenBy are the batches they came from.
+	written   [2]map[string]struct{}
+	writtenBy [2]*Batch
 	// memo is what the last committed batch left in the explode tables;
 	// staged is what the batch being applied will leave, kept by Apply
 	// once it commits. Only the writer touches them.
@@ -387,45 +393,115 @@ func (p *Projector) Apply(ctx context.Context, b *Batch, opts ApplyOptions) (Sta
 // ApplyTx projects b inside tx, so a caller can put several batches in one
 // transaction (a dry run that must see its own earlier batches).
 func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch, opts ApplyOptions) (Stats, error) {
-	if opts.Began != nil {
-		opts.Began()
+	c := p.Claim(b)
+	ins, err := c.insert(ctx, tx, opts)
+	if err != nil {
+		return Stats{}, err
 	}
-	// The memo outlives this transaction only through Apply's commit.
-	memo := p.memo
-	p.memo, p.staged = nil, nil
-	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
+	return p.finish(ctx, tx, c, ins, opts)
+}
+
+// ErrAheadFailed is what ApplyClaimed returns when the batch ahead of it
+// did not commit: the batch was rolled back, and must be applied again
+// after that one.
+var ErrAheadFailed = errors.New("the batch ahead did not commit")
+
+// ApplyClaimed is Apply for a claimed batch that may begin before the
+// batch ahead of it (claimed earlier) has committed on another connection:
+// its new rows, whose ids the batches ahead do not hold, are inserted at
+// once, so that two batches' inserts run at the same time; the rest, which
+// reads what the batch ahead wrote, waits for ahead. ahead returns nil once
+// the batch ahead has committed and its Apply returned; anything else
+// rolls this batch back and is returned wrapped in ErrAheadFailed.
+func (p *Projector) ApplyClaimed(ctx context.Context, c *Claimed, opts ApplyOptions, ahead func(context.Context) error) (Stats, error) {
+	var st Stats
+	err := p.store.Project(ctx, false, func(tx store.ProjectionTx) error {
+		ins, err := c.insert(ctx, tx, opts)
+		if aerr := ahead(ctx); aerr != nil {
+			return fmt.Errorf("%w: %w", ErrAheadFailed, aerr)
+		}
+		if err != nil {
+			return err
+		}
+		st, err = p.finish(ctx, tx, c, ins, opts)
+		return err
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	p.memo, p.staged = p.staged, nil
+	return st, nil
+}
+
+// Claimed is a batch planned as if every id were new, its ids named as
+// written (Claim).
+type Claimed struct {
+	b       *Batch
+	fresh   []store.ResultRow // inserted first, as new rows
+	recheck map[string]bool   // ids the last batches wrote: their state is read
+}
+
+// Claim plans b as if every id were new, and names its ids as written, so
+// that the batch after it does not insert them as new: whatever the batch
+// after it inserts first, b neither writes nor waits for. Batches are
+// claimed in stream order, and claiming one again (a retry) changes
+// nothing.
+func (p *Projector) Claim(b *Batch) *Claimed {
+	if b.fresh == nil {
+		p.Seal(b) // its preparer did not plan it ahead
+	}
 	// Most ids of a replay are new. So the batch is planned as if every id
 	// were, and inserted; only the ids that turn out to exist (or were
 	// written by the last batches) have their state read (and locked) and
 	// are planned again. An id's outcome depends on nothing but its own
 	// state and messages, so the new ids' rows are already what the real
 	// plan would write.
-	if b.fresh == nil {
-		p.Seal(b) // its preparer did not plan it ahead
-	}
 	plan := b.fresh
-	recheck := map[string]bool{}
+	c := &Claimed{b: b, recheck: map[string]bool{}}
 	// As a rule every row is new: the plan's own slice is inserted, and
 	// a batch's rows are not held twice.
-	fresh := plan.upserts
-	if len(plan.inFlight) > 0 || slices.ContainsFunc(plan.upserts, func(r store.ResultRow) bool { return p.recentlyWritten(r.ResultID) }) {
-		fresh = make([]store.ResultRow, 0, len(plan.upserts)+len(plan.inFlight))
+	c.fresh = plan.upserts
+	if len(plan.inFlight) > 0 || slices.ContainsFunc(plan.upserts, func(r store.ResultRow) bool { return p.recentlyWritten(b, r.ResultID) }) {
+		c.fresh = make([]store.ResultRow, 0, len(plan.upserts)+len(plan.inFlight))
 		for _, rows := range [][]store.ResultRow{plan.upserts, plan.inFlight} {
 			for _, r := range rows {
-				if p.recentlyWritten(r.ResultID) {
-					recheck[r.ResultID] = true
+				if p.recentlyWritten(b, r.ResultID) {
+					c.recheck[r.ResultID] = true
 				} else {
-					fresh = append(fresh, r)
+					c.fresh = append(c.fresh, r)
 				}
 			}
 		}
 	}
-	skipped, err := tx.InsertNew(ctx, fresh)
-	if err != nil {
-		return st, err
+	p.remember(b)
+	return c
+}
+
+// insert is a claimed batch's first statement: its new rows.
+func (c *Claimed) insert(ctx context.Context, tx store.ProjectionTx, opts ApplyOptions) ([]string, error) {
+	if opts.Began != nil {
+		opts.Began()
 	}
-	for _, id := range skipped {
-		recheck[id] = true
+	return tx.InsertNew(ctx, c.fresh)
+}
+
+// finish is the rest of a batch after insert, which returned skipped: the
+// ids that exist, and those the last batches wrote, are planned against
+// their state; then the counters, the derived tables, the quarantine and
+// the checkpoint.
+func (p *Projector) finish(ctx context.Context, tx store.ProjectionTx, c *Claimed, skipped []string, opts ApplyOptions) (Stats, error) {
+	b := c.b
+	// The memo outlives this transaction only through Apply's commit.
+	memo := p.memo
+	p.memo, p.staged = nil, nil
+	st := Stats{Messages: b.Messages, Bytes: b.Bytes, Quarantined: int64(len(b.quarantine)), Ignored: b.ignored}
+	plan := b.fresh
+	recheck := c.recheck
+	if len(skipped) > 0 {
+		recheck = maps.Clone(recheck) // a retry starts from the claim again
+		for _, id := range skipped {
+			recheck[id] = true
+		}
 	}
 	if len(recheck) > 0 {
 		ids := make([]string, 0, len(recheck))
@@ -499,14 +575,19 @@ func (p *Projector) ApplyTx(ctx context.Context, tx store.ProjectionTx, b *Batch
 			return st, err
 		}
 	}
-	p.remember(b)
 	p.staged = staged
 	return st, nil
 }
 
-func (p *Projector) recentlyWritten(id string) bool {
-	for _, w := range p.written {
-		if _, ok := w[id]; ok {
+// recentlyWritten is whether one of the last two batches claimed before
+// b holds id, as the store keeps it: a batch claimed after another must
+// not insert, as new, a row the other may be inserting (with two stored
+// the same way, the second insert would wait for the first transaction,
+// which may be waiting for the second).
+func (p *Projector) recentlyWritten(b *Batch, id string) bool {
+	id = p.store.Kind().StoredText(id)
+	for i, w := range p.written {
+		if _, ok := w[id]; ok && p.writtenBy[i] != b {
 			return true
 		}
 	}
@@ -514,14 +595,18 @@ func (p *Projector) recentlyWritten(id string) bool {
 }
 
 func (p *Projector) remember(b *Batch) {
+	if p.writtenBy[0] == b || p.writtenBy[1] == b {
+		return // a retry
+	}
 	ids := make(map[string]struct{}, len(b.items))
 	for _, it := range b.items {
 		// A copy: an id is usually a slice of its result's decoded
 		// strings, and keeping it would keep them all for two more
 		// batches (about 1 MB of a replay's 9–14 MB live heap, measured).
-		ids[strings.Clone(it.id)] = struct{}{}
+		ids[strings.Clone(p.store.Kind().StoredText(it.id))] = struct{}{}
 	}
 	p.written[0], p.written[1] = p.written[1], ids
+	p.writtenBy[0], p.writtenBy[1] = p.writtenBy[1], b
 }
 
 // at is t as the store keeps it: recency guards compare stored times, so

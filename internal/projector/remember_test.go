@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"unsafe"
@@ -17,7 +18,7 @@ func TestRememberedIDsKeepNoBatchStrings(t *testing.T) {
 	lo := uintptr(unsafe.Pointer(unsafe.StringData(decoded)))
 	hi := lo + uintptr(len(decoded))
 	b := &Batch{items: []item{{id: decoded[4096 : 4096+36]}, {id: decoded[4096+36:]}}}
-	p := &Projector{}
+	p := &Projector{store: kindOnly(store.Postgres)}
 	p.remember(b)
 	if len(p.written[1]) != 2 {
 		t.Fatalf("remembered %d ids, want 2", len(p.written[1]))
@@ -26,9 +27,51 @@ func TestRememberedIDsKeepNoBatchStrings(t *testing.T) {
 		if at := uintptr(unsafe.Pointer(unsafe.StringData(id))); at >= lo && at < hi {
 			t.Errorf("remembered id %s points into the batch's decoded strings", id)
 		}
-		if !p.recentlyWritten(id) {
+		if !p.recentlyWritten(&Batch{}, id) {
 			t.Errorf("id %s is not recently written", id)
 		}
+	}
+}
+
+// kindOnly is a store that only says what it is.
+type kindOnly store.Kind
+
+func (k kindOnly) Kind() store.Kind { return store.Kind(k) }
+func (kindOnly) Project(context.Context, bool, func(store.ProjectionTx) error) error {
+	panic("not a store")
+}
+
+// A batch claimed while the one before it may still be inserting must
+// not insert any id that one holds, as PostgreSQL stores it: two ids that
+// differ only in a NUL and a U+FFFD are one row there, and the second
+// insert would wait for the first batch, which waits for the second.
+// Claiming a batch again (a retry) must not push out the batch before it.
+func TestClaimLeavesOutWhatTheBatchesAheadHold(t *testing.T) {
+	p := &Projector{store: kindOnly(store.Postgres)}
+	first := &Batch{items: []item{{id: "a\x00"}, {id: "b"}}}
+	second := &Batch{items: []item{{id: "c"}}}
+	p.remember(first)
+	p.remember(second)
+	p.remember(first) // a retry of the first
+	if p.writtenBy != [2]*Batch{first, second} {
+		t.Fatalf("claiming the first batch again moved what is remembered: %v", p.writtenBy)
+	}
+	next := &Batch{}
+	for _, id := range []string{"a\uFFFD", "a\x00", "b", "c"} {
+		if !p.recentlyWritten(next, id) {
+			t.Errorf("%q is not left out of the next batch's new rows", id)
+		}
+	}
+	if p.recentlyWritten(first, "b") {
+		t.Error("a retried batch leaves out its own ids")
+	}
+	if p.recentlyWritten(next, "d") {
+		t.Error("an id no batch holds is left out")
+	}
+	q := &Projector{store: kindOnly(store.SQLite)}
+	q.remember(first)
+	if q.recentlyWritten(next, "a\uFFFD") {
+		t.Error("on SQLite, which keeps NUL, a U+FFFD id is taken for a NUL one")
 	}
 }
 

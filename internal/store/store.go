@@ -398,6 +398,14 @@ type Projecting interface {
 	Project(ctx context.Context, rollback bool, fn func(ProjectionTx) error) error
 }
 
+// BatchOverlapper is a store on which two projection transactions may run
+// at once, each on a connection of its own (PostgreSQL; SQLite has one
+// writer): a replay then begins a batch while the one ahead of it
+// finishes (replay's overlapped).
+type BatchOverlapper interface {
+	OverlapsBatches() bool
+}
+
 // Locker takes the writer lock that keeps two replays, or a replay and a
 // backfill, from writing at once. release must be called.
 type Locker interface {

@@ -321,6 +321,10 @@ func (s *Store) AlwaysTryDirectCopy(on bool) {
 	s.direct.mu.Unlock()
 }
 
+// OverlapsBatches: each projection transaction has a pool connection, and
+// so a server process, of its own.
+func (s *Store) OverlapsBatches() bool { return true }
+
 // Project runs fn in a READ COMMITTED transaction; the row locks taken by
 // LoadResultStates and the conditional upserts keep it correct beside
 // upstream's own projector.
