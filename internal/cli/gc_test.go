@@ -17,9 +17,9 @@ func TestLowerGCTargetUnlessGOGCIsSet(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
 
-	restore := lowerGCTarget(func(string) (string, bool) { return "", false })
-	if got := gcPercent(); got != sqliteGCPercent {
-		t.Errorf("GC target without GOGC = %d, want %d", got, sqliteGCPercent)
+	restore := lowerGCTarget(func(string) (string, bool) { return "", false }, 40)
+	if got := gcPercent(); got != 40 {
+		t.Errorf("GC target without GOGC = %d, want 40", got)
 	}
 	restore()
 	if got := gcPercent(); got != 100 {
@@ -27,7 +27,7 @@ func TestLowerGCTargetUnlessGOGCIsSet(t *testing.T) {
 	}
 
 	// An operator's GOGC wins, whatever its value (even GOGC=100 or off).
-	restore = lowerGCTarget(func(k string) (string, bool) { return "100", k == "GOGC" })
+	restore = lowerGCTarget(func(k string) (string, bool) { return "100", k == "GOGC" }, 40)
 	if got := gcPercent(); got != 100 {
 		t.Errorf("GC target with GOGC set = %d, want it left at 100", got)
 	}

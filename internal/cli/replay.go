@@ -250,9 +250,7 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 		return err
 	}
 	defer st.Close()
-	if st.Kind() == store.SQLite {
-		defer lowerGCTarget(os.LookupEnv)()
-	}
+	defer lowerGCTarget(os.LookupEnv, replayGCPercent(st.Kind()))()
 	s := opts.IO
 	if opts.Rebuild {
 		return runRebuild(ctx, opts, st, js)
@@ -292,21 +290,28 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 	return nil
 }
 
-// sqliteGCPercent is Go's garbage collector target while a replay writes
-// to SQLite. The engine and its page cache live in this process, so the Go
-// heap is the part of its memory that can give: at 40 the peak stays under
-// 64 MB for up to a tenth of the rate (docs/performance.md, "Replay
-// memory, fourth pass"). Replays into PostgreSQL keep Go's default of 100:
-// they peak near 56 MB with it, and their rate has no margin to spare.
-const sqliteGCPercent = 40
+// replayGCPercent is Go's garbage collector target while a replay writes
+// to a store of kind k: the Go heap is the part of a replay's memory that
+// can give. SQLite's engine and its page cache live in this process: at 40
+// its peak stays under 64 MB for up to a tenth of the rate
+// (docs/performance.md, "Replay memory, fourth pass"). A PostgreSQL replay
+// writes two batches at once: at 50 it peaks near 57 MB, at Go's default
+// of 100 near 63 MB ("Two batches at once on PostgreSQL").
+func replayGCPercent(k store.Kind) int {
+	if k == store.SQLite {
+		return 40
+	}
+	return 50
+}
 
-// lowerGCTarget sets sqliteGCPercent unless the operator chose a target
-// with GOGC, and returns what puts the previous target back.
-func lowerGCTarget(lookupEnv func(string) (string, bool)) (restore func()) {
+// lowerGCTarget sets the collector's target to percent unless the
+// operator chose one with GOGC, and returns what puts the previous target
+// back.
+func lowerGCTarget(lookupEnv func(string) (string, bool), percent int) (restore func()) {
 	if _, set := lookupEnv("GOGC"); set {
 		return func() {}
 	}
-	old := debug.SetGCPercent(sqliteGCPercent)
+	old := debug.SetGCPercent(percent)
 	return func() { debug.SetGCPercent(old) }
 }
 

@@ -139,7 +139,7 @@ func follow(ctx context.Context, st Replaying, js jetstream.JetStream, proj *pro
 		}
 		cp := &store.Checkpoint{Name: CheckpointName(o.Stream, o.Subjects), Stream: o.Stream, StreamCreated: plan.StreamCreated,
 			LastSeq: b.LastSeq, UpdatedAt: time.Now().UTC()}
-		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{Checkpoint: cp}, o)
+		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{Checkpoint: cp}, o, nil)
 		if err != nil {
 			return err
 		}

@@ -79,10 +79,17 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	// when the writer picks its batch up: its burst of CPU then overlaps a
 	// batch's COPY instead of delaying the BEGIN round trip (on two cores
 	// that wait was 5 % of a replay). Two credits to start: one batch
-	// being written, one ready.
+	// being written, one ready. With batches overlapped two are written
+	// at once, so one credit: the batch being decoded is the third, as
+	// before (at Go's default GC target a 200k replay peaked at 64 MB with
+	// two credits, 63 MB with one).
+	ov, overlap := st.(store.BatchOverlapper)
+	overlap = overlap && ov.OverlapsBatches() && !o.DryRun
 	credits := make(chan struct{}, 2)
 	credits <- struct{}{}
-	credits <- struct{}{}
+	if !overlap {
+		credits <- struct{}{}
+	}
 	began := func() {
 		select {
 		case credits <- struct{}{}:
@@ -123,29 +130,39 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 		if tx != nil {
 			return proj.ApplyTx(ctx, tx, b, ao)
 		}
-		return applyWithRetry(ctx, proj, b, ao, o)
+		return applyWithRetry(ctx, proj, b, ao, o, nil)
+	}
+	// record counts a batch that committed (or, in a dry run, was applied).
+	record := func(b *projector.Batch, cp *store.Checkpoint, stats projector.Stats) error {
+		sum.Stats.Add(stats)
+		if stats.Wrote() || o.DryRun {
+			sum.CheckpointSeq, pending = b.LastSeq, nil
+			committed.Store(b.LastSeq)
+		} else {
+			pending = cp
+		}
+		if o.Progress != nil {
+			o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
+		}
+		if o.MaxErrors > 0 && sum.Stats.Quarantined >= int64(o.MaxErrors) {
+			sum.StoppedEarly, sum.StopReason = true, fmt.Sprintf("--max-errors %d reached at sequence %d", o.MaxErrors, b.LastSeq)
+			return ErrTooManyErrors
+		}
+		return nil
+	}
+	checkpoint := func(b *projector.Batch) *store.Checkpoint {
+		return &store.Checkpoint{Name: CheckpointName(o.Stream, o.Subjects), Stream: o.Stream, StreamCreated: plan.StreamCreated,
+			LastSeq: b.LastSeq, UpdatedAt: time.Now().UTC()}
 	}
 	loop := func(tx store.ProjectionTx) error {
 		for b := range prepared {
-			cp := &store.Checkpoint{Name: CheckpointName(o.Stream, o.Subjects), Stream: o.Stream, StreamCreated: plan.StreamCreated,
-				LastSeq: b.LastSeq, UpdatedAt: time.Now().UTC()}
+			cp := checkpoint(b)
 			stats, err := apply(tx, b, cp)
 			if err != nil {
 				return err
 			}
-			sum.Stats.Add(stats)
-			if stats.Wrote() || o.DryRun {
-				sum.CheckpointSeq, pending = b.LastSeq, nil
-				committed.Store(b.LastSeq)
-			} else {
-				pending = cp
-			}
-			if o.Progress != nil {
-				o.Progress(Progress{Done: uint64(sum.Stats.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: sum.Stats.Quarantined})
-			}
-			if o.MaxErrors > 0 && sum.Stats.Quarantined >= int64(o.MaxErrors) {
-				sum.StoppedEarly, sum.StopReason = true, fmt.Sprintf("--max-errors %d reached at sequence %d", o.MaxErrors, b.LastSeq)
-				return ErrTooManyErrors
+			if err := record(b, cp, stats); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -155,7 +172,11 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 		// must see what earlier ones would have written.
 		err = st.Project(ctx, true, loop)
 	} else {
-		err = loop(nil)
+		if overlap {
+			err = overlapped(ctx, proj, prepared, o, checkpoint, began, record)
+		} else {
+			err = loop(nil)
+		}
 		if err == nil && pending != nil && parent.Err() == nil && context.Cause(ctx) == nil {
 			err = st.Project(ctx, false, func(tx store.ProjectionTx) error { return tx.SaveCheckpoint(ctx, *pending) })
 			if err == nil {
@@ -427,14 +448,92 @@ func nextBatch(ctx context.Context, proj *projector.Projector, raw <-chan chunk,
 	return proj.Seal(b), nil
 }
 
+// flight is a batch applied on a goroutine of its own.
+type flight struct {
+	b     *projector.Batch
+	cp    *store.Checkpoint
+	ahead chan error // the writer's word on the batch ahead: nil once it committed and was counted
+	done  chan struct{}
+	stats projector.Stats
+	err   error
+}
+
+// overlapped applies the batches two at a time on a store that allows it:
+// each batch begins, and inserts its new rows, while the batch ahead of it
+// finishes and commits on another connection. The database's work is
+// mostly those inserts, and on PostgreSQL each transaction's is done by a
+// server process of its own, so the two run on two cores (twice the rows
+// a second of one connection's batched COPY, measured: docs/performance.md).
+// Everything else in a batch, and its commit, waits for the batch ahead,
+// so batches commit one at a time in stream order, each with its
+// checkpoint, exactly as one after the other. A batch that fails is
+// applied again, with retries, while the batch behind it waits; if it
+// cannot be, the batch behind it is rolled back and the run stops there.
+func overlapped(ctx context.Context, proj *projector.Projector, prepared <-chan *projector.Batch, o Options,
+	checkpoint func(*projector.Batch) *store.Checkpoint, began func(), record func(*projector.Batch, *store.Checkpoint, projector.Stats) error) error {
+	start := func(b *projector.Batch) *flight {
+		f := &flight{b: b, cp: checkpoint(b), ahead: make(chan error, 1), done: make(chan struct{})}
+		// Claimed here, in stream order, before the next batch is.
+		c := proj.Claim(b)
+		go func() {
+			defer close(f.done)
+			f.stats, f.err = proj.ApplyClaimed(ctx, c, projector.ApplyOptions{Checkpoint: f.cp, Began: began, CheckpointOnlyIfWritten: true},
+				func(ctx context.Context) error {
+					select {
+					case err := <-f.ahead:
+						return err
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				})
+		}()
+		return f
+	}
+	// settle waits for f and counts it. A batch that failed is applied
+	// again, its first attempt counted as one of the retries, while the
+	// batch behind it, if any, waits.
+	settle := func(f *flight) error {
+		<-f.done
+		if f.err != nil {
+			if f.stats, f.err = applyWithRetry(ctx, proj, f.b, projector.ApplyOptions{Checkpoint: f.cp, Began: began, CheckpointOnlyIfWritten: true}, o, f.err); f.err != nil {
+				return f.err
+			}
+		}
+		return record(f.b, f.cp, f.stats)
+	}
+	var cur *flight
+	for b := range prepared {
+		next := start(b)
+		if cur == nil {
+			next.ahead <- nil
+		} else if err := settle(cur); err != nil {
+			next.ahead <- err
+			<-next.done
+			return err
+		} else {
+			next.ahead <- nil
+		}
+		cur = next
+	}
+	if cur == nil {
+		return nil
+	}
+	return settle(cur)
+}
+
 // applyWithRetry retries database failures with backoff. A batch is never
 // skipped: after the last attempt the run stops and the checkpoint stays
-// at the last committed batch.
-func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector.Batch, ao projector.ApplyOptions, o Options) (projector.Stats, error) {
+// at the last committed batch. failed, when not nil, is how a first
+// attempt made elsewhere failed.
+func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector.Batch, ao projector.ApplyOptions, o Options, failed error) (projector.Stats, error) {
 	delay := o.RetryBase
 	var last error
 	for attempt := 1; attempt <= o.RetryAttempts; attempt++ {
-		st, err := proj.Apply(ctx, b, ao)
+		var st projector.Stats
+		err := failed
+		if attempt > 1 || failed == nil {
+			st, err = proj.Apply(ctx, b, ao)
+		}
 		if err == nil {
 			return st, nil
 		}
@@ -496,7 +595,7 @@ func retryQuarantined(ctx context.Context, st Replaying, proj *projector.Project
 				clear = append(clear, q.Seq)
 			}
 		}
-		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{DryRun: o.DryRun, ClearQuarantine: clear}, o)
+		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{DryRun: o.DryRun, ClearQuarantine: clear}, o, nil)
 		if err != nil {
 			return sum, err
 		}

@@ -1,0 +1,172 @@
+package replay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kanadehq/kanade-cli/internal/replay"
+	"github.com/kanadehq/kanade-cli/internal/sim"
+	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
+	"github.com/kanadehq/kanade-cli/internal/streams"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+// failingPG is a PostgreSQL store, so a replay overlaps its batches, whose
+// transaction for the batch ending at seq fails after all its statements
+// ran, as a commit lost with its connection would: times times, or every
+// time when times is negative. It fails only once another transaction is
+// open beside it, so the batch behind it has begun and inserted its rows.
+type failingPG struct {
+	*pgstore.Store
+	seq    uint64
+	mu     sync.Mutex
+	times  int
+	open   atomic.Int32
+	beside []int32 // transactions open when each failure was injected
+}
+
+// seqTap tells which batch a transaction is: the checkpoint it saves.
+type seqTap struct {
+	store.ProjectionTx
+	seq *uint64
+}
+
+func (t seqTap) SaveCheckpoint(ctx context.Context, cp store.Checkpoint) error {
+	*t.seq = cp.LastSeq
+	return t.ProjectionTx.SaveCheckpoint(ctx, cp)
+}
+
+func (f *failingPG) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	f.open.Add(1)
+	defer f.open.Add(-1)
+	return f.Store.Project(ctx, rollback, func(tx store.ProjectionTx) error {
+		var seq uint64
+		if err := fn(seqTap{tx, &seq}); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if seq != f.seq || f.times == 0 {
+			return nil
+		}
+		f.times--
+		for deadline := time.Now().Add(5 * time.Second); f.open.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		f.beside = append(f.beside, f.open.Load())
+		return errors.New("write tcp 127.0.0.1:5432: connection reset by peer")
+	})
+}
+
+// overlapFleet is a fleet whose stream makes batches of 50 that all write,
+// with redeliveries and completions across their boundaries, and a way to
+// open a fresh PostgreSQL store seeded with its executions.
+func overlapFleet(t *testing.T) (jetstream.JetStream, *sim.Fleet, func() *failingPG) {
+	cfg := sim.Defaults()
+	cfg.PCs = 40
+	js, f := fleetServer(t, cfg)
+	return js, f, func() *failingPG {
+		st := testutil.PostgresStore(t)
+		if err := st.Seed(context.Background(), f.Executions, nil); err != nil {
+			t.Fatal(err)
+		}
+		return &failingPG{Store: st}
+	}
+}
+
+// A batch that fails while the batch behind it has begun on another
+// connection: the one behind waits, the failed one is retried, and the
+// tables are those of a replay that never failed.
+func TestOverlappedBatchRetried(t *testing.T) {
+	js, f, open := overlapFleet(t)
+	ctx := context.Background()
+	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
+	ref := open()
+	replayAll(t, ref, js, o)
+	want, err := ref.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	st := open()
+	st.seq, st.times = 100, 1
+	var told []string
+	o.OnRetry = func(seq uint64, attempt int, _ time.Duration, err error) {
+		told = append(told, fmt.Sprintf("%d:%d:%v", seq, attempt, err))
+	}
+	sum := replayAll(t, st, js, o)
+	if len(told) != 1 || !strings.HasPrefix(told[0], "100:1:") || !strings.Contains(told[0], "connection reset") {
+		t.Errorf("retries reported: %q; want the overlapped attempt's failure, once", told)
+	}
+	if len(st.beside) != 1 || st.beside[0] < 2 {
+		t.Fatalf("failures injected with %v transactions open; want one, beside the next batch's", st.beside)
+	}
+	got, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatal("after a retried batch the tables differ from a replay that never failed")
+	}
+	if sum.CheckpointSeq != uint64(len(f.Results)) {
+		t.Errorf("checkpoint %d, want %d", sum.CheckpointSeq, len(f.Results))
+	}
+}
+
+// A batch that keeps failing stops the replay with nothing after the
+// batch before it written: the batch behind it, begun beside it, is rolled
+// back. A resumed replay then ends where an uninterrupted one does.
+func TestOverlappedBatchFailureWritesNothingAfterIt(t *testing.T) {
+	js, _, open := overlapFleet(t)
+	ctx := context.Background()
+	dump := func(st *failingPG) *store.Tables {
+		tables, err := st.Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tables
+	}
+	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond, RetryAttempts: 2}
+	first := open()
+	replayAll(t, first, js, replay.Options{Stream: streams.Results, Batch: 50, ToSeq: 50})
+	all := open()
+	replayAll(t, all, js, o)
+
+	st := open()
+	st.seq, st.times = 100, -1
+	sum, err := replay.Run(ctx, st, js, o)
+	if err == nil || !strings.Contains(err.Error(), "batch ending at sequence 100 failed 2 times") {
+		t.Fatalf("replay with a batch that always fails: %v", err)
+	}
+	if len(st.beside) == 0 || st.beside[0] < 2 {
+		t.Fatalf("failures injected with %v transactions open; want the next batch's beside the first", st.beside)
+	}
+	if sum.CheckpointSeq != 50 {
+		t.Errorf("checkpoint %d, want 50", sum.CheckpointSeq)
+	}
+	if cp, err := st.LoadCheckpoint(ctx, replay.CheckpointName(streams.Results, nil)); err != nil || cp == nil || cp.LastSeq != 50 {
+		t.Fatalf("stored checkpoint %+v (%v), want 50", cp, err)
+	}
+	if !reflect.DeepEqual(dump(first), dump(st)) {
+		t.Fatal("a failed batch left the tables other than the batch before it did")
+	}
+
+	st.mu.Lock()
+	st.times = 0
+	st.mu.Unlock()
+	o.Resume = true
+	replayAll(t, st, js, o)
+	if !reflect.DeepEqual(dump(all), dump(st)) {
+		t.Fatal("the resumed replay differs from an uninterrupted one")
+	}
+}
