@@ -21,6 +21,10 @@ type projTx struct {
 	// single transaction); gate hears how it went.
 	gate   *copyGate
 	direct bool
+	// final holds the ids (as stored) that InsertNew found finished and
+	// not reaped: such a row is final, so LoadResultStates need not read
+	// it again (a replay of what is projected then reads each id once).
+	final map[string]bool
 }
 
 const directSavepoint = "kanade_copy_direct"
@@ -74,14 +78,19 @@ func pgTextPtr(p *string) *string {
 
 func (t *projTx) LoadResultStates(ctx context.Context, ids []string) (map[string]store.RowState, error) {
 	out := make(map[string]store.RowState, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	clean := make([]string, len(ids))
+	clean := make([]string, 0, len(ids))
 	byStored := make(map[string]string, len(ids))
-	for i, id := range ids {
-		clean[i] = pgText(id)
-		byStored[clean[i]] = id
+	for _, id := range ids {
+		stored := pgText(id)
+		if t.final[stored] {
+			out[id] = store.RowState{Finished: true}
+			continue
+		}
+		clean = append(clean, stored)
+		byStored[stored] = id
+	}
+	if len(clean) == 0 {
+		return out, nil
 	}
 	read := func(q string, ids []string) ([]string, error) {
 		rows, err := t.tx.Query(ctx, q, ids)
@@ -194,11 +203,23 @@ func (t *projTx) InsertNew(ctx context.Context, rows []store.ResultRow) ([]strin
 	for i := range rows {
 		ids[i] = pgText(rows[i].ResultID)
 	}
-	res, err := t.tx.Query(ctx, `SELECT result_id FROM execution_results WHERE result_id = ANY($1)`, ids)
+	res, err := t.tx.Query(ctx, `SELECT result_id, finished_at IS NOT NULL AND NOT reaped FROM execution_results WHERE result_id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("insert new rows: %w", err)
 	}
-	have, err := pgx.CollectRows(res, pgx.RowTo[string])
+	var have []string
+	var id string
+	var final bool
+	_, err = pgx.ForEachRow(res, []any{&id, &final}, func() error {
+		have = append(have, id)
+		if final {
+			if t.final == nil {
+				t.final = map[string]bool{}
+			}
+			t.final[id] = true
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("insert new rows: %w", err)
 	}
