@@ -41,7 +41,7 @@ target at 40 unless GOGC is set. GOGC=100 (Go's default) is up to a tenth
 faster for about 10 MB more; --batch 2500 lowers the peak further at some
 of the rate, more on explode-heavy streams (docs/performance.md). A replay
 into PostgreSQL writes two batches at once, on two connections, and runs
-with the target at 50 unless GOGC is set (about 57 MB; 63 MB at 100).
+with the target at 50 unless GOGC is set (about 55 MB; 62 MB at 100).
 
 Example config.toml:
 

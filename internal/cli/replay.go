@@ -295,8 +295,9 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 // can give. SQLite's engine and its page cache live in this process: at 40
 // its peak stays under 64 MB for up to a tenth of the rate
 // (docs/performance.md, "Replay memory, fourth pass"). A PostgreSQL replay
-// writes two batches at once: at 50 it peaks near 57 MB, at Go's default
-// of 100 near 63 MB ("Two batches at once on PostgreSQL").
+// writes two batches at once: at 50 it peaks near 55 MB, at Go's default
+// of 100 near 62 MB, too close to the 64 MB it must stay under ("Two
+// batches at once on PostgreSQL").
 func replayGCPercent(k store.Kind) int {
 	if k == store.SQLite {
 		return 40

@@ -81,8 +81,7 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	// that wait was 5 % of a replay). Two credits to start: one batch
 	// being written, one ready. With batches overlapped two are written
 	// at once, so one credit: the batch being decoded is the third, as
-	// before (at Go's default GC target a 200k replay peaked at 64 MB with
-	// two credits, 63 MB with one).
+	// before.
 	ov, overlap := st.(store.BatchOverlapper)
 	overlap = overlap && ov.OverlapsBatches() && !o.DryRun
 	credits := make(chan struct{}, 2)
