@@ -502,7 +502,7 @@ func (p *Projector) finish(ctx context.Context, tx store.ProjectionTx, c *Claime
 	plan := b.fresh
 	recheck := c.recheck
 	if len(skipped) > 0 {
-		recheck = maps.Clone(recheck) // a retry starts from the claim again
+		recheck = maps.Clone(recheck) // the claim stays as it was made
 		for _, id := range skipped {
 			recheck[id] = true
 		}

@@ -170,3 +170,58 @@ func TestOverlappedBatchFailureWritesNothingAfterIt(t *testing.T) {
 		t.Fatal("the resumed replay differs from an uninterrupted one")
 	}
 }
+
+// --max-errors stops a replay whose batches overlap after the batch that
+// reached the limit, as it stops one whose batches do not: the batch
+// behind it, begun beside it, is rolled back.
+func TestOverlappedMaxErrorsStopsAtItsBatch(t *testing.T) {
+	// Two fleets, one after the other on the stream: the first ends with
+	// an undecodable payload, the second brings new ids after it.
+	ctx := context.Background()
+	js := testutil.JetStream(t)
+	var fleets []*sim.Fleet
+	var total int
+	for seed := range uint64(2) {
+		cfg := sim.Defaults()
+		cfg.Seed, cfg.PCs, cfg.Undecodable = 1+seed, 40, 1-int(seed)
+		f := sim.Generate(cfg)
+		if err := f.Publish(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+		fleets, total = append(fleets, f), total+len(f.Results)
+	}
+	open := func() *pgstore.Store {
+		st := testutil.PostgresStore(t)
+		for _, f := range fleets {
+			if err := st.Seed(ctx, f.Executions, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+	st := open()
+	stopped, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 50, MaxErrors: 1})
+	if !errors.Is(err, replay.ErrTooManyErrors) || !stopped.StoppedEarly {
+		t.Fatalf("--max-errors 1: %+v %v", stopped, err)
+	}
+	last := stopped.CheckpointSeq
+	if last == 0 || last+50 >= uint64(total) {
+		t.Fatalf("stopped with the checkpoint at %d of %d: the test needs a stop with a batch of new ids after it", last, total)
+	}
+	if cp, err := st.LoadCheckpoint(ctx, replay.CheckpointName(streams.Results, nil)); err != nil || cp == nil || cp.LastSeq != last {
+		t.Fatalf("stored checkpoint %+v (%v), want %d", cp, err, last)
+	}
+	ref := open()
+	replayAll(t, ref, js, replay.Options{Stream: streams.Results, Batch: 50, ToSeq: last})
+	want, err := ref.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatal("the tables hold more than the batches up to the one that reached --max-errors")
+	}
+}
