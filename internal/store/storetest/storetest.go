@@ -64,6 +64,49 @@ func Exercise(t *testing.T, open Open) {
 	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, open(t)) })
 	t.Run("Locks", func(t *testing.T) { locks(t, open(t)) })
 	t.Run("Generation", func(t *testing.T) { generation(t, open(t)) })
+	t.Run("OverlappedBatches", func(t *testing.T) { overlappedBatches(t, open(t)) })
+}
+
+// overlappedBatches: a store that says two projection transactions may
+// run at once lets a second one begin, insert and commit while the first
+// is still open (a replay's batch behind waits for the batch ahead in Go,
+// so a store that serialized them would hang it), and each commits its own
+// rows.
+func overlappedBatches(t *testing.T, st testutil.Store) {
+	ov, ok := st.(store.BatchOverlapper)
+	if !ok || !ov.OverlapsBatches() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := make(chan error, 1)
+	err := st.Project(ctx, false, func(tx store.ProjectionTx) error {
+		if _, err := tx.InsertNew(ctx, []store.ResultRow{finished("first", "PC-1", 0, t0)}); err != nil {
+			return err
+		}
+		go func() {
+			second <- st.Project(ctx, false, func(tx store.ProjectionTx) error {
+				_, err := tx.InsertNew(ctx, []store.ResultRow{finished("second", "PC-2", 0, t0)})
+				return err
+			})
+		}()
+		select {
+		case err := <-second:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("the second transaction did not finish while the first was open: %w", ctx.Err())
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tables.Results) != 2 {
+		t.Fatalf("%d result rows after two overlapped transactions, want 2", len(tables.Results))
+	}
 }
 
 // generation: a store that reports generations reports, after a committed
