@@ -36,16 +36,7 @@ func TestReReplayPerformance(t *testing.T) {
 		}
 		var fresh, again, ratios []float64
 		for range *reps {
-			st, err := testutil.Dial(ctx, freshDSN(t, kind))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Seed(ctx, fleet.Executions, nil); err != nil {
-				t.Fatal(err)
-			}
+			st := openSeeded(t, ctx, freshDSN(t, kind), fleet)
 			o := replay.Options{Stream: streams.Results, Batch: *batch}
 			a, err := replay.Run(ctx, st, js, o)
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
@@ -139,4 +141,47 @@ func TestReadStopsWhileHandingOn(t *testing.T) {
 			t.Fatalf("read all %d messages over a closed connection", got)
 		}
 	})
+}
+
+// A reader that fails closes its channel before it returns, so the decoder
+// hands on what it read and ends as if the window were done, and the
+// writer may finish before the reader's error arrives: failure must wait
+// for it, or the run would end as complete.
+func TestDecodingFailureWaitsForTheReader(t *testing.T) {
+	d := &decoding{readErr: make(chan error, 1), prepErr: make(chan error, 1)}
+	lost := errors.New("read RESULTS after 100 messages: nats: connection closed")
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		d.readErr <- lost
+	}()
+	if err := d.failure(); !errors.Is(err, lost) {
+		t.Fatalf("failure() = %v, want the reader's late error", err)
+	}
+	d.readErr <- context.Canceled
+	if err := d.failure(); err != nil {
+		t.Fatalf("failure() = %v after the run's own cancellation, want nil", err)
+	}
+}
+
+// The whole pipeline over a connection that closes mid-window: the batches
+// end early, and the reader's failure is what the run hears.
+func TestDecodeReportsAClosedConnection(t *testing.T) {
+	js := testutil.JetStream(t)
+	s := filledStream(t, js, 5000)
+	plan := &Plan{Stream: "RESULTS", FromSeq: 1, ToSeq: 5000, Messages: 5000}
+	proj := projector.New(testutil.SQLiteStore(t), streams.NewOutputs(js), streams.NewManifests(js))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, Options{Stream: "RESULTS", Batch: 100}, false)
+	got := 0
+	for b := range d.prepared {
+		if got == 0 {
+			js.Conn().Close()
+		}
+		got += len(b.Prepared())
+		d.began()
+	}
+	if err := d.failure(); !errors.Is(err, jetstream.ErrConnectionClosed) {
+		t.Fatalf("failure() = %v after %d messages, want the closed connection", err, got)
+	}
 }

@@ -13,8 +13,28 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
 
-// projectShadow projects one stream window into the shadow tables.
-func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, proj *projector.Projector, plan *Plan, o Options, start time.Time) (projector.Stats, error) {
+// shadowing is a rebuilding store seen by the projector: its projection
+// transactions write the shadow tables, so a rebuild projects with the
+// replay's own pipeline, retries and overlap, and saves no checkpoint.
+type shadowing struct{ Rebuilding }
+
+func (s shadowing) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	if rollback {
+		// A rebuild that is not swapped drops its shadow tables; it never
+		// rolls a batch of them back.
+		return errors.New("a rebuild's projection is never rolled back")
+	}
+	return s.ProjectShadow(ctx, fn)
+}
+
+func (s shadowing) OverlapsBatches() bool {
+	ov, ok := s.Rebuilding.(store.BatchOverlapper)
+	return ok && ov.OverlapsBatches()
+}
+
+// projectShadow projects one stream window into the shadow tables, as Run
+// projects into the live ones; proj writes through shadowing.
+func projectShadow(ctx context.Context, st shadowing, js jetstream.JetStream, proj *projector.Projector, plan *Plan, o Options, start time.Time) (projector.Stats, error) {
 	var total projector.Stats
 	if plan.Messages == 0 {
 		return total, nil
@@ -23,37 +43,28 @@ func projectShadow(ctx context.Context, st Rebuilding, js jetstream.JetStream, p
 	if err != nil {
 		return total, fmt.Errorf("open stream %s: %w", o.Stream, err)
 	}
-	ctx, stopped, cancel := watched(ctx, js, o, "the live tables are untouched, run the rebuild again when NATS is back")
+	const untouched = "the live tables are untouched, run the rebuild again"
+	o.failed = untouched
+	ctx, stopped, cancel := watched(ctx, js, o, untouched+" when NATS is back")
 	defer cancel()
-	raw := make(chan chunk, chunksPerBatch(o.Batch)) // the reader runs a batch ahead, as it did before chunks
-	rerr := make(chan error, 1)
-	go func() { rerr <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
-	for {
-		b, err := nextBatch(ctx, proj, raw, o.Batch)
-		if err != nil {
-			return total, stopped(err)
-		}
-		if b == nil {
-			break
-		}
-		err = st.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
-			stats, err := proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{})
-			total.Add(stats)
-			return err
-		})
-		if err != nil {
-			return total, stopped(err)
-		}
+	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, o, st.OverlapsBatches())
+	noCheckpoint := func(*projector.Batch) *store.Checkpoint { return nil }
+	err = write(ctx, proj, d, o, st.OverlapsBatches(), noCheckpoint, func(b *projector.Batch, _ *store.Checkpoint, stats projector.Stats) error {
+		total.Add(stats)
 		if o.Progress != nil {
 			o.Progress(Progress{Done: uint64(total.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: total.Quarantined})
 		}
-	}
-	if err := <-rerr; err != nil {
-		return total, stopped(err)
+		return nil
+	})
+	cancel()
+	if err == nil || errors.Is(err, context.Canceled) {
+		if derr := d.failure(); derr != nil {
+			err = derr
+		}
 	}
 	// The reader stops quietly when the context ends: a drained pipeline
 	// is not a finished one.
-	return total, stopped(nil)
+	return total, stopped(err)
 }
 
 // RebuildReport is what --rebuild did.
@@ -80,9 +91,7 @@ type Rebuilding interface {
 }
 
 func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Options, swap bool) (*RebuildReport, error) {
-	if o.Batch <= 0 {
-		o.Batch = 5000
-	}
+	o = o.withDefaults()
 	start := time.Now()
 	release, err := st.Lock(ctx, "stream replay --rebuild")
 	if err != nil {
@@ -130,11 +139,12 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 		}
 		return rep, err
 	}
-	proj := projector.New(st, streams.NewOutputs(js), streams.NewManifests(js))
+	sh := shadowing{st}
+	proj := projector.New(sh, streams.NewOutputs(js), streams.NewManifests(js))
 	for _, p := range plans {
 		po := o
 		po.Stream = p.Stream
-		stats, err := projectShadow(ctx, st, js, proj, p, po, start)
+		stats, err := projectShadow(ctx, sh, js, proj, p, po, start)
 		if p == plan {
 			rep.Stats = stats
 		}

@@ -2,13 +2,21 @@ package replay_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/pgstore"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
@@ -214,4 +222,120 @@ func TestRebuildAppendsNewHistory(t *testing.T) {
 				len(got.History), len(want.History), len(got.Checks), len(want.Checks), len(got.Feeds), len(want.Feeds))
 		}
 	})
+}
+
+// failingShadowPG is a PostgreSQL store, so a rebuild overlaps its batches,
+// whose shadow projection transactions fail after all their statements
+// ran, from the call numbered from on, times times (every time when
+// negative), each once another transaction is open beside it or a second
+// has passed.
+type failingShadowPG struct {
+	*pgstore.Store
+	from   int32
+	calls  atomic.Int32
+	open   atomic.Int32
+	mu     sync.Mutex
+	times  int
+	beside []int32 // transactions open when each failure was injected
+}
+
+func (f *failingShadowPG) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) error) error {
+	n := f.calls.Add(1)
+	f.open.Add(1)
+	defer f.open.Add(-1)
+	return f.Store.ProjectShadow(ctx, func(tx store.ProjectionTx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if n < f.from || f.times == 0 {
+			return nil
+		}
+		f.times--
+		for deadline := time.Now().Add(time.Second); f.open.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		f.beside = append(f.beside, f.open.Load())
+		return errors.New("write tcp 127.0.0.1:5432: connection reset by peer")
+	})
+}
+
+// rebuildFleet is a PostgreSQL store with a fleet's streams projected, the
+// tables that left, and the options of a rebuild in batches of 50.
+func rebuildFleet(t *testing.T) (jetstream.JetStream, *failingShadowPG, *store.Tables, replay.Options) {
+	cfg := sim.Defaults()
+	cfg.PCs = 40
+	js, f := fleetServer(t, cfg)
+	st := &failingShadowPG{Store: testutil.PostgresStore(t)}
+	if err := st.Seed(context.Background(), f.Executions, nil); err != nil {
+		t.Fatal(err)
+	}
+	replayAll(t, st, js, replay.Options{Stream: streams.Events})
+	replayAll(t, st, js, replay.Options{Stream: streams.Results})
+	before, err := st.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, st, before, replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
+}
+
+// A rebuild's batch that fails is retried, as a replay's is, while the
+// batch behind it waits on its own connection; the rebuild then finds and
+// leaves the tables of a fully projected stream as they were.
+func TestRebuildRetriesABatch(t *testing.T) {
+	js, st, before, o := rebuildFleet(t)
+	ctx := context.Background()
+	st.from, st.times = 3, 1
+	var told []string
+	o.OnRetry = func(seq uint64, attempt int, _ time.Duration, err error) {
+		told = append(told, fmt.Sprintf("%d:%v", attempt, err))
+	}
+	rep, err := replay.Rebuild(ctx, st, js, o, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || !strings.Contains(told[0], "connection reset") {
+		t.Errorf("retries reported: %q; want one", told)
+	}
+	if len(st.beside) != 1 || st.beside[0] < 2 {
+		t.Errorf("failure injected with %v transactions open; want the next batch's beside it", st.beside)
+	}
+	if d := rep.Diff; !rep.Swapped || d.OnlyLive+d.OnlyShadow+d.Changed+d.ExecutionsDiff+d.HistoryToAdd != 0 {
+		t.Errorf("rebuild of a fully projected stream: swapped %v, difference %+v", rep.Swapped, d)
+	}
+	after, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error("after a rebuild with a retried batch the tables differ from before it")
+	}
+}
+
+// A batch that keeps failing stops the rebuild: the live tables are as
+// they were, the shadow tables are gone, and the error says so.
+func TestRebuildStopsOnABatchThatKeepsFailing(t *testing.T) {
+	js, st, before, o := rebuildFleet(t)
+	ctx := context.Background()
+	st.from, st.times = 3, -1
+	o.RetryAttempts = 2
+	_, err := replay.Rebuild(ctx, st, js, o, true)
+	if err == nil || !strings.Contains(err.Error(), "failed 2 times") || !strings.Contains(err.Error(), "the live tables are untouched") {
+		t.Fatalf("rebuild: %v; want the batch's failure and what it left", err)
+	}
+	after, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error("a failed rebuild changed the live tables")
+	}
+	var shadows int
+	if err := st.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'kanade\\_shadow\\_%'").Scan(&shadows); err != nil {
+		t.Fatal(err)
+	}
+	if shadows != 0 {
+		t.Errorf("%d shadow tables left behind", shadows)
+	}
 }

@@ -51,6 +51,10 @@ type Options struct {
 	// OnRetry, when set, hears each failed attempt at a batch that will be
 	// tried again (a lost database connection, a restarting server).
 	OnRetry func(lastSeq uint64, attempt int, wait time.Duration, err error)
+
+	// failed replaces what the error of a batch that failed for good says
+	// it left behind (a rebuild's, which writes only shadow tables).
+	failed string
 }
 
 // DefaultBatchBytes bounds a batch's payloads: a replay holds about two

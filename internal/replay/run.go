@@ -17,15 +17,7 @@ import (
 
 // Run replays the window o selects into st.
 func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (*Summary, error) {
-	if o.Batch <= 0 {
-		o.Batch = 5000
-	}
-	if o.RetryAttempts <= 0 {
-		o.RetryAttempts = 8
-	}
-	if o.RetryBase <= 0 {
-		o.RetryBase = 200 * time.Millisecond
-	}
+	o = o.withDefaults()
 	if !o.DryRun {
 		release, err := st.Lock(ctx, "stream replay")
 		if err != nil {
@@ -67,70 +59,13 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	go watchNATS(ctx, js, o.natsTimeout(), func() string {
 		return fmt.Sprintf("everything up to sequence %d is committed, run again with --resume to continue", committed.Load())
 	}, cancelCause)
-	// Unbuffered: a chunk or batch waiting to be taken is held by the
-	// goroutine that made it, which then makes no other. Buffers of one
-	// batch held a third decoded batch and a second raw one for no gain
-	// in rate (a peak RSS of 110 MB against 91 MB at 200k messages), and
-	// chunks instead of raw batches took it to 55 MB.
-	raw := make(chan chunk)
-	prepared := make(chan *projector.Batch)
-	errc := make(chan error, 2)
-	// The decoder takes the next batch when the writer has begun one, not
-	// when the writer picks its batch up: its burst of CPU then overlaps a
-	// batch's COPY instead of delaying the BEGIN round trip (on two cores
-	// that wait was 5 % of a replay). Two credits to start: one batch
-	// being written, one ready. With batches overlapped two are written
-	// at once, so one credit: the batch being decoded is the third, as
-	// before.
 	ov, overlap := st.(store.BatchOverlapper)
 	overlap = overlap && ov.OverlapsBatches() && !o.DryRun
-	credits := make(chan struct{}, 2)
-	credits <- struct{}{}
-	if !overlap {
-		credits <- struct{}{}
-	}
-	began := func() {
-		select {
-		case credits <- struct{}{}:
-		default: // a retried batch begins twice; never block the writer
-		}
-	}
-	go func() { errc <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
-	go func() {
-		defer close(prepared)
-		for {
-			select {
-			case <-credits:
-			case <-ctx.Done():
-				return
-			}
-			b, err := nextBatch(ctx, proj, raw, o.Batch)
-			if err != nil {
-				errc <- err
-				cancel()
-				return
-			}
-			if b == nil {
-				return
-			}
-			select {
-			case prepared <- b:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, o, overlap)
 
 	// A batch that writes nothing does not move the checkpoint either (a
 	// crash only redoes such batches); the last one is saved at the end.
 	var pending *store.Checkpoint
-	apply := func(tx store.ProjectionTx, b *projector.Batch, cp *store.Checkpoint) (projector.Stats, error) {
-		ao := projector.ApplyOptions{Checkpoint: cp, Began: began, CheckpointOnlyIfWritten: !o.DryRun}
-		if tx != nil {
-			return proj.ApplyTx(ctx, tx, b, ao)
-		}
-		return applyWithRetry(ctx, proj, b, ao, o, nil)
-	}
 	// record counts a batch that committed (or, in a dry run, was applied).
 	record := func(b *projector.Batch, cp *store.Checkpoint, stats projector.Stats) error {
 		sum.Stats.Add(stats)
@@ -153,29 +88,24 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 		return &store.Checkpoint{Name: CheckpointName(o.Stream, o.Subjects), Stream: o.Stream, StreamCreated: plan.StreamCreated,
 			LastSeq: b.LastSeq, UpdatedAt: time.Now().UTC()}
 	}
-	loop := func(tx store.ProjectionTx) error {
-		for b := range prepared {
-			cp := checkpoint(b)
-			stats, err := apply(tx, b, cp)
-			if err != nil {
-				return err
-			}
-			if err := record(b, cp, stats); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	if o.DryRun {
 		// One transaction for the whole window, rolled back: later batches
 		// must see what earlier ones would have written.
-		err = st.Project(ctx, true, loop)
+		err = st.Project(ctx, true, func(tx store.ProjectionTx) error {
+			for b := range d.prepared {
+				cp := checkpoint(b)
+				stats, err := proj.ApplyTx(ctx, tx, b, projector.ApplyOptions{Checkpoint: cp, Began: d.began})
+				if err != nil {
+					return err
+				}
+				if err := record(b, cp, stats); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	} else {
-		if overlap {
-			err = overlapped(ctx, proj, prepared, o, checkpoint, began, record)
-		} else {
-			err = loop(nil)
-		}
+		err = write(ctx, proj, d, o, overlap, checkpoint, record)
 		if err == nil && pending != nil && parent.Err() == nil && context.Cause(ctx) == nil {
 			err = st.Project(ctx, false, func(tx store.ProjectionTx) error { return tx.SaveCheckpoint(ctx, *pending) })
 			if err == nil {
@@ -195,24 +125,14 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			// A reader or preparer failure cancelled the pipeline: report
 			// that cause rather than the cancellation.
-			select {
-			case rerr := <-errc:
-				if rerr != nil && !errors.Is(rerr, context.Canceled) {
-					return sum, rerr
-				}
-			default:
+			if rerr := d.failure(); rerr != nil {
+				return sum, rerr
 			}
 		}
 		return sum, err
 	}
-	for i := 0; i < 2; i++ {
-		select {
-		case rerr := <-errc:
-			if rerr != nil && !errors.Is(rerr, context.Canceled) {
-				return sum, rerr
-			}
-		default:
-		}
+	if rerr := d.failure(); rerr != nil {
+		return sum, rerr
 	}
 	// Interrupted, or NATS stayed away: the pipeline may have drained
 	// without an error (the reader and preparer stop quietly), but the run
@@ -447,6 +367,118 @@ func nextBatch(ctx context.Context, proj *projector.Projector, raw <-chan chunk,
 	return proj.Seal(b), nil
 }
 
+// decoding is a window's reader and decoder, running ahead of the writer.
+type decoding struct {
+	prepared <-chan *projector.Batch
+	// began is the writer's word that it has begun a batch, so the decoder
+	// may take the next (projector.ApplyOptions.Began).
+	began   func()
+	readErr chan error // what the reader returned, once it has
+	prepErr chan error // the decoder's failure, if it failed
+}
+
+// decode starts the reader and the decoder of plan's window; the decoder
+// cancels the run when it fails. overlap says the writer applies two
+// batches at once.
+func decode(ctx context.Context, cancel func(), s jetstream.Stream, maxPayload int64, proj *projector.Projector, plan *Plan, o Options, overlap bool) *decoding {
+	// Unbuffered: a chunk or batch waiting to be taken is held by the
+	// goroutine that made it, which then makes no other. Buffers of one
+	// batch held a third decoded batch and a second raw one for no gain
+	// in rate (a peak RSS of 110 MB against 91 MB at 200k messages), and
+	// chunks instead of raw batches took it to 55 MB.
+	raw := make(chan chunk)
+	prepared := make(chan *projector.Batch)
+	d := &decoding{prepared: prepared, readErr: make(chan error, 1), prepErr: make(chan error, 1)}
+	// The decoder takes the next batch when the writer has begun one, not
+	// when the writer picks its batch up: its burst of CPU then overlaps a
+	// batch's COPY instead of delaying the BEGIN round trip (on two cores
+	// that wait was 5 % of a replay). Two credits to start: one batch
+	// being written, one ready. With batches overlapped two are written
+	// at once, so one credit: the batch being decoded is the third, as
+	// before.
+	credits := make(chan struct{}, 2)
+	credits <- struct{}{}
+	if !overlap {
+		credits <- struct{}{}
+	}
+	d.began = func() {
+		select {
+		case credits <- struct{}{}:
+		default: // a retried batch begins twice; never block the writer
+		}
+	}
+	go func() { d.readErr <- read(ctx, s, maxPayload, plan, o, raw) }()
+	go func() {
+		defer close(prepared)
+		for {
+			select {
+			case <-credits:
+			case <-ctx.Done():
+				return
+			}
+			b, err := nextBatch(ctx, proj, raw, o.Batch)
+			if err != nil {
+				d.prepErr <- err
+				cancel()
+				return
+			}
+			if b == nil {
+				return
+			}
+			select {
+			case prepared <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// failure waits for the reader to return and gives its failure or the
+// decoder's, unless it is the run's own cancellation. Call it once, after
+// the writer has drained prepared or the run's context was cancelled: the
+// reader then returns promptly. It must be waited for: a reader that fails
+// closes its channel first, so the decoder hands on the part of a batch it
+// read and ends as if the window were done.
+func (d *decoding) failure() error {
+	real := func(err error) bool { return err != nil && !errors.Is(err, context.Canceled) }
+	rerr := <-d.readErr
+	select {
+	case err := <-d.prepErr:
+		if real(err) {
+			return err
+		}
+	default:
+	}
+	if real(rerr) {
+		return rerr
+	}
+	return nil
+}
+
+// write applies the decoded batches in stream order, each retried as
+// applyWithRetry does, two at a time when overlap is set, and counts each
+// through record once it committed. checkpoint gives a batch's checkpoint
+// (nil: none).
+func write(ctx context.Context, proj *projector.Projector, d *decoding, o Options, overlap bool,
+	checkpoint func(*projector.Batch) *store.Checkpoint, record func(*projector.Batch, *store.Checkpoint, projector.Stats) error) error {
+	if overlap {
+		return overlapped(ctx, proj, d.prepared, o, checkpoint, d.began, record)
+	}
+	for b := range d.prepared {
+		cp := checkpoint(b)
+		stats, err := applyWithRetry(ctx, proj, b, projector.ApplyOptions{Checkpoint: cp, Began: d.began, CheckpointOnlyIfWritten: true}, o, nil)
+		if err != nil {
+			return err
+		}
+		if err := record(b, cp, stats); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flight is a batch applied on a goroutine of its own.
 type flight struct {
 	b     *projector.Batch
@@ -559,7 +591,7 @@ func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
-	return projector.Stats{}, fmt.Errorf("batch ending at sequence %d failed %d times, last: %w; nothing after the previous batch was written, rerun with --resume", b.LastSeq, o.RetryAttempts, last)
+	return projector.Stats{}, fmt.Errorf("batch ending at sequence %d failed %d times, last: %w; %s", b.LastSeq, o.RetryAttempts, last, o.failedState())
 }
 
 // retryQuarantined re-projects quarantined messages and clears the ones
@@ -620,6 +652,29 @@ func (o Options) batchBytes() int64 {
 		return o.BatchBytes
 	}
 	return DefaultBatchBytes
+}
+
+// withDefaults fills in what o leaves unset.
+func (o Options) withDefaults() Options {
+	if o.Batch <= 0 {
+		o.Batch = 5000
+	}
+	if o.RetryAttempts <= 0 {
+		o.RetryAttempts = 8
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 200 * time.Millisecond
+	}
+	return o
+}
+
+// failedState says what a batch that failed for good leaves behind, and
+// what to do.
+func (o Options) failedState() string {
+	if o.failed != "" {
+		return o.failed
+	}
+	return "nothing after the previous batch was written, rerun with --resume"
 }
 
 func (o Options) natsTimeout() time.Duration {

@@ -48,9 +48,7 @@ type VerifyReport struct {
 // streams the window batch by batch (memory bounded by the batch) through
 // the projector's own decoding and looks each message's row up.
 func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options, limit int) (*VerifyReport, error) {
-	if o.Batch <= 0 {
-		o.Batch = 5000
-	}
+	o = o.withDefaults()
 	if limit <= 0 {
 		limit = 20
 	}
