@@ -122,14 +122,30 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		if err != nil {
 			return err
 		}
+		// Every table the swap renames or drops is locked first, before the
+		// transaction changes any catalog row. A lock taken later waited
+		// for an autovacuum of a live explode table while that autovacuum
+		// waited for this transaction's renamed index rows: a deadlock,
+		// and the rebuild's whole work lost at its last step (the chaos
+		// suite's private server runs autovacuum). Waiting for the lock
+		// with nothing changed yet is a wait PostgreSQL ends by cancelling
+		// the autovacuum.
+		locked := slices.Concat(store.ProjectedTables, store.AppendOnlyTables)
+		for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
+			locked = append(locked, store.ShadowPrefix+t)
+		}
 		for _, sh := range explode {
-			more, err := swapExplode(ctx, tx, sh, prefix)
+			more, live, err := swapExplode(ctx, tx, sh, prefix)
 			if err != nil {
 				return err
 			}
 			stmts = append(stmts, more...)
+			locked = append(locked, quote(sh))
+			if live != "" {
+				locked = append(locked, quote(live))
+			}
 		}
-		lock := "LOCK TABLE " + strings.Join(slices.Concat(store.ProjectedTables, store.AppendOnlyTables), ", ") + " IN ACCESS EXCLUSIVE MODE; "
+		lock := "LOCK TABLE " + strings.Join(locked, ", ") + " IN ACCESS EXCLUSIVE MODE; "
 		if _, err := tx.Exec(ctx, lock+store.AppendRebuiltHistorySQL(asIs)+"; DROP TABLE "+store.ShadowPrefix+"inventory_history; "+strings.Join(stmts, "; ")); err != nil {
 			return fmt.Errorf("swap in the rebuilt tables: %w", err)
 		}
@@ -164,8 +180,9 @@ func explodeShadows(ctx context.Context, q interface {
 
 // swapExplode is the statements that swap in the rebuilt explode table
 // sh, keeping a replaced one under prefix, its indexes with their names
-// (the replaced ones renamed with prefix).
-func swapExplode(ctx context.Context, tx pgx.Tx, sh, prefix string) ([]string, error) {
+// (the replaced ones renamed with prefix), and the live table it replaces
+// ("" when there is none).
+func swapExplode(ctx context.Context, tx pgx.Tx, sh, prefix string) ([]string, string, error) {
 	t := strings.TrimPrefix(sh, store.ShadowPrefix)
 	idx := func(table string) ([]string, error) {
 		rows, err := tx.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 AND left(indexname, 4) = 'idx_'`, table)
@@ -177,12 +194,12 @@ func swapExplode(ctx context.Context, tx pgx.Tx, sh, prefix string) ([]string, e
 	var stmts []string
 	var live bool
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quote(t)).Scan(&live); err != nil {
-		return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+		return nil, "", fmt.Errorf("swap in the rebuilt %s: %w", t, err)
 	}
 	if live {
 		liveIdx, err := idx(t)
 		if err != nil {
-			return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+			return nil, "", fmt.Errorf("swap in the rebuilt %s: %w", t, err)
 		}
 		for _, i := range liveIdx {
 			stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", quote(i), quote(prefix+i)))
@@ -191,13 +208,16 @@ func swapExplode(ctx context.Context, tx pgx.Tx, sh, prefix string) ([]string, e
 	}
 	shadowIdx, err := idx(sh)
 	if err != nil {
-		return nil, fmt.Errorf("swap in the rebuilt %s: %w", t, err)
+		return nil, "", fmt.Errorf("swap in the rebuilt %s: %w", t, err)
 	}
 	stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(sh), quote(t)))
 	for _, i := range shadowIdx {
 		stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", quote(i), quote(strings.Replace(i, "idx_"+sh, "idx_"+t, 1))))
 	}
-	return stmts, nil
+	if !live {
+		return stmts, "", nil
+	}
+	return stmts, t, nil
 }
 
 // asIs: timestamptz compares as time.
