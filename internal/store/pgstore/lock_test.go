@@ -81,3 +81,42 @@ func TestWriterLockLostWithItsSession(t *testing.T) {
 		t.Fatalf("after both releases the row is still there: %s", h)
 	}
 }
+
+// A write that begins after its run was cancelled (a killed replay's last
+// batch, an interrupted backfill's next one) fails with the cancellation
+// and leaves the lock to be released: it used to take the cut-short ping
+// for a lost session and give the session, lock and all, back to the pool,
+// where the next writer found the database locked by nobody it knew.
+func TestCancelledWriteKeepsTheLockReleasable(t *testing.T) {
+	ctx := context.Background()
+	dsn := testutil.PostgresDSN(t)
+	open := func() *pgstore.Store {
+		s, err := pgstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := open(), open()
+	if _, err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release, err := a.Lock(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	err = a.Project(cancelled, false, func(store.ProjectionTx) error { return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled write: %v, want the cancellation", err)
+	}
+	release()
+	// Another process's writer (its own pool) must find the lock free.
+	next, err := b.Lock(ctx, "next writer")
+	if err != nil {
+		t.Fatalf("after a cancelled write and its release: %v", err)
+	}
+	next()
+}

@@ -273,8 +273,16 @@ func (s *Store) checkLock(ctx context.Context) error {
 	if l == nil || (l.conn != nil && l.conn.Ping(ctx) == nil) {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		// The ping was cut short, not the session: it still holds the lock.
+		return err
+	}
 	if l.conn != nil {
-		l.conn.Release() // its session is gone, and the lock with it
+		// Its session is gone, and the lock with it. Closed rather than
+		// given back to the pool: a session that was alive after all would
+		// keep the lock in an idle connection, and every later writer,
+		// this store's too, would find it taken.
+		l.conn.Hijack().Close(context.WithoutCancel(ctx)) //nolint:errcheck
 		l.conn = nil
 	}
 	// The database being unreachable (restarting) is not final: the batch
