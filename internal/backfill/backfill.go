@@ -156,6 +156,26 @@ func Run(ctx context.Context, st Backfilling, o Options) (*Summary, error) {
 		sum.Complete = err == nil
 		return sum, err
 	}
+	if len(cursors) == 0 && len(workers) > 1 {
+		// Every worker's share is recorded before any batch: a resumed run
+		// continues the workers it finds, and a worker killed before its
+		// first commit would otherwise have left no row, its share never
+		// rewritten (the chaos suite: five legacy rows left beside their
+		// stable copies). A finished worker deletes its row.
+		err := retry(ctx, o, func() error {
+			return st.Backfill(ctx, false, func(tx store.BackfillTx) error {
+				for _, w := range workers {
+					if err := tx.SaveBackfillCursor(ctx, w.name, w.cursor); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return sum, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -251,6 +252,53 @@ func TestBackfillKilledAndRerunEndsTheSame(t *testing.T) {
 			t.Errorf("conflicts differ:\n%v\n%v", key(ca), key(cb))
 		}
 	})
+}
+
+// With two workers (PostgreSQL), a run killed after one worker's first
+// commit and before the other's must still leave the other's share to the
+// rerun, which must leave no legacy row behind. The second worker is held
+// on its rows (a session locks them) until the first has committed, and
+// the run is then cancelled, as a kill would end it.
+func TestBackfillRerunFinishesEveryWorkersShare(t *testing.T) {
+	h := makeHistory()
+	js := publish(t, h)
+	ctx := context.Background()
+	st := testutil.PostgresStore(t)
+	whole := testutil.Another(t, st)
+	setup(t, st, js, h)
+	setup(t, whole, js, h)
+	if _, err := backfill.Run(ctx, whole, backfill.Options{BatchSize: 1, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	hold, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx) //nolint:errcheck
+	tag, err := hold.Exec(ctx, `SELECT 1 FROM execution_results WHERE (result_id = request_id OR result_id = '')
+		AND abs(hashtext(result_id) % 2) = 0 FOR UPDATE`)
+	if err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("lock worker 0's legacy rows: %v (%d rows)", err, tag.RowsAffected())
+	}
+	killed, kill := context.WithCancel(ctx)
+	_, err = backfill.Run(killed, st, backfill.Options{BatchSize: 1, Workers: 2, Progress: func(backfill.Progress) { kill() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.BackfillCursors(ctx); len(c) != 2 {
+		t.Fatalf("after a run killed before worker 0's first commit the cursors are %v; want both workers'", c)
+	}
+	if _, err := backfill.Run(ctx, st, backfill.Options{BatchSize: 1, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := whole.Dump(ctx)
+	b, _ := st.Dump(ctx)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("a killed and rerun backfill of two workers differs from one that ran through")
+	}
 }
 
 // SQLite lets upstream's TEXT primary key be NULL; such rows are legacy too.
