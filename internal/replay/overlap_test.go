@@ -225,3 +225,57 @@ func TestOverlappedMaxErrorsStopsAtItsBatch(t *testing.T) {
 		t.Fatal("the tables hold more than the batches up to the one that reached --max-errors")
 	}
 }
+
+// beginFailingPG is a PostgreSQL store whose projection transaction number
+// failAt fails before it begins, as a BEGIN does while the server restarts.
+type beginFailingPG struct {
+	*pgstore.Store
+	failAt int32
+	calls  atomic.Int32
+}
+
+func (f *beginFailingPG) Project(ctx context.Context, rollback bool, fn func(store.ProjectionTx) error) error {
+	if f.calls.Add(1) == f.failAt {
+		return errors.New("begin projection transaction: dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return f.Store.Project(ctx, rollback, fn)
+}
+
+// A batch whose transaction fails before it begins has not told the
+// decoder to go on, and the writer settles it only once the next batch is
+// decoded: the replay must not wait for itself (it did, with no connection
+// open, after a PostgreSQL restart in the chaos suite). It is retried, and
+// the tables are those of a replay that never failed.
+func TestOverlappedBatchFailingAtBeginRetried(t *testing.T) {
+	js, _, open := overlapFleet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
+	ref := open()
+	replayAll(t, ref, js, o)
+	want, err := ref.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &beginFailingPG{Store: open().Store, failAt: 3}
+	done := make(chan error, 1)
+	go func() {
+		_, err := replay.Run(ctx, st, js, o)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replay waits for itself after a batch failed before it began")
+	}
+	got, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatal("after a batch that failed at its begin the tables differ from a replay that never failed")
+	}
+}

@@ -506,7 +506,8 @@ func overlapped(ctx context.Context, proj *projector.Projector, prepared <-chan 
 	checkpoint func(*projector.Batch) *store.Checkpoint, began func(), record func(*projector.Batch, *store.Checkpoint, projector.Stats) error) error {
 	start := func(b *projector.Batch) *flight {
 		f := &flight{b: b, cp: checkpoint(b), ahead: make(chan error, 1), done: make(chan struct{})}
-		f.ao = projector.ApplyOptions{Checkpoint: f.cp, Began: began, CheckpointOnlyIfWritten: true}
+		begun := false // by the first attempt, on its goroutine
+		f.ao = projector.ApplyOptions{Checkpoint: f.cp, Began: func() { begun = true; began() }, CheckpointOnlyIfWritten: true}
 		// Claimed here, in stream order, before the next batch is.
 		c := proj.Claim(b)
 		go func() {
@@ -520,6 +521,13 @@ func overlapped(ctx context.Context, proj *projector.Projector, prepared <-chan 
 						return ctx.Err()
 					}
 				})
+			if f.err != nil && !begun {
+				// Failed before its transaction began (a server restarting):
+				// the decoder still gets its word, or it would wait for this
+				// batch while the writer, to settle this batch, waits for
+				// the next one from the decoder.
+				began()
+			}
 		}()
 		return f
 	}
