@@ -259,10 +259,7 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend first: two projectors writing one SQLite file wait on each other's locks.")
 	}
 	o.Progress = progressPrinter(s, opts.Progress)
-	o.OnRetry = func(seq uint64, attempt int, wait time.Duration, err error) {
-		fmt.Fprintf(s.Err, "%s  batch ending at sequence %d failed (attempt %d): %v; retrying in %s\n",
-			time.Now().UTC().Format(time.RFC3339), seq, attempt, err, wait)
-	}
+	o.OnRetry = retryPrinter(s)
 	if o.Follow {
 		o.OnFollowBatch = func(st projector.Stats, seq uint64) {
 			if opts.Progress == "none" {
@@ -456,13 +453,22 @@ func printSummary(s *output.Streams, sum *replay.Summary, f output.Format) error
 	return nil
 }
 
+// retryPrinter tells stderr about each failed batch that will be tried
+// again.
+func retryPrinter(s *output.Streams) func(uint64, int, time.Duration, error) {
+	return func(seq uint64, attempt int, wait time.Duration, err error) {
+		fmt.Fprintf(s.Err, "%s  batch ending at sequence %d failed (attempt %d): %v; retrying in %s\n",
+			time.Now().UTC().Format(time.RFC3339), seq, attempt, err, wait)
+	}
+}
+
 func runRebuild(ctx context.Context, opts *ReplayOptions, st store.Store, js jetstream.JetStream) error {
 	s := opts.IO
 	if st.Upstream() && opts.Yes {
 		fmt.Fprintln(s.Err, "Note: this is upstream's backend.db. Stop the upstream backend before swapping its tables.")
 	}
 	o := opts.Replay
-	o.Progress = progressPrinter(s, opts.Progress)
+	o.Progress, o.OnRetry = progressPrinter(s, opts.Progress), retryPrinter(s)
 	rep, err := replay.Rebuild(ctx, st, js, o, opts.Yes)
 	if err != nil {
 		return err
