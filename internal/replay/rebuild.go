@@ -130,7 +130,14 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 	if carryBefore.IsZero() {
 		carryBefore = time.Now().Add(24 * time.Hour) // empty streams produce nothing: keep every row
 	}
-	if rep.Carried, err = st.CreateShadow(ctx, carryBefore); err != nil {
+	// The shadow tables are made again from scratch and the diff only
+	// reads, so both are retried as a batch is. The swap is not: a swap
+	// whose commit was lost with its connection may have happened.
+	err = retried(ctx, o, func() (err error) {
+		rep.Carried, err = st.CreateShadow(ctx, carryBefore)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	dropOnError := func(err error) (*RebuildReport, error) {
@@ -152,7 +159,7 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 			return dropOnError(err)
 		}
 	}
-	if rep.Diff, err = st.DiffShadow(ctx, 10); err != nil {
+	if err = retried(ctx, o, func() (err error) { rep.Diff, err = st.DiffShadow(ctx, 10); return err }); err != nil {
 		return dropOnError(err)
 	}
 	rep.Diff.Carried = rep.Carried
@@ -170,6 +177,25 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 	rep.Swapped = true
 	rep.Elapsed = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// retried runs a rebuild step that can run again from the start, with the
+// batches' retries and backoff: a restarting server or a busy file is
+// waited out; a lost writer lock or the run's end is not.
+func retried(ctx context.Context, o Options, step func() error) error {
+	delay := o.RetryBase
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = step(); err == nil || ctx.Err() != nil || errors.Is(err, store.ErrLockLost) || attempt >= o.RetryAttempts {
+			return err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
 }
 
 func nonNil[T any](s []T) []T {

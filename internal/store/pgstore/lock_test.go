@@ -72,6 +72,14 @@ func TestWriterLockLostWithItsSession(t *testing.T) {
 	if !errors.Is(err, store.ErrLockLost) || !strings.Contains(err.Error(), "results backfill") {
 		t.Fatalf("want the lost lock named with its new holder, got %v", err)
 	}
+	// A rebuild's own writes stop the same way: its shadow tables are not
+	// made, nor swapped in, beside the new holder.
+	if _, err := a.CreateShadow(ctx, time.Now()); !errors.Is(err, store.ErrLockLost) {
+		t.Fatalf("CreateShadow after the lock was lost: %v", err)
+	}
+	if _, err := a.SwapShadow(ctx); !errors.Is(err, store.ErrLockLost) {
+		t.Fatalf("SwapShadow after the lock was lost: %v", err)
+	}
 	releaseA()
 	if h := holder(); h != "results backfill" {
 		t.Fatalf("releasing the lost lock removed the new holder's row: holder now %s", h)

@@ -37,6 +37,11 @@ func (t shadowTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []str
 }
 
 func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
+	// A write like a batch: only while this store holds the writer lock
+	// (after a restart it is taken again, or the rebuild stops).
+	if err := s.checkLock(ctx); err != nil {
+		return 0, err
+	}
 	var carried int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
@@ -105,6 +110,9 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 }
 
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {
+	if err := s.checkLock(ctx); err != nil {
+		return "", err
+	}
 	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) {
 		var found bool
 		err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&found)
