@@ -51,7 +51,6 @@ func TestRebuildPerformance(t *testing.T) {
 					t.Fatal(err)
 				}
 				n, took = n+float64(sum.Stats.Messages), took+sum.Elapsed
-				fmt.Printf("TIMING fresh %s %d msgs %.2fs\n", stream, sum.Stats.Messages, sum.Elapsed.Seconds())
 			}
 			o := replay.Options{Stream: streams.Results, Batch: *batch}
 			rep, err := replay.Rebuild(ctx, st, js, o, true)
