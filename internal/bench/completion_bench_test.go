@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,12 +77,10 @@ func completeYardstick(t *testing.T, ctx context.Context, dsn string, rows []sto
 	}
 	defer conn.Close(ctx)
 	values := pgValues(rows)
-	cols := "result_id, request_id, exec_id, pc_id, exit_code, stdout, stderr, started_at, finished_at, job_id, parent_result_id, recorded_at, version, expires_at, skipped, reaped"
+	cols := strings.Join(yardstickCols, ", ")
 	start := time.Now()
 	err = inTx(ctx, conn, "BEGIN; SET LOCAL synchronous_commit = on", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (n bigserial, result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
-			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, parent_result_id text, recorded_at timestamptz,
-			version text, expires_at timestamptz, skipped boolean, reaped boolean) ON COMMIT DROP`); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE staging (n bigserial, "+stagingColumns+") ON COMMIT DROP"); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
@@ -95,11 +94,7 @@ func completeYardstick(t *testing.T, ctx context.Context, dsn string, rows []sto
 			ins AS (INSERT INTO execution_results (`+cols+`) SELECT `+cols+` FROM s
 				WHERE NOT EXISTS (SELECT 1 FROM execution_results e WHERE e.result_id = s.result_id) ON CONFLICT (result_id) DO NOTHING
 				RETURNING exec_id, exit_code),
-			d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
-				FROM (SELECT * FROM upd UNION ALL SELECT * FROM ins) x WHERE exec_id IS NOT NULL AND exec_id <> '' GROUP BY exec_id)
-			UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
-				status = `+store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count")+`
-			FROM d WHERE e.exec_id = d.exec_id`)
+			`+bumpCounters("(SELECT * FROM upd UNION ALL SELECT * FROM ins) x"))
 		return err
 	})
 	if err != nil {

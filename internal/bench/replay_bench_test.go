@@ -239,9 +239,7 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	cols := strings.Join(yardstickCols, ",")
 	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
 		return inTx(ctx, conn, "BEGIN", func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE staging (result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
-			stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, parent_result_id text, recorded_at timestamptz,
-			version text, expires_at timestamptz, skipped boolean, reaped boolean) ON COMMIT DROP`); err != nil {
+			if _, err := tx.Exec(ctx, "CREATE TEMP TABLE staging ("+stagingColumns+") ON COMMIT DROP"); err != nil {
 				return err
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging"}, yardstickCols, pgx.CopyFromRows(values)); err != nil {
@@ -250,14 +248,26 @@ func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 			_, err := tx.Exec(ctx, `WITH ins AS (
 				INSERT INTO execution_results (`+cols+`) SELECT `+cols+` FROM staging ON CONFLICT (result_id) DO NOTHING
 				RETURNING exec_id, exit_code),
-			d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
-				FROM ins WHERE exec_id IS NOT NULL AND exec_id <> '' GROUP BY exec_id)
-			UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
-				status = `+store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count")+`
-			FROM d WHERE e.exec_id = d.exec_id`)
+			`+bumpCounters("ins"))
 			return err
 		})
 	})
+}
+
+// stagingColumns are a yardstick's staging table: yardstickCols, typed.
+const stagingColumns = `result_id text, request_id text, exec_id text, pc_id text, exit_code integer,
+	stdout text, stderr text, started_at timestamptz, finished_at timestamptz, job_id text, parent_result_id text, recorded_at timestamptz,
+	version text, expires_at timestamptz, skipped boolean, reaped boolean`
+
+// bumpCounters ends a yardstick's statement: the rows from (exec_id,
+// exit_code) move their executions' counters and status, by upstream's
+// rule.
+func bumpCounters(from string) string {
+	return `d AS (SELECT exec_id, count(*) FILTER (WHERE exit_code = 0) AS s, count(*) FILTER (WHERE exit_code <> 0) AS f
+		FROM ` + from + ` WHERE exec_id IS NOT NULL AND exec_id <> '' GROUP BY exec_id)
+	UPDATE executions e SET success_count = e.success_count + d.s, failure_count = e.failure_count + d.f,
+		status = ` + store.ExecutionStatusSQL("e.status", "e.success_count + d.s + e.failure_count + d.f", "e.target_count") + `
+	FROM d WHERE e.exec_id = d.exec_id`
 }
 
 // plainCopy is (p): PostgreSQL's ceiling, the rows COPYed straight into

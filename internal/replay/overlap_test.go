@@ -91,12 +91,7 @@ func TestOverlappedBatchRetried(t *testing.T) {
 	js, f, open := overlapFleet(t)
 	ctx := context.Background()
 	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
-	ref := open()
-	replayAll(t, ref, js, o)
-	want, err := ref.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := referenceTables(t, open(), js, o)
 
 	st := open()
 	st.seq, st.times = 100, 1
@@ -251,12 +246,7 @@ func TestOverlappedBatchFailingAtBeginRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
-	ref := open()
-	replayAll(t, ref, js, o)
-	want, err := ref.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := referenceTables(t, open(), js, o)
 	st := &beginFailingPG{Store: open().Store, failAt: 3}
 	done := make(chan error, 1)
 	go func() {
@@ -278,4 +268,14 @@ func TestOverlappedBatchFailingAtBeginRetried(t *testing.T) {
 	if !reflect.DeepEqual(want, got) {
 		t.Fatal("after a batch that failed at its begin the tables differ from a replay that never failed")
 	}
+}
+
+// referenceTables are the tables a replay that never failed leaves in st.
+func referenceTables(t *testing.T, st testutil.Store, js jetstream.JetStream, o replay.Options) *store.Tables {
+	replayAll(t, st, js, o)
+	want, err := st.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
 }

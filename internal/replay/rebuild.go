@@ -47,9 +47,10 @@ func projectShadow(ctx context.Context, st shadowing, js jetstream.JetStream, pr
 	o.failed = untouched
 	ctx, stopped, cancel := watched(ctx, js, o, untouched+" when NATS is back")
 	defer cancel()
-	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, o, st.OverlapsBatches())
+	overlap := st.OverlapsBatches()
+	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, o, overlap)
 	noCheckpoint := func(*projector.Batch) *store.Checkpoint { return nil }
-	err = write(ctx, proj, d, o, st.OverlapsBatches(), noCheckpoint, func(b *projector.Batch, _ *store.Checkpoint, stats projector.Stats) error {
+	err = write(ctx, proj, d, o, overlap, noCheckpoint, func(b *projector.Batch, _ *store.Checkpoint, stats projector.Stats) error {
 		total.Add(stats)
 		if o.Progress != nil {
 			o.Progress(Progress{Done: uint64(total.Messages), Total: plan.Messages, LastSeq: b.LastSeq, Elapsed: time.Since(start), Quarantined: total.Quarantined})

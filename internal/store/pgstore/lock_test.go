@@ -18,19 +18,7 @@ import (
 // removes only its own kanade_locks row.
 func TestWriterLockLostWithItsSession(t *testing.T) {
 	ctx := context.Background()
-	dsn := testutil.PostgresDSN(t)
-	open := func() *pgstore.Store {
-		s, err := pgstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	}
-	a, b := open(), open()
-	if _, err := a.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoStores(t)
 	holder := func() string {
 		var h string
 		if err := b.Pool().QueryRow(ctx, "SELECT holder FROM kanade_locks WHERE name = 'writer'").Scan(&h); err != nil {
@@ -97,19 +85,7 @@ func TestWriterLockLostWithItsSession(t *testing.T) {
 // where the next writer found the database locked by nobody it knew.
 func TestCancelledWriteKeepsTheLockReleasable(t *testing.T) {
 	ctx := context.Background()
-	dsn := testutil.PostgresDSN(t)
-	open := func() *pgstore.Store {
-		s, err := pgstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	}
-	a, b := open(), open()
-	if _, err := a.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoStores(t)
 	release, err := a.Lock(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -127,4 +103,24 @@ func TestCancelledWriteKeepsTheLockReleasable(t *testing.T) {
 		t.Fatalf("after a cancelled write and its release: %v", err)
 	}
 	next()
+}
+
+// twoStores opens one migrated schema twice, as two processes would: each
+// store has its own pool, so its sessions and its writer lock are its own.
+func twoStores(t *testing.T) (*pgstore.Store, *pgstore.Store) {
+	ctx := context.Background()
+	dsn := testutil.PostgresDSN(t)
+	open := func() *pgstore.Store {
+		s, err := pgstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := open(), open()
+	if _, err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
