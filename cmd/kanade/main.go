@@ -31,5 +31,8 @@ func run() int {
 		runtime.MemProfileRate = 4096 // fine enough to tell a batch's parts apart
 		defer heapAtPeak(path)()
 	}
+	if path := os.Getenv("KANADE_CPUPROFILE"); path != "" {
+		defer cpuProfile(path)()
+	}
 	return cli.Execute(ctx, output.System(), cli.BuildInfo{Version: version, Commit: commit, Date: date}, os.Args[1:])
 }

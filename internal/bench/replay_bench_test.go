@@ -58,7 +58,7 @@ func TestReplayPerformance(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kanade").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	fmt.Printf("| N | store | (a) exact yardstick msg/s | (p) plain COPY msg/s | (q) batched plain COPY msg/s | (b) upstream-style msg/s | (c) replay msg/s | (c)/(a) median (min–max) | (c)/(p) median (min–max) | (c)/(q) median (min–max) | (c)/(b) | (c) peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | store | (a) exact yardstick msg/s | (p) plain COPY msg/s | (q) batched plain COPY msg/s | (b) upstream-style msg/s | (c) replay msg/s | (c)/(a) median (min–max) | (c)/(p) median (min–max) | (c)/(q) median (min–max) | (c)/(b) | (c) peak RSS MB | server CPU s (p) / (c) | (c) kanade CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ns := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(ns)
 		if err != nil {
@@ -110,27 +110,41 @@ func TestReplayPerformance(t *testing.T) {
 			// the ratio of a pair measured back to back is steadier than
 			// either rate.
 			var aRates, pRates, qRates, cRates, ratios, pRatios, qRatios []float64
+			// CPU seconds: the server's for (p) and (c), kanade's for (c).
+			var pServer, cServer, cOwn []float64
 			var rss float64
 			rows := decoded(fleet)
 			for range *reps {
 				if kind == store.Postgres {
-					fresh("a", func(dsn string) { aRates = append(aRates, exactPostgres(t, ctx, dsn, fleet, rows)) })
-					fresh("p", func(dsn string) { pRates = append(pRates, plainCopy(t, ctx, dsn, fleet, rows, 0)) })
-					fresh("q", func(dsn string) { qRates = append(qRates, plainCopy(t, ctx, dsn, fleet, rows, replayBatch())) })
+					fresh("a", func(dsn string) {
+						a, _ := exactPostgres(t, ctx, dsn, fleet, rows)
+						aRates = append(aRates, a)
+					})
+					fresh("p", func(dsn string) {
+						p, cpu := plainCopy(t, ctx, dsn, fleet, rows, 0)
+						pRates, pServer = append(pRates, p), append(pServer, cpu)
+					})
+					fresh("q", func(dsn string) {
+						q, _ := plainCopy(t, ctx, dsn, fleet, rows, replayBatch())
+						qRates = append(qRates, q)
+					})
 				} else {
 					fresh("a", func(dsn string) { aRates = append(aRates, exactSQLite(t, ctx, dsn, fleet, rows)) })
 				}
 				fresh("c", func(dsn string) {
-					c, m := replayBinary(t, ctx, bin, dsn, srv.ClientURL(), fleet, n)
-					cRates, rss = append(cRates, c), max(rss, m)
+					r := replayBinary(t, ctx, bin, dsn, srv.ClientURL(), fleet, n)
+					cRates, rss, cOwn = append(cRates, r.rate), max(rss, r.rssMB), append(cOwn, r.cpu)
+					if kind == store.Postgres {
+						cServer = append(cServer, r.serverCPU)
+					}
 				})
 				a, c := aRates[len(aRates)-1], cRates[len(cRates)-1]
 				ratios = append(ratios, c/a)
-				t.Logf("N=%d %s pair %d: (a) %.0f, (c) %.0f msg/s, (c)/(a) %.2f", n, kind, len(ratios), a, c, c/a)
+				t.Logf("N=%d %s pair %d: (a) %.0f, (c) %.0f msg/s, (c)/(a) %.2f; (c) kanade CPU %.1f s", n, kind, len(ratios), a, c, c/a, cOwn[len(cOwn)-1])
 				if len(pRates) > 0 {
 					pRatios, qRatios = append(pRatios, c/pRates[len(pRates)-1]), append(qRatios, c/qRates[len(qRates)-1])
-					t.Logf("  (p) %.0f msg/s, (c)/(p) %.2f; (q) %.0f msg/s, (c)/(q) %.2f", pRates[len(pRates)-1], pRatios[len(pRatios)-1],
-						qRates[len(qRates)-1], qRatios[len(qRatios)-1])
+					t.Logf("  (p) %.0f msg/s, (c)/(p) %.2f; (q) %.0f msg/s, (c)/(q) %.2f; server CPU (p) %.1f s, (c) %.1f s", pRates[len(pRates)-1], pRatios[len(pRatios)-1],
+						qRates[len(qRates)-1], qRatios[len(qRatios)-1], pServer[len(pServer)-1], cServer[len(cServer)-1])
 				}
 			}
 			spread := func(r []float64) string {
@@ -143,9 +157,13 @@ func TestReplayPerformance(t *testing.T) {
 			if len(pRates) > 0 {
 				p, q = fmt.Sprintf("%.0f", median(pRates)), fmt.Sprintf("%.0f", median(qRates))
 			}
+			server := "-"
+			if len(pServer) > 0 {
+				server = fmt.Sprintf("%.1f / %.1f", median(pServer), median(cServer))
+			}
 			cRate := median(cRates)
-			fmt.Printf("| %d | %s | %.0f | %s | %s | %.0f | %.0f | %s | %s | %s | %.1f | %.0f |\n", n, kind, median(aRates), p, q, bRate, cRate, spread(ratios),
-				spread(pRatios), spread(qRatios), cRate/bRate, rss)
+			fmt.Printf("| %d | %s | %.0f | %s | %s | %.0f | %.0f | %s | %s | %s | %.1f | %.0f | %s | %.1f |\n", n, kind, median(aRates), p, q, bRate, cRate, spread(ratios),
+				spread(pRatios), spread(qRatios), cRate/bRate, rss, server, median(cOwn))
 		}
 		nc.Close()
 		srv.Shutdown()
@@ -202,8 +220,8 @@ func pgValues(rows []store.ResultRow) [][]any {
 }
 
 // timedPostgres seeds a fresh database, then times load and returns the
-// stream's messages per second.
-func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(conn *pgx.Conn) error) float64 {
+// stream's messages per second and the server's CPU seconds for it.
+func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(conn *pgx.Conn) error) (float64, float64) {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -211,11 +229,11 @@ func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	start := time.Now()
+	cpu, start := serverCPU(), time.Now()
 	if err := load(conn); err != nil {
 		t.Fatal(err)
 	}
-	return float64(len(fleet.Results)) / time.Since(start).Seconds()
+	return float64(len(fleet.Results)) / time.Since(start).Seconds(), serverCPU() - cpu
 }
 
 // inTx runs fn in one transaction, begun by begin.
@@ -234,7 +252,7 @@ func inTx(ctx context.Context, conn *pgx.Conn, begin string, fn func(tx pgx.Tx) 
 // exactPostgres is (a) on PostgreSQL: COPY into staging, then one INSERT ...
 // SELECT ... ON CONFLICT DO NOTHING whose inserted rows move the counters of
 // their executions in the same statement.
-func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
+func exactPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) (float64, float64) {
 	values := pgValues(rows)
 	cols := strings.Join(yardstickCols, ",")
 	return timedPostgres(t, ctx, dsn, fleet, func(conn *pgx.Conn) error {
@@ -277,16 +295,8 @@ func bumpCounters(from string) string {
 // per > 0 it is (q): the same COPY cut into transactions of per rows,
 // committed as the replay commits (each waiting for its WAL flush), which is what
 // a replay that checkpoints every batch can at best be.
-func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow, per int) float64 {
-	seen := make(map[string]bool, len(rows))
-	distinct := make([]store.ResultRow, 0, len(rows))
-	for _, r := range rows {
-		if !seen[r.ResultID] {
-			seen[r.ResultID] = true
-			distinct = append(distinct, r)
-		}
-	}
-	values := pgValues(distinct)
+func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow, per int) (float64, float64) {
+	values := pgValues(firstOfEach(rows))
 	if per == 0 {
 		per = len(values)
 	}
@@ -302,6 +312,20 @@ func plainCopy(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, 
 		}
 		return nil
 	})
+}
+
+// firstOfEach is rows without redeliveries: the first row of each
+// result_id, in order, for the yardsticks that cannot skip one.
+func firstOfEach(rows []store.ResultRow) []store.ResultRow {
+	seen := make(map[string]bool, len(rows))
+	distinct := make([]store.ResultRow, 0, len(rows))
+	for _, r := range rows {
+		if !seen[r.ResultID] {
+			seen[r.ResultID] = true
+			distinct = append(distinct, r)
+		}
+	}
+	return distinct
 }
 
 // padStdout makes every decodable result's stdout n bytes longer, for
@@ -408,9 +432,16 @@ func upstreamStyle(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// replayBinary runs `kanade stream replay` as a process and returns its
-// rate and peak RSS.
-func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, fleet *sim.Fleet, n int) (float64, float64) {
+// binaryRun is what replayBinary measures.
+type binaryRun struct {
+	rate      float64 // messages per second
+	rssMB     float64 // peak RSS
+	serverCPU float64 // seconds of PostgreSQL's CPU (serverCPU)
+	cpu       float64 // seconds of the kanade process's own CPU, user and system
+}
+
+// replayBinary runs `kanade stream replay` as a process and measures it.
+func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, fleet *sim.Fleet, n int) binaryRun {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
 	args := []string{"--db", dsn, "--nats-url", natsURL, "stream", "replay", "--progress", "none", "-o", "json"}
@@ -423,7 +454,7 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	cmd.Stderr = os.Stderr
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
-	start := time.Now()
+	cpu, start := serverCPU(), time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +478,7 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 		}
 	}()
 	err := cmd.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), serverCPU()-cpu
 	close(stopPoll)
 	<-polled
 	out := []byte(stdout.String())
@@ -462,7 +493,8 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	if err := json.Unmarshal(out, &sum); err != nil || sum.Stats.Messages != n {
 		t.Fatalf("replay summary: %v %s", err, out)
 	}
-	return float64(n) / elapsed.Seconds(), float64(hwmKB) / 1024
+	return binaryRun{rate: float64(n) / elapsed.Seconds(), rssMB: float64(hwmKB) / 1024, serverCPU: cpu,
+		cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
 }
 
 func vmHWM(pid int) int64 {

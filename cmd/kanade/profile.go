@@ -37,3 +37,22 @@ func heapAtPeak(path string) func() {
 	}()
 	return func() { close(done) }
 }
+
+// cpuProfile profiles the whole command's CPU into path
+// (KANADE_CPUPROFILE=path: a diagnostic, as KANADE_MEMPROFILE is, for the
+// replay as a process beside its database, which the in-process profiles
+// of internal/bench do not show). It returns the function that stops it.
+func cpuProfile(path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}

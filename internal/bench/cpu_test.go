@@ -1,0 +1,44 @@
+//go:build bench
+
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// serverCPU is the CPU time, in seconds, that every process named
+// postgres on this machine has used (user and system, from /proc; 0
+// where there is no /proc). Read before and after a measurement, it says
+// how much of the server's work the measurement caused, which on a shared
+// two-core machine tells a slower engine from a busier one: a rate says how
+// long a run took, this says what it cost (the benchmarks' PostgreSQL is
+// this machine's, and nothing else uses it while they run).
+func serverCPU() float64 {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	ticks := 0.0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != "postgres" {
+			continue
+		}
+		// After the command: state, then utime and stime are the 12th
+		// and 13th fields (proc(5), fields 14 and 15 of the whole line).
+		f := strings.Fields(s[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		k, _ := strconv.ParseFloat(f[12], 64)
+		ticks += u + k
+	}
+	// USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
+	return ticks / 100
+}
