@@ -132,8 +132,7 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 		carryBefore = time.Now().Add(24 * time.Hour) // empty streams produce nothing: keep every row
 	}
 	// The shadow tables are made again from scratch and the diff only
-	// reads, so both are retried as a batch is. The swap is not: a swap
-	// whose commit was lost with its connection may have happened.
+	// reads, so both are retried as a batch is; so is the swap, below.
 	err = retried(ctx, o, func() (err error) {
 		rep.Carried, err = st.CreateShadow(ctx, carryBefore)
 		return err
@@ -172,12 +171,44 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 	if !swap {
 		return rep, st.DropShadow(ctx)
 	}
-	if rep.OldPrefix, err = st.SwapShadow(ctx); err != nil {
+	if rep.OldPrefix, err = swapShadow(ctx, st, o); err != nil {
 		return dropOnError(err)
 	}
 	rep.Swapped = true
 	rep.Elapsed = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// swapShadow swaps the rebuilt tables in, retried as the other steps are.
+// A swap whose commit was lost with its connection (a server restart in
+// the commit) may have happened; before each retry the store says whether
+// the last attempt's old tables stand, and if they do, that attempt is the
+// swap. Without that check a retry would swap twice (the rebuilt tables out
+// again, had they been kept), and without a retry a restart in the last
+// step threw away the whole rebuild.
+func swapShadow(ctx context.Context, st Rebuilding, o Options) (string, error) {
+	var prefix string
+	err := retried(ctx, o, func() error {
+		if prefix != "" {
+			done, err := st.Swapped(ctx, prefix)
+			if err != nil || done {
+				return err
+			}
+		}
+		var err error
+		prefix, err = st.SwapShadow(ctx)
+		return err
+	})
+	if err != nil && prefix != "" {
+		// The last attempt chose its name and failed: it may have
+		// committed all the same.
+		if done, serr := st.Swapped(context.WithoutCancel(ctx), prefix); serr != nil {
+			return "", fmt.Errorf("%w; whether the swap committed could not be told (%v): if tables named %s* exist, the rebuilt tables are live and the old ones kept under that prefix; if not, the live tables are untouched", err, serr, prefix)
+		} else if done {
+			return prefix, nil
+		}
+	}
+	return prefix, err
 }
 
 // retried runs a rebuild step that can run again from the start, with the

@@ -239,6 +239,29 @@ type failingShadowPG struct {
 	beside []int32 // transactions open when each failure was injected
 	// createFails and diffFails fail that many first calls of each step.
 	createFails, diffFails int
+	// swapFails fails that many first swaps, each after its commit when
+	// swapLost is set (the commit's answer lost with the connection), or
+	// before it.
+	swapFails int
+	swapLost  bool
+	swaps     int
+}
+
+func (f *failingShadowPG) SwapShadow(ctx context.Context) (string, error) {
+	f.swaps++
+	if f.swapFails == 0 {
+		return f.Store.SwapShadow(ctx)
+	}
+	f.swapFails--
+	lost := errors.New("commit: unexpected EOF")
+	if !f.swapLost {
+		return fmt.Sprintf("kanade_old_%d_", time.Now().Unix()), lost
+	}
+	prefix, err := f.Store.SwapShadow(ctx)
+	if err != nil {
+		return prefix, err
+	}
+	return prefix, lost
 }
 
 func (f *failingShadowPG) CreateShadow(ctx context.Context, carryBefore time.Time) (int64, error) {
@@ -378,5 +401,67 @@ func TestRebuildRetriesItsSteps(t *testing.T) {
 	}
 	if !reflect.DeepEqual(before, after) {
 		t.Error("after a rebuild with retried steps the tables differ from before it")
+	}
+}
+
+// A swap that failed is retried, and one whose commit's answer was lost
+// is found to have happened, not swapped again: either way the rebuild
+// ends swapped, once, with the tables as a rebuild of a fully projected
+// stream leaves them.
+func TestRebuildRetriesItsSwap(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "failed", true: "answer lost"}[lost], func(t *testing.T) {
+			js, st, before, o := rebuildFleet(t)
+			ctx := context.Background()
+			st.swapFails, st.swapLost = 1, lost
+			rep, err := replay.Rebuild(ctx, st, js, o, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[bool]int{false: 2, true: 1}[lost]
+			if !rep.Swapped || st.swaps != want {
+				t.Fatalf("swapped %v after %d swaps, want %d", rep.Swapped, st.swaps, want)
+			}
+			var old []string
+			rows, err := st.Pool().Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'kanade\\_old\\_%execution\\_results'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				old = append(old, n)
+			}
+			if rows.Err() != nil {
+				t.Fatal(rows.Err())
+			}
+			if len(old) != 1 || old[0] != rep.OldPrefix+"execution_results" {
+				t.Errorf("old tables %v, want the one swap's, under %q", old, rep.OldPrefix)
+			}
+			after, err := st.Dump(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(before, after) {
+				t.Error("after a rebuild with a retried swap the tables differ from before it")
+			}
+		})
+	}
+}
+
+// A swap that keeps failing after its commit ends the rebuild as swapped:
+// its last answer was lost, not its work.
+func TestRebuildSwapLostOnItsLastAttempt(t *testing.T) {
+	js, st, _, o := rebuildFleet(t)
+	st.swapFails, st.swapLost = 1, true
+	o.RetryAttempts = 1
+	rep, err := replay.Rebuild(context.Background(), st, js, o, true)
+	if err != nil {
+		t.Fatalf("rebuild: %v; want the swap that committed", err)
+	}
+	if !rep.Swapped || rep.OldPrefix == "" {
+		t.Fatalf("swapped %v under %q; want the swap that committed", rep.Swapped, rep.OldPrefix)
 	}
 }

@@ -697,8 +697,13 @@ type Rebuilder interface {
 	ProjectShadow(ctx context.Context, fn func(ProjectionTx) error) error
 	DiffShadow(ctx context.Context, sample int) (*ShadowDiff, error)
 	// SwapShadow makes the shadow tables live in one transaction and
-	// returns the prefix the old tables were kept under.
+	// returns the prefix the old tables were kept under. On an error it
+	// still returns the prefix once it has chosen one: a swap whose commit
+	// was lost with its connection may have happened, and Swapped tells.
 	SwapShadow(ctx context.Context) (string, error)
+	// Swapped says whether the swap that chose prefix committed: the old
+	// tables stand under it exactly then, since each swap's prefix is new.
+	Swapped(ctx context.Context, prefix string) (bool, error)
 	DropShadow(ctx context.Context) error
 }
 

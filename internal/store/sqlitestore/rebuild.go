@@ -177,7 +177,7 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) { return s.tableExists(ctx, name) })
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("name the replaced tables: %w", err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.derived["inventory_history"] {
@@ -222,7 +222,7 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 		return s.swapExplode(ctx, tx, prefix)
 	})
 	if err != nil {
-		return "", err
+		return prefix, err
 	}
 	return prefix, s.loadColumns(ctx)
 }
@@ -343,4 +343,16 @@ func (s *Store) DropShadow(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (s *Store) Swapped(ctx context.Context, prefix string) (bool, error) {
+	ok, err := s.tableExists(ctx, prefix+"execution_results")
+	if err != nil {
+		return false, fmt.Errorf("find out whether the swap committed: %w", err)
+	}
+	if ok {
+		// What SwapShadow does after its commit, which it may not have.
+		return true, s.loadColumns(ctx)
+	}
+	return false, nil
 }

@@ -646,9 +646,15 @@ func rebuild(t *testing.T, st testutil.Store) {
 	if !reflect.DeepEqual(before, dump(t, st)) {
 		t.Fatal("the live tables changed before the swap")
 	}
+	if ok, err := st.Swapped(ctx, "kanade_old_1_"); ok || err != nil {
+		t.Fatalf("Swapped before any swap: %v %v", ok, err)
+	}
 	prefix, err := st.SwapShadow(ctx)
 	if err != nil || prefix == "" {
 		t.Fatalf("SwapShadow: %q %v", prefix, err)
+	}
+	if ok, err := st.Swapped(ctx, prefix); !ok || err != nil {
+		t.Fatalf("Swapped(%q) after the swap: %v %v", prefix, ok, err)
 	}
 	after := dump(t, st)
 	var ids []string
