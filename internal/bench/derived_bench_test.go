@@ -124,13 +124,14 @@ func TestDerivedPerformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows | server CPU s without / with |\n|---|---|---|---|---|---|---|---|\n")
 	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
 		if !strings.Contains(*stores, string(kind)) {
 			continue
 		}
 		profiled := false
-		run := func(hints bool) (float64, projector.Stats) {
+		// run returns the rate, the stats and PostgreSQL's CPU seconds.
+		run := func(hints bool) (float64, projector.Stats, float64) {
 			m, err := json.Marshal(derivedManifest(hints))
 			if err != nil {
 				t.Fatal(err)
@@ -159,22 +160,28 @@ func TestDerivedPerformance(t *testing.T) {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			cpu := serverCPU()
 			sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: *batch})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sum.RatePerSecond, sum.Stats
+			return sum.RatePerSecond, sum.Stats, serverCPU() - cpu
 		}
-		var plain, hinted, ratios []float64
+		var plain, hinted, ratios, plainCPU, hintedCPU []float64
 		var stats projector.Stats
 		for range *reps {
-			p, _ := run(false)
-			h, s := run(true)
+			p, _, pc := run(false)
+			h, s, hc := run(true)
 			plain, hinted, ratios, stats = append(plain, p), append(hinted, h), append(ratios, h/p), s
-			t.Logf("%s: without %.0f, with %.0f msg/s, ratio %.2f", kind, p, h, h/p)
+			plainCPU, hintedCPU = append(plainCPU, pc), append(hintedCPU, hc)
+			t.Logf("%s: without %.0f, with %.0f msg/s, ratio %.2f; server CPU %.1f s, %.1f s", kind, p, h, h/p, pc, hc)
 		}
-		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d |\n", len(msgs), kind, median(plain), median(hinted),
-			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows)
+		server := "-"
+		if kind == store.Postgres {
+			server = fmt.Sprintf("%.1f / %.1f", median(plainCPU), median(hintedCPU))
+		}
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d | %s |\n", len(msgs), kind, median(plain), median(hinted),
+			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows, server)
 	}
 }
 
