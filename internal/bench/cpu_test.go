@@ -10,8 +10,8 @@ import (
 )
 
 // serverCPU is the CPU time, in seconds, that every process named
-// postgres on this machine has used (user and system, from /proc; 0
-// where there is no /proc). Read before and after a measurement, it says
+// postgres on this machine and their ended children have used (user and
+// system, from /proc; 0 where there is no /proc). Read before and after a measurement, it says
 // how much of the server's work the measurement caused, which on a shared
 // two-core machine tells a slower engine from a busier one: a rate says how
 // long a run took, this says what it cost (the benchmarks' PostgreSQL is
@@ -29,15 +29,19 @@ func serverCPU() float64 {
 		if open < 0 || end < open || s[open+1:end] != "postgres" {
 			continue
 		}
-		// After the command: state, then utime and stime are the 12th
-		// and 13th fields (proc(5), fields 14 and 15 of the whole line).
+		// After the command come state, ..., utime, stime, cutime and
+		// cstime (proc(5), fields 14 to 17 of the whole line). A backend
+		// that has ended is counted in the postmaster's cutime and cstime
+		// once reaped, and in its own fields until then: a measurement
+		// that ends after its connections closed still counts them.
 		f := strings.Fields(s[end+1:])
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		k, _ := strconv.ParseFloat(f[12], 64)
-		ticks += u + k
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseFloat(v, 64)
+			ticks += n
+		}
 	}
 	// USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
 	return ticks / 100
