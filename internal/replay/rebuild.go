@@ -201,8 +201,11 @@ func swapShadow(ctx context.Context, st Rebuilding, o Options) (string, error) {
 	})
 	if err != nil && prefix != "" {
 		// The last attempt chose its name and failed: it may have
-		// committed all the same.
-		if done, serr := st.Swapped(context.WithoutCancel(ctx), prefix); serr != nil {
+		// committed all the same. Asked even after Ctrl-C, briefly: the
+		// answer decides what the operator is told.
+		askCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if done, serr := st.Swapped(askCtx, prefix); serr != nil {
 			return "", fmt.Errorf("%w; whether the swap committed could not be told (%v): if tables named %s* exist, the rebuilt tables are live and the old ones kept under that prefix; if not, the live tables are untouched", err, serr, prefix)
 		} else if done {
 			return prefix, nil
