@@ -113,7 +113,7 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 	if err := s.checkLock(ctx); err != nil {
 		return "", err
 	}
-	prefix, err := store.OldTablesPrefix(time.Now(), s.tableExists(ctx))
+	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) { return s.tableExists(ctx, name) })
 	if err != nil {
 		return "", fmt.Errorf("name the replaced tables: %w", err)
 	}
@@ -159,20 +159,19 @@ func (s *Store) SwapShadow(ctx context.Context) (string, error) {
 }
 
 func (s *Store) Swapped(ctx context.Context, prefix string) (bool, error) {
-	ok, err := s.tableExists(ctx)(prefix + "execution_results")
+	ok, err := s.tableExists(ctx, prefix+"execution_results")
 	if err != nil {
 		return false, fmt.Errorf("find out whether the swap committed: %w", err)
 	}
 	return ok, nil
 }
 
-// tableExists says whether table name is in the schema.
-func (s *Store) tableExists(ctx context.Context) func(name string) (bool, error) {
-	return func(name string) (bool, error) {
-		var found bool
-		err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&found)
-		return found, err
-	}
+// tableExists says whether table name is in the schema, as sqlitestore's
+// does.
+func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
+	var found bool
+	err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&found)
+	return found, err
 }
 
 // explodeShadows lists a rebuild's shadow explode tables: the shadow
