@@ -210,6 +210,7 @@ func swapShadow(ctx context.Context, st Rebuilding, o Options) (string, error) {
 		} else if done {
 			return prefix, nil
 		}
+		return "", fmt.Errorf("%w; the swap did not commit: the live tables are untouched", err)
 	}
 	return prefix, err
 }

@@ -465,3 +465,22 @@ func TestRebuildSwapLostOnItsLastAttempt(t *testing.T) {
 		t.Fatalf("swapped %v under %q; want the swap that committed", rep.Swapped, rep.OldPrefix)
 	}
 }
+
+// A swap that keeps failing before its commit stops the rebuild with the
+// live tables as they were, and says so.
+func TestRebuildStopsOnASwapThatKeepsFailing(t *testing.T) {
+	js, st, before, o := rebuildFleet(t)
+	ctx := context.Background()
+	st.swapFails, o.RetryAttempts = 2, 2
+	_, err := replay.Rebuild(ctx, st, js, o, true)
+	if err == nil || !strings.Contains(err.Error(), "the swap did not commit: the live tables are untouched") || st.swaps != 2 {
+		t.Fatalf("rebuild: %v after %d swaps; want two failed swaps and what they left", err, st.swaps)
+	}
+	after, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error("a rebuild whose swap failed changed the live tables")
+	}
+}
