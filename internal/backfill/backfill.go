@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kanadehq/kanade-cli/internal/retry"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/wire"
 )
@@ -162,7 +163,7 @@ func Run(ctx context.Context, st Backfilling, o Options) (*Summary, error) {
 		// first commit would otherwise have left no row, its share never
 		// rewritten (the chaos suite: five legacy rows left beside their
 		// stable copies). A finished worker deletes its row.
-		err := retry(ctx, o, func() error {
+		err := withRetries(ctx, o, func() error {
 			return st.Backfill(ctx, false, func(tx store.BackfillTx) error {
 				for _, w := range workers {
 					if err := tx.SaveBackfillCursor(ctx, w.name, w.cursor); err != nil {
@@ -250,7 +251,7 @@ func runWorker(ctx context.Context, st Backfilling, o Options, w *worker, sum *S
 			return true, nil
 		}
 		var b *batchResult
-		err := retry(ctx, o, func() error {
+		err := withRetries(ctx, o, func() error {
 			return st.Backfill(ctx, false, func(tx store.BackfillTx) error {
 				var err error
 				if b, err = batch(ctx, tx, w.cursor, o.BatchSize, w.part); err != nil {
@@ -295,23 +296,15 @@ func throttle(ctx context.Context, o Options, sum *Summary, start time.Time) {
 	}
 }
 
-// retry repeats a failed batch (lock or statement timeout, busy file) with
-// backoff; nothing of a failed batch was committed.
-func retry(ctx context.Context, o Options, fn func() error) error {
-	delay := o.RetryBase
-	var last error
-	for attempt := 1; attempt <= o.RetryAttempts; attempt++ {
-		if last = fn(); last == nil || ctx.Err() != nil || errors.Is(last, store.ErrLocked) {
-			return last
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		delay = min(2*delay, 10*time.Second)
+// withRetries repeats a failed batch (lock or statement timeout, busy
+// file, a restarting server) with backoff; nothing of a failed batch was
+// committed.
+func withRetries(ctx context.Context, o Options, fn func() error) error {
+	err := retry.Do(ctx, retry.Policy{Attempts: o.RetryAttempts, Base: o.RetryBase}, func(int) error { return fn() })
+	if ex := (*retry.ExhaustedError)(nil); errors.As(err, &ex) {
+		return fmt.Errorf("backfill batch %w; committed batches stay, rerun to continue", err)
 	}
-	return fmt.Errorf("backfill batch failed %d times, last: %w; committed batches stay, rerun to continue", o.RetryAttempts, last)
+	return err
 }
 
 type batchResult struct {

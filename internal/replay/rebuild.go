@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/retry"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
@@ -219,19 +220,7 @@ func swapShadow(ctx context.Context, st Rebuilding, o Options) (string, error) {
 // batches' retries and backoff: a restarting server or a busy file is
 // waited out; a lost writer lock or the run's end is not.
 func retried(ctx context.Context, o Options, step func() error) error {
-	delay := o.RetryBase
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = step(); err == nil || ctx.Err() != nil || errors.Is(err, store.ErrLockLost) || attempt >= o.RetryAttempts {
-			return err
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		delay = min(2*delay, 10*time.Second)
-	}
+	return retry.Do(ctx, retry.Policy{Attempts: o.RetryAttempts, Base: o.RetryBase}, func(int) error { return step() })
 }
 
 func nonNil[T any](s []T) []T {

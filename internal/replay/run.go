@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
+	"github.com/kanadehq/kanade-cli/internal/retry"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 )
@@ -568,38 +569,24 @@ func overlapped(ctx context.Context, proj *projector.Projector, prepared <-chan 
 // at the last committed batch. failed, when not nil, is how a first
 // attempt made elsewhere failed.
 func applyWithRetry(ctx context.Context, proj *projector.Projector, b *projector.Batch, ao projector.ApplyOptions, o Options, failed error) (projector.Stats, error) {
-	delay := o.RetryBase
-	var last error
-	for attempt := 1; attempt <= o.RetryAttempts; attempt++ {
-		var st projector.Stats
-		err := failed
-		if attempt > 1 || failed == nil {
-			st, err = proj.Apply(ctx, b, ao)
-		}
-		if err == nil {
-			return st, nil
-		}
-		if ctx.Err() != nil {
-			return st, ctx.Err()
-		}
-		last = err
-		if errors.Is(err, store.ErrLockLost) {
-			return st, err // another writer holds the lock now: never write beside it
-		}
-		if errors.Is(err, projector.ErrRace) {
-			continue // another writer moved rows; re-plan at once
-		}
-		if o.OnRetry != nil && attempt < o.RetryAttempts {
-			o.OnRetry(b.LastSeq, attempt, delay, err)
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return st, ctx.Err()
-		}
-		delay = min(2*delay, 10*time.Second)
+	var st projector.Stats
+	p := retry.Policy{Attempts: o.RetryAttempts, Base: o.RetryBase,
+		// Another writer moved rows: plan again at once.
+		Again: func(err error) bool { return errors.Is(err, projector.ErrRace) }}
+	if o.OnRetry != nil {
+		p.OnRetry = func(attempt int, wait time.Duration, err error) { o.OnRetry(b.LastSeq, attempt, wait, err) }
 	}
-	return projector.Stats{}, fmt.Errorf("batch ending at sequence %d failed %d times, last: %w; %s", b.LastSeq, o.RetryAttempts, last, o.failedState())
+	err := retry.Do(ctx, p, func(attempt int) (err error) {
+		if attempt == 1 && failed != nil {
+			return failed
+		}
+		st, err = proj.Apply(ctx, b, ao)
+		return err
+	})
+	if ex := (*retry.ExhaustedError)(nil); errors.As(err, &ex) {
+		return projector.Stats{}, fmt.Errorf("batch ending at sequence %d %w; %s", b.LastSeq, err, o.failedState())
+	}
+	return st, err
 }
 
 // retryQuarantined re-projects quarantined messages and clears the ones
