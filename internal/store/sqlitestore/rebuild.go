@@ -53,6 +53,12 @@ func schemaOf(ctx context.Context, q execer, table string) (string, []string, er
 	return create, indexes, rows.Err()
 }
 
+// uniqueIndex says whether a CREATE INDEX statement makes a unique index.
+func uniqueIndex(stmt string) bool {
+	f := strings.Fields(strings.ToUpper(stmt))
+	return len(f) > 1 && f[0] == "CREATE" && f[1] == "UNIQUE"
+}
+
 // renameIn rewrites a CREATE TABLE/INDEX statement of table for newTable,
 // prefixing index names with prefix.
 func renameIn(stmt, table, newTable, prefix string) string {
@@ -79,7 +85,16 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 			}
 			// The shadow copies the live table's own DDL, so an upstream
 			// file's exact schema (column types, defaults) carries over.
+			// Of its indexes only the unique ones: the projection's
+			// conflicts need them, its statements find rows by their keys,
+			// and the swap drops the shadow's indexes and builds the live
+			// table's on the swapped-in table in one pass (SQLite cannot
+			// rename an index), so every row the carry-over and the stream
+			// wrote into the others was work thrown away.
 			for _, stmt := range append([]string{create}, indexes...) {
+				if stmt != create && !uniqueIndex(stmt) {
+					continue
+				}
 				if _, err := tx.ExecContext(ctx, renameIn(stmt, t, store.ShadowPrefix+t, store.ShadowPrefix)); err != nil {
 					return fmt.Errorf("create shadow of %s: %w", t, err)
 				}
