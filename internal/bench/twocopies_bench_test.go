@@ -78,11 +78,19 @@ func copyAlternating(ctx context.Context, first *pgx.Conn, values [][]any, per, 
 		done[i] <- err // later waiters see it too
 		return err
 	}
+	launched := 0
+	// On an error, the batches in flight end before their connections close.
+	defer func() {
+		for i := range launched {
+			wait(i) //nolint:errcheck // the first error is returned already
+		}
+	}()
 	for i, b := range batches {
 		// The connection is free once its batch before this one ended.
 		if err := wait(i - len(pool)); err != nil {
 			return err
 		}
+		launched++
 		go func() {
 			done[i] <- func() error {
 				tx, err := pool[i%len(pool)].BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = on"})
