@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -44,10 +45,33 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 	}
 	var carried int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The shadow tables start with their keys (primary key, unique
+		// constraints and indexes), which the projection's conflicts and
+		// lookups need, and without their other indexes, which are built
+		// once the rows are in (shadowIndexes): a carried or projected row
+		// then goes into no index it does not need, and a completion that
+		// moves finished_at is a heap-only update.
 		for _, t := range slices.Concat(store.ProjectedTables, store.AppendOnlyTables) {
 			sh := store.ShadowPrefix + t
-			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)", sh, sh, t)); err != nil {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)", sh, sh, t)); err != nil {
 				return fmt.Errorf("create %s: %w", sh, err)
+			}
+			rows, err := tx.Query(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
+				WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x') ORDER BY oid`, t)
+			if err != nil {
+				return fmt.Errorf("read the keys of %s: %w", t, err)
+			}
+			keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("read the keys of %s: %w", t, err)
+			}
+			for _, k := range keys {
+				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD %s", sh, k)); err != nil {
+					return fmt.Errorf("key %s: %w", sh, err)
+				}
+			}
+			if err := createMissingIndexes(ctx, tx, t, true); err != nil {
+				return err
 			}
 		}
 		tag, err := tx.Exec(ctx, "INSERT INTO kanade_shadow_execution_results SELECT * FROM execution_results WHERE recorded_at < $1 OR finished_at IS NULL OR reaped", carryBefore)
@@ -71,11 +95,94 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 	return carried, err
 }
 
+// shadowIndexes gives the shadow tables that are swapped in the indexes
+// CreateShadow left out, in one transaction; those they have are left as
+// they are, so it can run again (DiffShadow and SwapShadow both run it).
+// The append-only history's shadow gets none: the swap reads it once, in
+// full, and drops it.
+func (s *Store) shadowIndexes(ctx context.Context) error {
+	if err := s.checkLock(ctx); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, t := range store.ProjectedTables {
+			if err := createMissingIndexes(ctx, tx, t, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// indexDef is pg_get_indexdef's statement: CREATE [UNIQUE] INDEX name ON
+// [ONLY] schema.table USING method (columns) [WHERE ...], with
+// identifiers as quote_ident quotes them.
+var indexDef = regexp.MustCompile(`^CREATE (UNIQUE )?INDEX (?:"(?:[^"]|"")*"|[^\s"]+) ON (?:ONLY )?(?:(?:"(?:[^"]|"")*"|[^\s".]+)\.)?(?:"(?:[^"]|"")*"|[^\s"]+) (USING .*)$`)
+
+// createMissingIndexes creates on table's shadow each index of table that
+// no key constraint makes and the shadow lacks (compared by definition;
+// PostgreSQL names the new ones as CREATE TABLE ... LIKE would), only the
+// unique ones when uniqueOnly.
+func createMissingIndexes(ctx context.Context, tx pgx.Tx, table string, uniqueOnly bool) error {
+	sh := store.ShadowPrefix + table
+	defs := func(t string) ([]string, error) {
+		rows, err := tx.Query(ctx, `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = to_regclass($1)
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
+			ORDER BY i.indexrelid`, t)
+		if err != nil {
+			return nil, fmt.Errorf("read the indexes of %s: %w", t, err)
+		}
+		all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("read the indexes of %s: %w", t, err)
+		}
+		// Without its name and table, a definition is the same for the
+		// live table and its shadow.
+		out := make([]string, len(all))
+		for i, d := range all {
+			m := indexDef.FindStringSubmatch(d)
+			if m == nil {
+				return nil, fmt.Errorf("read the indexes of %s: cannot read %q", t, d)
+			}
+			out[i] = "CREATE " + m[1] + "INDEX ON " + sh + " " + m[2]
+		}
+		return out, nil
+	}
+	want, err := defs(table)
+	if err != nil {
+		return err
+	}
+	have, err := defs(sh)
+	if err != nil {
+		return err
+	}
+	count := map[string]int{}
+	for _, d := range have {
+		count[d]++
+	}
+	for _, d := range want {
+		if count[d] > 0 {
+			count[d]--
+			continue
+		}
+		if uniqueOnly && !strings.HasPrefix(d, "CREATE UNIQUE ") {
+			continue
+		}
+		if _, err := tx.Exec(ctx, d); err != nil {
+			return fmt.Errorf("index %s: %w", sh, err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) ProjectShadow(ctx context.Context, fn func(store.ProjectionTx) error) error {
 	return s.project(ctx, false, true, fn)
 }
 
 func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, error) {
+	if err := s.shadowIndexes(ctx); err != nil {
+		return nil, err
+	}
 	explode, err := explodeShadows(ctx, s.pool)
 	if err != nil {
 		return nil, err
@@ -110,7 +217,8 @@ func (s *Store) DiffShadow(ctx context.Context, sample int) (*store.ShadowDiff, 
 }
 
 func (s *Store) SwapShadow(ctx context.Context) (string, error) {
-	if err := s.checkLock(ctx); err != nil {
+	// Done by the diff already, unless a caller swaps without one.
+	if err := s.shadowIndexes(ctx); err != nil {
 		return "", err
 	}
 	prefix, err := store.OldTablesPrefix(time.Now(), func(name string) (bool, error) { return s.tableExists(ctx, name) })

@@ -2,8 +2,11 @@ package pgstore_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
@@ -73,5 +76,65 @@ func TestSwapLocksBeforeItChangesAnything(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the swap did not finish once the lock was free")
+	}
+}
+
+// A rebuild's shadow tables start with their keys only, get the live
+// tables' other indexes before the diff (once, however often asked), and
+// the swapped-in tables have every index, key and constraint the live ones
+// had.
+func TestShadowIndexesAreBuiltBeforeTheDiff(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.PostgresStore(t)
+	// A unique index of the kind another schema may carry, kept from the start.
+	if _, err := st.Pool().Exec(ctx, "CREATE UNIQUE INDEX idx_test_unique ON execution_results (request_id, pc_id, result_id)"); err != nil {
+		t.Fatal(err)
+	}
+	// Index and constraint definitions of a table, without their names.
+	defs := func(table string) []string {
+		t.Helper()
+		rows, err := st.Pool().Query(ctx, `SELECT regexp_replace(pg_get_indexdef(indexrelid), '^(CREATE (UNIQUE )?INDEX) \S+ ON \S+', '\1 ON t') FROM pg_index WHERE indrelid = to_regclass($1)
+			UNION ALL SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass($1) ORDER BY 1`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := map[string][]string{}
+	for _, table := range store.ProjectedTables {
+		before[table] = defs(table)
+	}
+	if len(before["execution_results"]) < 10 {
+		t.Fatalf("execution_results has %d indexes and constraints; want upstream's", len(before["execution_results"]))
+	}
+	if _, err := st.CreateShadow(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := defs("kanade_shadow_execution_results")
+	want := []string{"CREATE UNIQUE INDEX ON t USING btree (request_id, pc_id, result_id)", "CREATE UNIQUE INDEX ON t USING btree (result_id)", "PRIMARY KEY (result_id)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("shadow before the diff: %q\nwant the keys only: %q", got, want)
+	}
+	for range 2 {
+		if _, err := st.DiffShadow(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, table := range store.ProjectedTables {
+		if got := defs(store.ShadowPrefix + table); !slices.Equal(got, before[table]) {
+			t.Errorf("shadow %s after the diff: %q\nwant %q", table, got, before[table])
+		}
+	}
+	if _, err := st.SwapShadow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range store.ProjectedTables {
+		if got := defs(table); !slices.Equal(got, before[table]) {
+			t.Errorf("%s after the swap: %q\nwant %q", table, got, before[table])
+		}
 	}
 }
