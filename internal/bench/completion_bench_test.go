@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
-	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
@@ -31,11 +30,7 @@ var completionN = flag.Int("bench.completion.n", 200000, "results in the complet
 // the same EVENTS replay, untimed; PostgreSQL only.
 func TestCompletionPerformance(t *testing.T) {
 	ctx := context.Background()
-	fleet := sim.Bulk(*completionN, 7)
-	js := testutil.JetStream(t)
-	if err := fleet.Publish(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	fleet, js := bulkStream(t, ctx, *completionN)
 	rows := decoded(fleet)
 	prepare := func() string {
 		dsn := freshDSN(t, store.Postgres)

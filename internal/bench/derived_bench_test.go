@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/kanadehq/kanade-cli/internal/projector"
 	"github.com/kanadehq/kanade-cli/internal/replay"
 	"github.com/kanadehq/kanade-cli/internal/sim"
@@ -125,10 +127,7 @@ func TestDerivedPerformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows | server CPU s without / with |\n|---|---|---|---|---|---|---|---|\n")
-	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
-		if !strings.Contains(*stores, string(kind)) {
-			continue
-		}
+	for _, kind := range benchStores() {
 		profiled := false
 		// run returns the rate, the stats and PostgreSQL's CPU seconds.
 		run := func(hints bool) (float64, projector.Stats, float64) {
@@ -187,6 +186,28 @@ func TestDerivedPerformance(t *testing.T) {
 
 // freshDSN is a new database of kind for one measurement: a schema or a
 // file the test drops.
+// benchStores are the stores -bench.stores names, PostgreSQL first.
+func benchStores() []store.Kind {
+	var out []store.Kind
+	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
+		if strings.Contains(*stores, string(kind)) {
+			out = append(out, kind)
+		}
+	}
+	return out
+}
+
+// bulkStream publishes the simulator's bulk fleet of n results (seed 7, as
+// every benchmark of it uses) to a JetStream server of the test's own.
+func bulkStream(t *testing.T, ctx context.Context, n int) (*sim.Fleet, jetstream.JetStream) {
+	fleet := sim.Bulk(n, 7)
+	js := testutil.JetStream(t)
+	if err := fleet.Publish(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return fleet, js
+}
+
 func freshDSN(t *testing.T, kind store.Kind) string {
 	if kind == store.Postgres {
 		return testutil.PostgresDSN(t)

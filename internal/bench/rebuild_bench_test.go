@@ -7,15 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
-	"github.com/kanadehq/kanade-cli/internal/sim"
-	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
-	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 var rebuildN = flag.Int("bench.rebuild.n", 200000, "messages in the rebuild workload")
@@ -27,16 +23,9 @@ var rebuildN = flag.Int("bench.rebuild.n", 200000, "messages in the rebuild work
 // it must find the tables as the replay left them.
 func TestRebuildPerformance(t *testing.T) {
 	ctx := context.Background()
-	fleet := sim.Bulk(*rebuildN, 7)
-	js := testutil.JetStream(t)
-	if err := fleet.Publish(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	fleet, js := bulkStream(t, ctx, *rebuildN)
 	fmt.Printf("| N | store | fresh replay msg/s | rebuild msg/s | ratio median (min–max) |\n|---|---|---|---|---|\n")
-	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
-		if !strings.Contains(*stores, string(kind)) {
-			continue
-		}
+	for _, kind := range benchStores() {
 		var fresh, rebuilt, ratios []float64
 		for range *reps {
 			st := openSeeded(t, ctx, freshDSN(t, kind), fleet)

@@ -89,20 +89,11 @@ func TestReplayPerformance(t *testing.T) {
 		}
 		t.Logf("N=%d: %d messages, mean payload %d bytes", n, len(fleet.Results), bytes/len(fleet.Results))
 
-		for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
-			if !strings.Contains(*stores, string(kind)) {
-				continue
-			}
-			dsn := func() string {
-				if kind == store.Postgres {
-					return testutil.PostgresDSN(t)
-				}
-				return testutil.SQLitePath(t)
-			}
+		for _, kind := range benchStores() {
 			// Each measurement gets its own schema or file, dropped when
 			// its subtest ends, so a 1M run never holds several copies.
 			fresh := func(name string, fn func(dsn string)) {
-				t.Run(fmt.Sprintf("%s-%d-%s", kind, n, name), func(t *testing.T) { fn(dsn()) })
+				t.Run(fmt.Sprintf("%s-%d-%s", kind, n, name), func(t *testing.T) { fn(freshDSN(t, kind)) })
 			}
 			var bRate float64
 			fresh("b", func(dsn string) { bRate = upstreamStyle(t, ctx, dsn, fleet) })

@@ -7,14 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/kanadehq/kanade-cli/internal/replay"
-	"github.com/kanadehq/kanade-cli/internal/sim"
-	"github.com/kanadehq/kanade-cli/internal/store"
 	"github.com/kanadehq/kanade-cli/internal/streams"
-	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
 var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay workload")
@@ -24,16 +20,9 @@ var rereplayN = flag.Int("bench.rereplay.n", 200000, "messages in the re-replay 
 // the simulator's bulk fleet; the re-replay must write nothing.
 func TestReReplayPerformance(t *testing.T) {
 	ctx := context.Background()
-	fleet := sim.Bulk(*rereplayN, 7)
-	js := testutil.JetStream(t)
-	if err := fleet.Publish(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	fleet, js := bulkStream(t, ctx, *rereplayN)
 	fmt.Printf("| N | store | fresh msg/s | re-replay msg/s | ratio median (min–max) |\n|---|---|---|---|---|\n")
-	for _, kind := range []store.Kind{store.Postgres, store.SQLite} {
-		if !strings.Contains(*stores, string(kind)) {
-			continue
-		}
+	for _, kind := range benchStores() {
 		var fresh, again, ratios []float64
 		for range *reps {
 			st := openSeeded(t, ctx, freshDSN(t, kind), fleet)

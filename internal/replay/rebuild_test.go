@@ -304,6 +304,18 @@ func (f *failingShadowPG) ProjectShadow(ctx context.Context, fn func(store.Proje
 
 // rebuildFleet is a PostgreSQL store with a fleet's streams projected, the
 // tables that left, and the options of a rebuild in batches of 50.
+// tablesAsBefore fails the test with msg unless st's tables are before.
+func tablesAsBefore(t *testing.T, st *failingShadowPG, before *store.Tables, msg string) {
+	t.Helper()
+	after, err := st.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error(msg)
+	}
+}
+
 func rebuildFleet(t *testing.T) (jetstream.JetStream, *failingShadowPG, *store.Tables, replay.Options) {
 	cfg := sim.Defaults()
 	cfg.PCs = 40
@@ -345,13 +357,7 @@ func TestRebuildRetriesABatch(t *testing.T) {
 	if d := rep.Diff; !rep.Swapped || d.OnlyLive+d.OnlyShadow+d.Changed+d.ExecutionsDiff+d.HistoryToAdd != 0 {
 		t.Errorf("rebuild of a fully projected stream: swapped %v, difference %+v", rep.Swapped, d)
 	}
-	after, err := st.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(before, after) {
-		t.Error("after a rebuild with a retried batch the tables differ from before it")
-	}
+	tablesAsBefore(t, st, before, "after a rebuild with a retried batch the tables differ from before it")
 }
 
 // A batch that keeps failing stops the rebuild: the live tables are as
@@ -365,13 +371,7 @@ func TestRebuildStopsOnABatchThatKeepsFailing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed 2 times") || !strings.Contains(err.Error(), "the live tables are untouched") {
 		t.Fatalf("rebuild: %v; want the batch's failure and what it left", err)
 	}
-	after, err := st.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(before, after) {
-		t.Error("a failed rebuild changed the live tables")
-	}
+	tablesAsBefore(t, st, before, "a failed rebuild changed the live tables")
 	var shadows int
 	if err := st.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'kanade\\_shadow\\_%'").Scan(&shadows); err != nil {
 		t.Fatal(err)
@@ -395,13 +395,7 @@ func TestRebuildRetriesItsSteps(t *testing.T) {
 	if st.createFails+st.diffFails != 0 || !rep.Swapped {
 		t.Fatalf("steps left to fail %d/%d, swapped %v", st.createFails, st.diffFails, rep.Swapped)
 	}
-	after, err := st.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(before, after) {
-		t.Error("after a rebuild with retried steps the tables differ from before it")
-	}
+	tablesAsBefore(t, st, before, "after a rebuild with retried steps the tables differ from before it")
 }
 
 // A swap that failed is retried, and one whose commit's answer was lost
@@ -440,13 +434,7 @@ func TestRebuildRetriesItsSwap(t *testing.T) {
 			if len(old) != 1 || old[0] != rep.OldPrefix+"execution_results" {
 				t.Errorf("old tables %v, want the one swap's, under %q", old, rep.OldPrefix)
 			}
-			after, err := st.Dump(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(before, after) {
-				t.Error("after a rebuild with a retried swap the tables differ from before it")
-			}
+			tablesAsBefore(t, st, before, "after a rebuild with a retried swap the tables differ from before it")
 		})
 	}
 }
@@ -476,11 +464,5 @@ func TestRebuildStopsOnASwapThatKeepsFailing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the swap did not commit: the live tables are untouched") || st.swaps != 2 {
 		t.Fatalf("rebuild: %v after %d swaps; want two failed swaps and what they left", err, st.swaps)
 	}
-	after, err := st.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(before, after) {
-		t.Error("a rebuild whose swap failed changed the live tables")
-	}
+	tablesAsBefore(t, st, before, "a rebuild whose swap failed changed the live tables")
 }
