@@ -31,6 +31,13 @@ type derivedPlan struct {
 	history []historyChain
 	histIdx map[store.FactsKey]int
 	steps   int // history steps planned, numbering them in stream order
+	// before holds each chain's last step of the batch prepared before
+	// this one (Projector.lastSteps), while this one is prepared: a PC's
+	// first scan in a batch usually repeats its last scan in the batch
+	// before, so its value, rows and diffs can be worked out against that
+	// step, off the transaction's clock, and the transaction only checks
+	// that the tables hold what that step wrote.
+	before map[store.FactsKey]*historyStep
 }
 
 type historyChain struct {
@@ -53,7 +60,12 @@ type historyStep struct {
 	// it, as it is unless stored facts or publish times interleave. Only
 	// a chain's first accepted step is then diffed on the transaction's
 	// clock, against what the tables hold.
-	follows     bool
+	follows bool
+	// prev is, for a chain's first step, the last step of its chain in
+	// the batch prepared before, when follows was worked out against it:
+	// the transaction takes this step's diffs only when the tables hold
+	// what prev wrote (storedAs).
+	prev        *historyStep
 	nullKeys    bool // an explode row has a NULL key column: its diff is not empty when its facts are unchanged
 	scalarsHist []store.HistoryRow
 	explodeHist [][]store.HistoryRow // per explode spec; nil for one without track_history, all nil for a repeated scan
@@ -71,11 +83,14 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 			if specs := p.explodeSpecs(man); len(man.Inventory.HistoryScalars) > 0 || len(specs) > 0 {
 				key := store.FactsKey{PCID: r.PCID, JobID: *r.ManifestID}
 				st := historyStep{text: payload, scalars: man.Inventory.HistoryScalars, explode: specs, collected: r.FinishedAt, published: it.published}
-				if prev := d.same(key, &st); prev != nil {
+				if prev, across := d.same(key, &st); prev != nil {
 					// Most scans repeat the one before: its value, rows and
 					// (empty) diffs are this one's.
 					it.facts = &payload
 					st.facts, st.rows, st.follows = prev.facts, prev.rows, true
+					if across {
+						st.prev = prev
+					}
 					d.addHistory(key, st)
 				} else if v, err := wire.ParseJSON(payload); err == nil {
 					it.facts = &payload
@@ -152,6 +167,12 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 	d.steps++
 	if n := len(d.history[i].steps); n > 0 && !s.follows {
 		s.diffAfter(key, &d.history[i].steps[n-1])
+	} else if n == 0 && !s.follows {
+		if p := d.before[key]; p != nil && p.sameSpecs(&s) {
+			if s.diffAfter(key, p); s.follows {
+				s.prev = p
+			}
+		}
 	}
 	d.history[i].steps = append(d.history[i].steps, s)
 }
@@ -160,17 +181,48 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 // facts text, so the same value and rows, and no history between them
 // (unless a NULL key makes its rows ambiguous, or two specs write one
 // table). A chain's steps share one manifest: the projector reads a
-// job's manifest once.
-func (d *derivedPlan) same(key store.FactsKey, s *historyStep) *historyStep {
-	i, ok := d.histIdx[key]
-	if !ok {
+// job's manifest once. For a chain's first step it is the chain's last
+// step in the batch before (across), whose manifest may have been
+// another.
+func (d *derivedPlan) same(key store.FactsKey, s *historyStep) (p *historyStep, across bool) {
+	if i, ok := d.histIdx[key]; ok {
+		steps := d.history[i].steps
+		p = &steps[len(steps)-1]
+	} else if p = d.before[key]; p == nil || !p.sameSpecs(s) {
+		return nil, false
+	} else {
+		across = true
+	}
+	if p.text == s.text && !p.nullKeys && oneTableEach(s.explode) {
+		return p, across
+	}
+	return nil, false
+}
+
+// sameSpecs is whether p and s diff and explode under one manifest's
+// hints (the projector keeps each manifest's specs, so one manifest
+// gives the same pointers).
+func (p *historyStep) sameSpecs(s *historyStep) bool {
+	return slices.Equal(p.scalars, s.scalars) && slices.Equal(p.explode, s.explode)
+}
+
+// lastSteps is each chain's last step, for the batch after this one
+// (derivedPlan.before): a copy that keeps what a later diff reads, and
+// not the step's own history or the step before it.
+func (d *derivedPlan) lastSteps() map[store.FactsKey]*historyStep {
+	if len(d.history) == 0 {
 		return nil
 	}
-	steps := d.history[i].steps
-	if p := &steps[len(steps)-1]; p.text == s.text && !p.nullKeys && oneTableEach(s.explode) {
-		return p
+	out := make(map[store.FactsKey]*historyStep, len(d.history))
+	for _, ch := range d.history {
+		last := ch.steps[len(ch.steps)-1]
+		if last.nullKeys || !oneTableEach(last.explode) {
+			continue // never the step before across batches: see same and storedAs
+		}
+		out[ch.key] = &historyStep{text: last.text, facts: last.facts, scalars: last.scalars, explode: last.explode,
+			rows: last.rows, published: last.published}
 	}
-	return nil
+	return out
 }
 
 // oneTableEach is whether no two specs write one table. When two do, a
@@ -280,22 +332,25 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 	for _, ch := range d.history {
 		var prior *wire.JSONValue
 		var priorAt time.Time
+		var storedText string
 		have, readable := false, true
 		if s, ok := stored[ch.key]; ok {
-			have, priorAt = true, at(s.RecordedAt)
-			// Only the history scalars of the stored facts are read (the
-			// whole text is still checked: upstream's diff fails on
-			// facts that do not parse, and writes no history then).
-			if scalars := ch.steps[0].scalars; len(scalars) > 0 {
-				if v, err := wire.ParseJSONMembers(s.FactsJSON, scalars); err == nil {
-					prior = &v
-				} else {
-					readable = false
-				}
-			}
+			have, priorAt, storedText = true, at(s.RecordedAt), s.FactsJSON
 		}
 		states := map[string]*explodeState{}
 		var stateOrder []*explodeState
+		state := func(x *explodeSpec) *explodeState {
+			es := states[x.table.Name]
+			if es == nil {
+				es = &explodeState{spec: x, key: ch.key}
+				s := tables[x.table.Name][ch.key]
+				es.rows, es.collected = s.of(x), s.collected
+				es.orig, es.origCollected = es.rows, es.collected
+				states[x.table.Name] = es
+				stateOrder = append(stateOrder, es)
+			}
+			return es
+		}
 		last := -1 // the last step accepted
 		for i := range ch.steps {
 			st := &ch.steps[i]
@@ -303,6 +358,25 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 				continue
 			}
 			ahead := st.follows && last == i-1
+			if last == -1 {
+				// The first step accepted diffs against the stored facts:
+				// as its prev left them, or read.
+				if ahead = ahead && st.prev != nil && have && storedText == st.prev.text && storedAs(st.prev, tables != nil, state); ahead {
+					prior = &st.prev.facts
+				} else if have {
+					// Only the history scalars of the stored facts are read
+					// (the whole text is still checked: upstream's diff
+					// fails on facts that do not parse, and writes no
+					// history then).
+					if scalars := ch.steps[0].scalars; len(scalars) > 0 {
+						if v, err := wire.ParseJSONMembers(storedText, scalars); err == nil {
+							prior = &v
+						} else {
+							readable = false
+						}
+					}
+				}
+			}
 			last = i
 			if readable {
 				scalars := st.scalarsHist
@@ -318,15 +392,7 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 				continue
 			}
 			for xi, x := range st.explode {
-				es := states[x.table.Name]
-				if es == nil {
-					es = &explodeState{spec: x, key: ch.key}
-					s := tables[x.table.Name][ch.key]
-					es.rows, es.collected = s.of(x), s.collected
-					es.orig, es.origCollected = es.rows, es.collected
-					states[x.table.Name] = es
-					stateOrder = append(stateOrder, es)
-				}
+				es := state(x)
 				next := st.rows[xi]
 				if len(next) == 0 && len(es.rows) == 0 {
 					continue // upstream's short cut: nothing to remove, nothing to write
@@ -384,6 +450,53 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 		slot[r.ord]++
 	}
 	return out, writes, next, nil
+}
+
+// storedAs is whether the explode tables hold, for a chain's key, the
+// rows prev (the chain's last step in the batch before) left there; state
+// gives the rows the tables hold. With no explode tables there is
+// nothing to compare.
+func storedAs(prev *historyStep, tables bool, state func(*explodeSpec) *explodeState) bool {
+	if !tables {
+		return len(prev.explode) == 0
+	}
+	for xi, x := range prev.explode {
+		if !sameRowSet(state(x).orig, prev.rows[xi]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameRowSet is whether two sets of rows without a NULL key column hold
+// the same rows, in any order (a diff reads them by identity).
+func sameRowSet(a, b []explodeRow) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	inOrder := true
+	for i := range a {
+		if a[i].null || b[i].null {
+			return false
+		}
+		inOrder = inOrder && a[i].key == b[i].key && cellsEqual(a[i].cells, b[i].cells)
+	}
+	if inOrder {
+		return true
+	}
+	byKey := make(map[string][]store.Cell, len(a))
+	for _, r := range a {
+		byKey[r.key] = r.cells
+	}
+	if len(byKey) != len(a) {
+		return false
+	}
+	for _, r := range b {
+		if c, ok := byKey[r.key]; !ok || !cellsEqual(c, r.cells) {
+			return false
+		}
+	}
+	return true
 }
 
 // diffScalars is upstream's scalar history: for each listed field present

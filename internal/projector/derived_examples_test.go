@@ -225,9 +225,14 @@ func TestDerivedBatchEqualsSerial(t *testing.T) {
 	}
 	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		man := mapManifests{"all": everyHint()}
-		want, got := applyBatches(t, testutil.Another(t, st), man, oneByOne(msgs)...), applyBatches(t, st, man, msgs)
+		want, got := applySerial(t, testutil.Another(t, st), man, msgs), applyBatches(t, st, man, msgs)
 		if !reflect.DeepEqual(want, got) {
 			t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
+		}
+		for _, n := range []int{1, 2, 5} {
+			if got := applyBatches(t, testutil.Another(t, st), man, inBatchesOf(msgs, n)...); !reflect.DeepEqual(want, got) {
+				t.Errorf("batches of %d, each planned against the one before, differ from one message at a time:\n%s", n, diffTables(want, got))
+			}
 		}
 		if len(got.History) < 6 || len(got.Checks) != 3 || len(got.Feeds) == 0 {
 			t.Errorf("the workload wrote too little to prove anything: %d history rows, %d checks, %d feed rows", len(got.History), len(got.Checks), len(got.Feeds))
@@ -420,8 +425,16 @@ func TestDerivedRepeatsEqualSerial(t *testing.T) {
 				explodeRows := func(s testutil.Store) []string {
 					return append(testutil.TableRows(t, s, "inv_t"), testutil.TableRows(t, s, "inv_v")...)
 				}
-				want := applyBatches(t, serial, mapManifests{"rep": man}, oneByOne(msgs)...)
+				want := applySerial(t, serial, mapManifests{"rep": man}, msgs)
 				got := applyBatches(t, st, mapManifests{"rep": man}, msgs)
+				for _, n := range []int{1, 2, 3} {
+					other := testutil.Another(t, st)
+					if carried := applyBatches(t, other, mapManifests{"rep": man}, inBatchesOf(msgs, n)...); !reflect.DeepEqual(want, carried) {
+						t.Errorf("batches of %d, each planned against the one before, differ from one message at a time:\n%s", n, diffTables(want, carried))
+					} else if rows := explodeRows(other); !reflect.DeepEqual(explodeRows(serial), rows) {
+						t.Errorf("explode rows, batches of %d: %q, one message at a time %q", n, rows, explodeRows(serial))
+					}
+				}
 				wantRows, gotRows := explodeRows(serial), explodeRows(st)
 				if !reflect.DeepEqual(want, got) {
 					t.Errorf("one batch differs from one message at a time:\n%s", diffTables(want, got))
@@ -441,8 +454,21 @@ func TestDerivedRepeatsEqualSerial(t *testing.T) {
 // dumps its tables.
 func applyBatches(t *testing.T, s testutil.Store, manifests mapManifests, batches ...[]projector.Message) *store.Tables {
 	t.Helper()
-	ctx := context.Background()
+	return apply(t, s, projector.New(s, nil, manifests), batches)
+}
+
+// applySerial is the reference the batched plans are held to: msgs
+// projected one message per batch, each batch planned on its own.
+func applySerial(t *testing.T, s testutil.Store, manifests mapManifests, msgs []projector.Message) *store.Tables {
+	t.Helper()
 	p := projector.New(s, nil, manifests)
+	projector.NoCarry(p)
+	return apply(t, s, p, inBatchesOf(msgs, 1))
+}
+
+func apply(t *testing.T, s testutil.Store, p *projector.Projector, batches [][]projector.Message) *store.Tables {
+	t.Helper()
+	ctx := context.Background()
 	projector.CheckMemo(p)
 	for _, b := range batches {
 		pb, err := p.Prepare(ctx, b)
@@ -460,11 +486,11 @@ func applyBatches(t *testing.T, s testutil.Store, manifests mapManifests, batche
 	return tb
 }
 
-// oneByOne is msgs as batches of one message.
-func oneByOne(msgs []projector.Message) [][]projector.Message {
-	out := make([][]projector.Message, len(msgs))
-	for i := range msgs {
-		out[i] = msgs[i : i+1]
+// inBatchesOf is msgs as batches of n messages (the last may hold fewer).
+func inBatchesOf(msgs []projector.Message, n int) [][]projector.Message {
+	var out [][]projector.Message
+	for i := 0; i < len(msgs); i += n {
+		out = append(out, msgs[i:min(i+n, len(msgs))])
 	}
 	return out
 }

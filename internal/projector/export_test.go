@@ -16,3 +16,8 @@ func MemoKeys(p *Projector) int {
 	}
 	return n
 }
+
+// NoCarry makes p plan each batch's history on its own, never against
+// the batch before it (the reference the carried plans are tested
+// against).
+func NoCarry(p *Projector) { p.noCarry = true }

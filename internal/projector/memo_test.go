@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,22 @@ func TestExplodeMemoSeesOtherWriters(t *testing.T) {
 		if !strings.HasPrefix(r, prefix+" | ") || !strings.HasSuffix(r, " | "+rest) {
 			t.Errorf("row %d is %q; want %s | (collected_at) | %s: the batch after another connection's writes did not leave the scan's rows", i, r, prefix, rest)
 		}
+	}
+	// The third batch repeats the second's scans, so it was planned against
+	// them; its history must still be the difference from what the table
+	// held, which the other connection changed.
+	tb, err := st.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range tb.History {
+		if h.ObservedAt.Equal(t0.Add(2 * time.Minute)) {
+			got = append(got, h.PCID+" "+h.ChangeKind+" "+*h.IdentityJSON)
+		}
+	}
+	want := []string{`PC-0 added {"name":"B"}`, `PC-1 changed {"name":"A"}`, `PC-2 removed {"name":"Z"}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("history of the batch after another connection's writes: %q; want %q", got, want)
 	}
 }

@@ -80,6 +80,11 @@ type Projector struct {
 	// once it commits. Only the writer touches them.
 	memo, staged *explodeMemo
 	checkMemo    bool // tests: read what the memo holds too, and compare
+	// lastSteps is each history chain's last step in the last batch
+	// sealed, for the next batch's plan (derivedPlan.before). Only the
+	// preparer touches it; noCarry (tests) leaves it empty.
+	lastSteps map[store.FactsKey]*historyStep
+	noCarry   bool
 }
 
 // New returns a projector writing to st. outputs and manifests may be nil
@@ -145,7 +150,8 @@ func (p *Projector) Prepare(ctx context.Context, msgs []Message) (*Batch, error)
 // of messages it is expected to hold.
 func (p *Projector) NewBatch(capacity int) *Batch {
 	p.batches++
-	return &Batch{id: p.batches, items: make([]item, 0, capacity), prec: p.store.Kind().TimePrecision()}
+	return &Batch{id: p.batches, items: make([]item, 0, capacity), prec: p.store.Kind().TimePrecision(),
+		derived: derivedPlan{before: p.lastSteps}}
 }
 
 // Add decodes msgs (in stream order, after the ones already added) into
@@ -185,6 +191,10 @@ func (p *Projector) Add(ctx context.Context, b *Batch, msgs []Message) error {
 // only after Seal.
 func (p *Projector) Seal(b *Batch) *Batch {
 	b.fresh = planBatch(b, nil)
+	b.derived.before = nil
+	if !p.noCarry {
+		p.lastSteps = b.derived.lastSteps()
+	}
 	return b
 }
 
@@ -452,7 +462,7 @@ type Claimed struct {
 // nothing.
 func (p *Projector) Claim(b *Batch) *Claimed {
 	if b.fresh == nil {
-		p.Seal(b) // its preparer did not plan it ahead
+		b.fresh = planBatch(b, nil) // its preparer did not plan it ahead (nor will it prepare another)
 	}
 	// Most ids of a replay are new. So the batch is planned as if every id
 	// were, and inserted; only the ids that turn out to exist (or were
