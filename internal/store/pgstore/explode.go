@@ -61,8 +61,13 @@ func explodeDDL(name string, x store.ExplodeTable) string {
 		b.WriteString(", " + quote(k))
 	}
 	// Every accepted write restamps a PC's rows (collected_at, not indexed):
-	// room in each page lets PostgreSQL update them in place (HOT).
-	b.WriteString(")) WITH (fillfactor = 70)")
+	// room in each page lets PostgreSQL update them in place (HOT). A PC's
+	// rows share pages and one statement restamps them all, so the room
+	// must hold a whole page's rows again: at 70 about a quarter of the
+	// restamps still moved their row and added index entries, at 50 none
+	// did, twice as fast, and the table stayed smaller (docs/performance.md,
+	// eleventh session).
+	b.WriteString(")) WITH (fillfactor = 50)")
 	return b.String()
 }
 
@@ -88,6 +93,7 @@ func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) e
 		return err
 	}
 	var stmts []string
+	params := false // the shadow of a live table keeps its storage parameters
 	if len(have) == 0 {
 		stmts = append(stmts, explodeDDL(name, x))
 		if t.Shadow() {
@@ -101,6 +107,7 @@ func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) e
 			if len(live) > 0 {
 				stmts = append(stmts, copyRows(x, live, x.Name, name,
 					"(pc_id, job_id) IN (SELECT pc_id, job_id FROM "+store.ShadowPrefix+"inventory_facts)"))
+				params = true
 			}
 		}
 	} else {
@@ -115,6 +122,11 @@ func (t *projTx) EnsureExplodeTable(ctx context.Context, x store.ExplodeTable) e
 		if _, err := t.raw().Exec(ctx, q); err != nil {
 			return fmt.Errorf("create or migrate explode table %s: %w", name, err)
 		}
+	}
+	if params {
+		// All but the fillfactor, which is the DDL's: a rebuild brings an
+		// older table to it.
+		return copyStorageParams(ctx, t.raw(), quote(x.Name), quote(name), "fillfactor")
 	}
 	return nil
 }

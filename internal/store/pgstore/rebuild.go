@@ -56,6 +56,11 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)", sh, sh, t)); err != nil {
 				return fmt.Errorf("create %s: %w", sh, err)
 			}
+			// LIKE copies no storage parameters; the swapped-in table must
+			// keep the live one's (fillfactor, a DBA's autovacuum settings).
+			if err := copyStorageParams(ctx, tx, t, sh, ""); err != nil {
+				return err
+			}
 			rows, err := tx.Query(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
 				WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x') ORDER BY oid`, t)
 			if err != nil {
@@ -93,6 +98,25 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 		return nil
 	})
 	return carried, err
+}
+
+// copyStorageParams gives table to the storage parameters (reloptions)
+// of from, except skip's (when not ""): a rebuild's shadow table is
+// swapped in for the live one, and must keep what a DBA tuned on it.
+func copyStorageParams(ctx context.Context, tx pgx.Tx, from, to, skip string) error {
+	var params string
+	err := tx.QueryRow(ctx, `SELECT coalesce(string_agg(o, ', '), '') FROM pg_class c, unnest(c.reloptions) AS o
+		WHERE c.oid = to_regclass($1) AND ($2 = '' OR o NOT LIKE $2 || '=%')`, from, skip).Scan(&params)
+	if err != nil {
+		return fmt.Errorf("read the storage parameters of %s: %w", from, err)
+	}
+	if params == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s SET (%s)", to, params)); err != nil {
+		return fmt.Errorf("give %s the storage parameters of %s (%s): %w", to, from, params, err)
+	}
+	return nil
 }
 
 // shadowIndexes gives the shadow tables that are swapped in the indexes

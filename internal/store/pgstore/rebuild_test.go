@@ -138,3 +138,56 @@ func TestShadowIndexesAreBuiltBeforeTheDiff(t *testing.T) {
 		}
 	}
 }
+
+// A swapped-in table keeps the live table's storage parameters (LIKE
+// copies none): the facts' fillfactor from the migrations, what a DBA set,
+// and an explode table's too, except its fillfactor, which a rebuild
+// brings to the current DDL's.
+func TestRebuildKeepsStorageParameters(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.PostgresStore(t)
+	disks := store.ExplodeTable{Name: "inventory_disks", PrimaryKey: []string{"name"},
+		Columns: []store.ExplodeColumn{{Name: "name", Kind: store.ColText}, {Name: "size", Kind: store.ColInteger}}}
+	if err := st.Project(ctx, false, func(tx store.ProjectionTx) error { return tx.EnsureExplodeTable(ctx, disks) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"ALTER TABLE execution_results SET (autovacuum_vacuum_scale_factor = 0.02)",
+		"ALTER TABLE inventory_disks SET (fillfactor = 70, autovacuum_enabled = false)",
+	} {
+		if _, err := st.Pool().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := func(table string) []string {
+		t.Helper()
+		var out []string
+		if err := st.Pool().QueryRow(ctx, "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = to_regclass($1)", table).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := params("inventory_facts"); !slices.Equal(got, []string{"fillfactor=50"}) {
+		t.Errorf("inventory_facts after the migrations: %q; want fillfactor=50", got)
+	}
+	if _, err := st.CreateShadow(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ProjectShadow(ctx, func(tx store.ProjectionTx) error { return tx.EnsureExplodeTable(ctx, disks) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SwapShadow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string][]string{
+		"execution_results": {"autovacuum_vacuum_scale_factor=0.02"},
+		"inventory_facts":   {"fillfactor=50"},
+		"inventory_disks":   {"autovacuum_enabled=false", "fillfactor=50"},
+		"executions":        nil,
+	} {
+		if got := params(table); !slices.Equal(got, want) {
+			t.Errorf("%s after a rebuild: storage parameters %q; want %q", table, got, want)
+		}
+	}
+}
