@@ -64,9 +64,9 @@ func explodeDDL(name string, x store.ExplodeTable) string {
 	// room in each page lets PostgreSQL update them in place (HOT). A PC's
 	// rows share pages and one statement restamps them all, so the room
 	// must hold a whole page's rows again: at 70 about a quarter of the
-	// restamps still moved their row and added index entries, at 50 none
-	// did, twice as fast, and the table stayed smaller (docs/performance.md,
-	// eleventh session).
+	// restamps still moved their row and added index entries, at 50 one in
+	// a hundred did, and restamps took about half as long with the table
+	// staying smaller (docs/performance.md, eleventh session).
 	b.WriteString(")) WITH (fillfactor = 50)")
 	return b.String()
 }

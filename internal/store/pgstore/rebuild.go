@@ -100,9 +100,10 @@ func (s *Store) CreateShadow(ctx context.Context, carryBefore time.Time) (int64,
 	return carried, err
 }
 
-// copyStorageParams gives table to the storage parameters (reloptions)
-// of from, except skip's (when not ""): a rebuild's shadow table is
-// swapped in for the live one, and must keep what a DBA tuned on it.
+// copyStorageParams gives the table to the storage parameters
+// (reloptions) of the table from, all but skip (when not ""): a rebuild's
+// shadow table is swapped in for the live one, and must keep what a DBA
+// tuned on it.
 func copyStorageParams(ctx context.Context, tx pgx.Tx, from, to, skip string) error {
 	var params string
 	err := tx.QueryRow(ctx, `SELECT coalesce(string_agg(o, ', '), '') FROM pg_class c, unnest(c.reloptions) AS o
