@@ -462,7 +462,9 @@ type Claimed struct {
 // nothing.
 func (p *Projector) Claim(b *Batch) *Claimed {
 	if b.fresh == nil {
-		b.fresh = planBatch(b, nil) // its preparer did not plan it ahead (nor will it prepare another)
+		// Its preparer did not plan it ahead. Not Seal: that is the
+		// preparer's, and would race with its next batch.
+		b.fresh = planBatch(b, nil)
 	}
 	// Most ids of a replay are new. So the batch is planned as if every id
 	// were, and inserted; only the ids that turn out to exist (or were
