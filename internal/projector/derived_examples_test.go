@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -493,4 +494,52 @@ func inBatchesOf(msgs []projector.Message, n int) [][]projector.Message {
 		out = append(out, msgs[i:min(i+n, len(msgs))])
 	}
 	return out
+}
+
+// A scan planned against the batch before's last scan of its PC, which the
+// recency guard rejected (the table holds a newer one), is diffed against
+// what the table holds, not against that rejected scan, whether that scan
+// changed a scalar or an explode row. (The stored facts tell the two
+// apart here; TestExplodeMemoSeesOtherWriters covers rows another
+// connection changed under facts that did not.)
+func TestCarriedScanAfterARejectedOne(t *testing.T) {
+	man := appsHint(true)
+	man.Inventory.HistoryScalars = []string{"ram"}
+	scan := func(n int, stdout string, pub time.Time) projector.Message {
+		res := finished(fmt.Sprintf("c%d", n), "q", "PC-0", 0)
+		res.ManifestID, res.Stdout = wire.Str("apps"), stdout
+		return projector.Message{Stream: "RESULTS", Seq: uint64(n), Subject: "results.q", Published: pub, Data: res.Encode()}
+	}
+	stored := `{"ram":8,"apps":[{"name":"a","version":"1"}]}`
+	for _, tc := range []struct {
+		name, rejected string
+		want           []string // the history of the scan after the rejected one
+	}{
+		{"a scalar", `{"ram":16,"apps":[{"name":"a","version":"1"}]}`, []string{"ram changed"}},
+		{"explode rows", `{"ram":8,"apps":[{"name":"a","version":"1"},{"name":"b","version":"2"}]}`, []string{"apps added"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := []projector.Message{
+				scan(1, stored, t0.Add(10*time.Minute)),
+				scan(2, tc.rejected, t0.Add(5*time.Minute)),  // older than the stored facts
+				scan(3, tc.rejected, t0.Add(12*time.Minute)), // repeats it: planned against it
+			}
+			testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+				want := applySerial(t, testutil.Another(t, st), mapManifests{"apps": man}, msgs)
+				got := applyBatches(t, st, mapManifests{"apps": man}, inBatchesOf(msgs, 1)...)
+				if !reflect.DeepEqual(want, got) {
+					t.Errorf("one message per batch, each planned against the one before, differs from each planned on its own:\n%s", diffTables(want, got))
+				}
+				var last []string
+				for _, h := range got.History {
+					if h.ObservedAt.Equal(t0.Add(12 * time.Minute)) {
+						last = append(last, h.FieldPath+" "+h.ChangeKind)
+					}
+				}
+				if !slices.Equal(last, tc.want) {
+					t.Errorf("history of the scan after the rejected one: %q; want %q", last, tc.want)
+				}
+			})
+		})
+	}
 }
