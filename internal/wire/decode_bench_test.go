@@ -128,10 +128,9 @@ func TestDecodedKeepsNotItsPayload(t *testing.T) {
 	runtime.KeepAlive(kept)
 }
 
-// BenchmarkDecodeJSONStdout decodes a result whose stdout is a 2 KB
-// inventory document: its every quote is escaped in the payload, the
-// shape of the derived-tables workload: go test -run '^$' -bench DecodeJSONStdout -benchmem ./internal/wire
-func BenchmarkDecodeJSONStdout(b *testing.B) {
+// inventoryDoc is the derived-tables workload's facts: a host, two
+// scalars and 20 apps of four fields.
+func inventoryDoc() string {
 	var doc strings.Builder
 	doc.WriteString(`{"hostname":"pc-0001","ram_gb":16,"os":"Windows 11 23H2","apps":[`)
 	for a := range 20 {
@@ -140,9 +139,30 @@ func BenchmarkDecodeJSONStdout(b *testing.B) {
 		}
 		fmt.Fprintf(&doc, `{"name":"App %d","publisher":"Vendor %d","version":"1.0.%d","size_mb":%d}`, a, a%37, a, 10+a)
 	}
-	doc.WriteString("]}\r\n")
+	doc.WriteString("]}")
+	return doc.String()
+}
+
+// BenchmarkParseFacts builds the value of an inventory payload, as the
+// projector does for each scan that does not repeat the one before:
+// go test -run '^$' -bench ParseFacts -benchmem ./internal/wire
+func BenchmarkParseFacts(b *testing.B) {
+	doc := inventoryDoc()
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := wire.ParseJSON(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeJSONStdout decodes a result whose stdout is a 2 KB
+// inventory document: its every quote is escaped in the payload, the
+// shape of the derived-tables workload: go test -run '^$' -bench DecodeJSONStdout -benchmem ./internal/wire
+func BenchmarkDecodeJSONStdout(b *testing.B) {
 	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	r := wire.ExecResult{ResultID: "r-1", RequestID: "q-1", PCID: "PC-0001", ManifestID: wire.Str("inv"), Stdout: doc.String(),
+	r := wire.ExecResult{ResultID: "r-1", RequestID: "q-1", PCID: "PC-0001", ManifestID: wire.Str("inv"), Stdout: inventoryDoc() + "\r\n",
 		StartedAt: at, FinishedAt: at.Add(time.Second)}
 	payload := r.Encode()
 	b.SetBytes(int64(len(payload)))

@@ -41,14 +41,20 @@ const (
 type JSONValue struct {
 	Kind    JSONKind
 	Bool    bool
+	num     numKind
 	Str     string
 	Items   []JSONValue
 	Members []JSONMember // sorted by key, keys unique
-	num     numKind
-	u       uint64
-	i       int64
-	f       float64
+	// bits is a number's value as num says: a u64, an i64 or an f64's
+	// bits. One word instead of three (and the three small fields side by
+	// side) makes a value 80 bytes, not 104: a 20-app inventory allocates
+	// about a fifth less to parse.
+	bits uint64
 }
+
+func (v *JSONValue) u() uint64  { return v.bits }
+func (v *JSONValue) i() int64   { return int64(v.bits) }
+func (v *JSONValue) f() float64 { return math.Float64frombits(v.bits) }
 
 // JSONMember is one key of an object.
 type JSONMember struct {
@@ -88,11 +94,11 @@ func (v *JSONValue) Equal(o *JSONValue) bool {
 		}
 		switch v.num {
 		case numPosInt:
-			return v.u == o.u
+			return v.u() == o.u()
 		case numNegInt:
-			return v.i == o.i
+			return v.i() == o.i()
 		default:
-			return v.f == o.f
+			return v.f() == o.f() // -0.0 equals 0.0, as serde compares
 		}
 	case JSONArray:
 		if len(v.Items) != len(o.Items) {
@@ -123,9 +129,9 @@ func (v *JSONValue) Int64() (int64, bool) {
 	case v.Kind != JSONNumber:
 		return 0, false
 	case v.num == numNegInt:
-		return v.i, true
-	case v.num == numPosInt && v.u <= math.MaxInt64:
-		return int64(v.u), true
+		return v.i(), true
+	case v.num == numPosInt && v.u() <= math.MaxInt64:
+		return int64(v.u()), true
 	}
 	return 0, false
 }
@@ -137,11 +143,11 @@ func (v *JSONValue) Float64() (float64, bool) {
 	}
 	switch v.num {
 	case numPosInt:
-		return float64(v.u), true
+		return float64(v.u()), true
 	case numNegInt:
-		return float64(v.i), true
+		return float64(v.i()), true
 	}
-	return v.f, true
+	return v.f(), true
 }
 
 // Compact is serde_json::to_string of the value.
@@ -185,11 +191,11 @@ func (v *JSONValue) AppendCompact(b []byte) []byte {
 func (v *JSONValue) appendNumber(b []byte) []byte {
 	switch v.num {
 	case numPosInt:
-		return strconv.AppendUint(b, v.u, 10)
+		return strconv.AppendUint(b, v.u(), 10)
 	case numNegInt:
-		return strconv.AppendInt(b, v.i, 10)
+		return strconv.AppendInt(b, v.i(), 10)
 	}
-	return AppendRyu(b, v.f)
+	return AppendRyu(b, v.f())
 }
 
 // AppendRyu appends a finite f64 as the ryu crate (and so serde_json)
@@ -690,15 +696,15 @@ func (p *jsonParser) number(positive bool) (JSONValue, error) {
 	if !float {
 		if positive {
 			if u, err := strconv.ParseUint(text, 10, 64); err == nil {
-				return JSONValue{Kind: JSONNumber, num: numPosInt, u: u}, nil
+				return JSONValue{Kind: JSONNumber, num: numPosInt, bits: u}, nil
 			}
 		} else if n, err := strconv.ParseInt(text, 10, 64); err == nil && n != 0 {
-			return JSONValue{Kind: JSONNumber, num: numNegInt, i: n}, nil
+			return JSONValue{Kind: JSONNumber, num: numNegInt, bits: uint64(n)}, nil
 		}
 	}
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsInf(f, 0) {
 		return JSONValue{}, p.err(errRange)
 	}
-	return JSONValue{Kind: JSONNumber, num: numFloat, f: f}, nil
+	return JSONValue{Kind: JSONNumber, num: numFloat, bits: math.Float64bits(f)}, nil
 }
