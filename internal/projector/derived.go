@@ -46,8 +46,12 @@ type historyChain struct {
 }
 
 type historyStep struct {
-	ord       int // the step's place in the batch: history rows are numbered in stream order
-	text      string
+	ord  int // the step's place in the batch: history rows are numbered in stream order
+	text string
+	// facts is the value of text, once planned only its history scalars
+	// (slimFacts): what the transaction reads of it. The explode rows say
+	// where their elements are, and a diff in the transaction parses text
+	// again for the few rows it writes (elements).
 	facts     wire.JSONValue
 	scalars   []string
 	explode   []*explodeSpec
@@ -174,6 +178,7 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 			}
 		}
 	}
+	s.facts = slimFacts(&s.facts, s.scalars)
 	d.history[i].steps = append(d.history[i].steps, s)
 }
 
@@ -250,8 +255,51 @@ func (s *historyStep) diffAfter(key store.FactsKey, p *historyStep) {
 	s.explodeHist = make([][]store.HistoryRow, len(s.explode))
 	for i, x := range s.explode {
 		if x.track {
-			s.explodeHist[i] = x.diff(key, p.rows[i], s.rows[i], s.published)
+			s.explodeHist[i] = x.diff(key, p.rows[i], s.rows[i], func() []wire.JSONValue { return itemsOf(&s.facts, x) }, s.published)
 		}
+	}
+}
+
+// slimFacts is what a planned step keeps of its facts: the history
+// scalars' members of an object (the rest of a value, its explode arrays
+// above all, is most of a batch's memory), and only the kind of anything
+// else, of which Get finds nothing.
+func slimFacts(v *wire.JSONValue, scalars []string) wire.JSONValue {
+	out := wire.JSONValue{Kind: v.Kind}
+	if v.Kind != wire.JSONObject {
+		return out
+	}
+	for _, m := range v.Members {
+		if slices.Contains(scalars, m.Key) {
+			out.Members = append(out.Members, m) // in v's order, which is Get's
+		}
+	}
+	return out
+}
+
+// itemsOf is the array of x's field in a parsed value (nil when there is
+// none).
+func itemsOf(v *wire.JSONValue, x *explodeSpec) []wire.JSONValue {
+	if arr := v.Get(x.field); arr != nil {
+		return arr.Items
+	}
+	return nil
+}
+
+// elements gives the array of x's field in st's facts, parsed again from
+// its text the first time it is asked: the step kept only its scalars.
+// The text parsed when the step was planned, so it parses the same.
+func (st *historyStep) elements(x *explodeSpec) func() []wire.JSONValue {
+	var items []wire.JSONValue
+	parsed := false
+	return func() []wire.JSONValue {
+		if !parsed {
+			parsed = true
+			if v, err := wire.ParseJSON(st.text); err == nil {
+				items = itemsOf(&v, x)
+			}
+		}
+		return items
 	}
 }
 
@@ -404,7 +452,7 @@ func (d *derivedPlan) inventoryWrites(ctx context.Context, tx store.ProjectionTx
 							hist = st.explodeHist[xi] // es.rows are the step before's
 						}
 					} else {
-						hist = x.diff(ch.key, es.rows, next, st.published)
+						hist = x.diff(ch.key, es.rows, next, st.elements(x), st.published)
 					}
 					for _, r := range hist {
 						rows = append(rows, numbered{st.ord, r})

@@ -164,17 +164,19 @@ func (x *explodeSpec) identity(cells []store.Cell) (key string, hasNull bool) {
 }
 
 // explodeRow is one element as a row: its cells, its identity (see
-// identity) and the element itself.
+// identity) and where the element is. Not the element itself: a parsed
+// inventory is ten times its text, and a batch would hold every one of
+// them until it commits (rows.go, elements).
 type explodeRow struct {
 	cells []store.Cell
 	key   string
-	null  bool            // a key column is NULL
-	el    *wire.JSONValue // nil for a row read from the table
+	null  bool // a key column is NULL
+	elem  int  // 1 + the element's index in the facts' array; 0 for a row read from the table
 }
 
-func (x *explodeSpec) row(cells []store.Cell, el *wire.JSONValue) explodeRow {
+func (x *explodeSpec) row(cells []store.Cell, elem int) explodeRow {
 	key, null := x.identity(cells)
-	return explodeRow{cells: cells, key: key, null: null, el: el}
+	return explodeRow{cells: cells, key: key, null: null, elem: elem}
 }
 
 // rowsOf is what an accepted facts write puts in the table: a row per
@@ -195,7 +197,7 @@ func (x *explodeSpec) rowsOf(facts *wire.JSONValue, kind store.Kind) []explodeRo
 		for j, c := range x.table.Columns {
 			cells[j] = kind.StoredCell(c.Kind, explodeCell(c.Kind, el.Get(c.Name)))
 		}
-		r := x.row(cells, el)
+		r := x.row(cells, i+1)
 		if r.null && !kind.NullKeys() {
 			continue
 		}
@@ -249,7 +251,10 @@ func (x *explodeSpec) elementIdentity(el *wire.JSONValue) string {
 // column types, so an unchanged element never writes history (upstream
 // compares the raw element with the typed row, and a number in a text
 // column reads as changed on every scan: a deliberate difference).
-func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, observed time.Time) []store.HistoryRow {
+//
+// elements gives the array next's rows were worked out from; it is asked
+// only when a row is added or changed.
+func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, elements func() []wire.JSONValue, observed time.Time) []store.HistoryRow {
 	byKey := make(map[string]int, len(prior))
 	var order []string
 	for i, r := range prior {
@@ -272,12 +277,14 @@ func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, observe
 		i, ok := byKey[r.key]
 		switch {
 		case !ok:
-			after := r.el.Compact()
-			row("added", x.elementIdentity(r.el), nil, &after)
+			el := &elements()[r.elem-1]
+			after := el.Compact()
+			row("added", x.elementIdentity(el), nil, &after)
 		case !cellsEqual(prior[i].cells, r.cells):
-			after := r.el.Compact()
+			el := &elements()[r.elem-1]
+			after := el.Compact()
 			before := x.rowJSON(prior[i].cells, x.byName)
-			row("changed", x.elementIdentity(r.el), &before, &after)
+			row("changed", x.elementIdentity(el), &before, &after)
 		}
 	}
 	sort.Strings(order)
@@ -375,7 +382,7 @@ func (s storedRows) of(x *explodeSpec) []explodeRow {
 	}
 	out := make([]explodeRow, len(s.cells))
 	for i, cells := range s.cells {
-		out[i] = x.row(cells, nil)
+		out[i] = x.row(cells, 0)
 	}
 	return out
 }
@@ -420,7 +427,7 @@ func (m *explodeMemo) keep(name string, key store.FactsKey, rows []explodeRow, c
 		return
 	}
 	kept := rows
-	if slices.ContainsFunc(rows, func(r explodeRow) bool { return r.el != nil }) {
+	if slices.ContainsFunc(rows, func(r explodeRow) bool { return r.elem != 0 }) {
 		kept = ownRows(rows)
 	} // else they were read, or kept before: their memory is their own
 	if collected != nil {

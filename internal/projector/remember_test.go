@@ -140,9 +140,52 @@ func TestExplodeMemoKeepsNoBatchStrings(t *testing.T) {
 					t.Errorf("the memo's cell %q points into the payload", c.Text)
 				}
 			}
-			if r.el != nil {
-				t.Error("the memo keeps a row's parsed element")
+			if r.elem != 0 {
+				t.Error("the memo's row still says it was worked out from a payload")
 			}
 		}
+	}
+}
+
+type oneManifest struct{ m *wire.Manifest }
+
+func (o oneManifest) Manifest(context.Context, string) (*wire.Manifest, error) { return o.m, nil }
+
+// A planned inventory step keeps, of its parsed facts, only the history
+// scalars: a batch holds its steps until it commits, and a parsed
+// inventory is ten times its text (a 10,000-PC replay peaked at 581 MB
+// with the whole values kept). Its explode rows say where their elements
+// are instead.
+func TestPlannedStepsKeepOnlyTheirScalars(t *testing.T) {
+	man := &wire.Manifest{ID: "inv", Version: "1", Inventory: &wire.InventoryHint{HistoryScalars: []string{"ram", "os"},
+		Explode: []wire.ExplodeSpec{{Field: wire.Str("apps"), Table: wire.Str("inv_apps"), PrimaryKey: []string{"name"},
+			TrackHistory: true, Columns: []wire.ExplodeColumn{{Field: wire.Str("name")}, {Field: wire.Str("v")}}}}}}
+	res := wire.ExecResult{ResultID: "r1", RequestID: "q", PCID: "PC-1", ManifestID: wire.Str("inv"), StartedAt: time.Now(), FinishedAt: time.Now(),
+		Stdout: `{"ram":8,"host":"h","apps":[{"name":"a","v":1},{"name":"a","v":2},{"name":"b","v":3}],"os":"w"}`}
+	p := New(kindOnly(store.SQLite), nil, oneManifest{man})
+	b, err := p.Prepare(context.Background(), []Message{{Stream: "RESULTS", Seq: 1, Subject: "results.q", Published: time.Now(), Data: res.Encode()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := b.derived.history[0].steps[0]
+	var keys []string
+	for _, m := range st.facts.Members {
+		keys = append(keys, m.Key)
+	}
+	if strings.Join(keys, ",") != "os,ram" {
+		t.Errorf("the planned step keeps the members %q of its facts; want only the history scalars os,ram", keys)
+	}
+	var elems []int
+	for _, r := range st.rows[0] {
+		elems = append(elems, r.elem)
+	}
+	if len(elems) != 2 || elems[0] != 1 || elems[1] != 3 {
+		t.Errorf("the rows' elements are %v; want 1 and 3 (the second \"a\" is dropped)", elems)
+	}
+	if got := itemsOf(&st.facts, st.explode[0]); got != nil {
+		t.Errorf("the planned step still holds the apps array: %d items", len(got))
+	}
+	if items := st.elements(st.explode[0])(); len(items) != 3 || items[2].Get("v").Compact() != "3" {
+		t.Errorf("the elements parsed again from the text: %d items", len(items))
 	}
 }
