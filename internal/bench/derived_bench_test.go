@@ -110,22 +110,7 @@ func derivedManifest(hints bool) *wire.Manifest {
 // without hints, alternating, in the same run.
 func TestDerivedPerformance(t *testing.T) {
 	ctx := context.Background()
-	msgs := derivedWorkload(*derivedN)
-	js := testutil.JetStream(t)
-	if err := streams.EnsureLayout(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	pub := make([]sim.Message, len(msgs))
-	for i, m := range msgs {
-		pub[i] = sim.Message{Subject: m.Subject, Data: m.Data}
-	}
-	if err := sim.PublishAll(ctx, js, pub); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, streams.JobsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, msgs, kv := publishDerived(t, ctx, *derivedN)
 	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows | server CPU s without / with |\n|---|---|---|---|---|---|---|---|\n")
 	for _, kind := range benchStores() {
 		profiled := false
@@ -182,6 +167,31 @@ func TestDerivedPerformance(t *testing.T) {
 		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d | %s |\n", len(msgs), kind, median(plain), median(hinted),
 			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows, server)
 	}
+}
+
+// publishDerived publishes the derived-tables workload of n results to a
+// new in-process NATS server, and returns the server's URL, a JetStream
+// client of it, the messages and the jobs bucket the manifest goes into.
+func publishDerived(t *testing.T, ctx context.Context, n int) (string, jetstream.JetStream, []projector.Message, jetstream.KeyValue) {
+	t.Helper()
+	url := testutil.NATSServer(t)
+	js := testutil.JetStreamAt(t, url)
+	if err := streams.EnsureLayout(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	msgs := derivedWorkload(n)
+	pub := make([]sim.Message, len(msgs))
+	for i, m := range msgs {
+		pub[i] = sim.Message{Subject: m.Subject, Data: m.Data}
+	}
+	if err := sim.PublishAll(ctx, js, pub); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, streams.JobsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, js, msgs, kv
 }
 
 // freshDSN is a new database of kind for one measurement: a schema or a

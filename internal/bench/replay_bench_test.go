@@ -54,10 +54,7 @@ var (
 
 func TestReplayPerformance(t *testing.T) {
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "kanade")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kanade").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildKanade(t)
 	fmt.Printf("| N | store | (a) exact yardstick msg/s | (p) plain COPY msg/s | (q) batched plain COPY msg/s | (b) upstream-style msg/s | (c) replay msg/s | (c)/(a) median (min–max) | (c)/(p) median (min–max) | (c)/(q) median (min–max) | (c)/(b) | (c) peak RSS MB | server CPU s (p) / (c) | (c) kanade CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ns := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(ns)
@@ -449,29 +446,10 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Peak RSS is VmHWM, the high-water mark of the process's own memory
-	// map, read until it exits. (wait4's ru_maxrss would include this
-	// benchmark's memory: the child is vforked from it before exec.)
-	var hwmKB int64
-	stopPoll := make(chan struct{})
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for {
-			if kb := vmHWM(cmd.Process.Pid); kb > hwmKB {
-				hwmKB = kb
-			}
-			select {
-			case <-stopPoll:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	peak := watchPeak(cmd.Process.Pid)
 	err := cmd.Wait()
 	elapsed, cpu := time.Since(start), serverCPU()-cpu
-	close(stopPoll)
-	<-polled
+	hwmKB := peak()
 	out := []byte(stdout.String())
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
@@ -486,6 +464,44 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	}
 	return binaryRun{rate: float64(n) / elapsed.Seconds(), rssMB: float64(hwmKB) / 1024, serverCPU: cpu,
 		cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
+}
+
+// buildKanade builds the kanade binary of this tree for the test.
+func buildKanade(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kanade")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kanade").CombinedOutput(); err != nil {
+		t.Fatalf("build kanade: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// watchPeak polls a process's peak RSS until the returned function is
+// called (once it has exited), which returns it in kB. Peak RSS is VmHWM,
+// the high-water mark of the process's own memory map. (wait4's ru_maxrss
+// would include this benchmark's memory: the child is vforked from it
+// before exec.)
+func watchPeak(pid int) func() int64 {
+	var hwm int64
+	stop, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			if kb := vmHWM(pid); kb > hwm {
+				hwm = kb
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-polled
+		return hwm
+	}
 }
 
 func vmHWM(pid int) int64 {

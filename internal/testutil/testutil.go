@@ -219,7 +219,14 @@ func TableRows(t testing.TB, st store.Store, table string) []string {
 // connection (an error handler, say).
 func JetStream(t testing.TB, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(NATSServer(t), opts...)
+	return JetStreamAt(t, NATSServer(t), opts...)
+}
+
+// JetStreamAt connects to the NATS server at url, closing the connection
+// when the test ends.
+func JetStreamAt(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
