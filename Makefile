@@ -39,7 +39,7 @@ lint:
 # not part of `make test`. BENCH_N=200000 for a quicker run.
 BENCH_N ?= 200000,1000000
 bench:
-	$(GO) test -tags bench -count=1 -timeout 60m -run "TestReplayPerformance|TestShowPerformance|TestBackfillPerformance|TestDerivedPerformance|TestReReplayPerformance|TestRebuildPerformance|TestCompletionPerformance|TestTwoCopiesPerformance" -v ./internal/bench -args -bench.n=$(BENCH_N)
+	$(GO) test -tags bench -count=1 -timeout 60m -run "TestReplayPerformance|TestShowPerformance|TestBackfillPerformance|TestDerivedPerformance|TestDerivedMemory|TestReReplayPerformance|TestRebuildPerformance|TestCompletionPerformance|TestTwoCopiesPerformance" -v ./internal/bench -args -bench.n=$(BENCH_N)
 
 # The command reference and man pages, generated from the cobra commands,
 # and docs/examples.md, from a run of every command the guides show.
