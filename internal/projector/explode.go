@@ -166,7 +166,7 @@ func (x *explodeSpec) identity(cells []store.Cell) (key string, hasNull bool) {
 // explodeRow is one element as a row: its cells, its identity (see
 // identity) and where the element is. Not the element itself: a parsed
 // inventory is ten times its text, and a batch would hold every one of
-// them until it commits (rows.go, elements).
+// them until it commits (historyStep.elements gives it back).
 type explodeRow struct {
 	cells []store.Cell
 	key   string
