@@ -42,7 +42,7 @@ faster for about 10 MB more; --batch 2500 lowers the peak further at some
 of the rate, more on explode-heavy streams (docs/performance.md). A replay
 into PostgreSQL writes two batches at once, on two connections, and runs
 with the target at 50 unless GOGC is set (about 55 MB; 62 MB at 100).
-Results with inventory explode hints need more: 150-375 MB for a replay of
+Results with inventory explode hints need more: 140-375 MB for a replay of
 2.5 KB inventories at the default --batch; --batch 1000 bounds it near
 100 MB, at about the same rate when each PC scans at most once a batch.
 

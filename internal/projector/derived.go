@@ -95,7 +95,7 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 					if across {
 						st.prev = prev
 					}
-					d.addHistory(key, st)
+					d.addHistory(key, st, false)
 				} else if v, err := wire.ParseJSON(payload); err == nil {
 					it.facts = &payload
 					st.facts = v
@@ -104,7 +104,7 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 						st.rows = append(st.rows, rows)
 						st.nullKeys = st.nullKeys || slices.ContainsFunc(rows, func(r explodeRow) bool { return r.null })
 					}
-					d.addHistory(key, st)
+					d.addHistory(key, st, true)
 				}
 			} else if wire.CheckJSON(payload) == nil {
 				it.facts = &payload
@@ -157,7 +157,11 @@ func (d *derivedPlan) addFeed(f store.Feed, prec time.Duration) {
 	d.feeds = append(d.feeds, f)
 }
 
-func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
+// addHistory appends s to its chain, diffed against the step before it
+// (in the batch, or the chain's last in the batch before). A parsed step's
+// value is then cut to its history scalars (slimFacts); a repeat shares
+// the value of the step it repeats, already cut.
+func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep, parsed bool) {
 	if d.histIdx == nil {
 		d.histIdx = map[store.FactsKey]int{}
 	}
@@ -178,7 +182,9 @@ func (d *derivedPlan) addHistory(key store.FactsKey, s historyStep) {
 			}
 		}
 	}
-	s.facts = slimFacts(&s.facts, s.scalars)
+	if parsed {
+		s.facts = slimFacts(&s.facts, s.scalars)
+	}
 	d.history[i].steps = append(d.history[i].steps, s)
 }
 
