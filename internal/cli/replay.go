@@ -85,7 +85,7 @@ or migrated from the manifests), check_status, feeds and feed_meta, and
 	fl := replayCmd.Flags()
 	fl.StringVar(&f.stream, "stream", streams.Results, "stream to replay")
 	f.addWindowFlags(fl)
-	fl.IntVar(&f.batch, "batch", 5000, "messages per transaction")
+	fl.IntVar(&f.batch, "batch", 5000, "messages per transaction (one that only repeats derived rows already in it counts half)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "project in a transaction that is rolled back, and report what would change")
 	fl.BoolVar(&f.plan, "plan", false, "print the resolved range and exit")
 	fl.BoolVar(&f.resume, "resume", false, "continue from this database's checkpoint")

@@ -134,6 +134,46 @@ type Batch struct {
 	LastSeq    uint64
 	Messages   int64
 	Bytes      int64
+	// merged counts the messages whose every derived write goes to a row
+	// an earlier message of the batch writes too; written holds those rows.
+	merged  int64
+	written map[derivedKey]struct{}
+}
+
+// derivedKey is the row a DerivedWrite names.
+type derivedKey struct{ table, pcID, name string }
+
+// Full says whether b holds size messages, or payloads of maxBytes (when
+// more than 0). A message whose derived writes all merge into rows the
+// batch already writes counts half: it adds a result row and no derived
+// row, so a batch of repeated scans (a fleet's inventory every few
+// minutes) grows to at most twice size before its per-PC writes (explode
+// rows restamped, facts upserted, rows read back) are paid again. Its
+// payloads count whole, so maxBytes bounds its memory as for any batch.
+func (b *Batch) Full(size int, maxBytes int64) bool {
+	return 2*b.Messages-b.merged >= 2*int64(size) || (maxBytes > 0 && b.Bytes >= maxBytes)
+}
+
+// noteDerived counts it as merged when the batch already writes every row
+// it writes.
+func (b *Batch) noteDerived(it *item) {
+	if len(it.derived) == 0 {
+		return
+	}
+	if b.written == nil {
+		b.written = make(map[derivedKey]struct{})
+	}
+	merges := true
+	for _, w := range it.derived {
+		k := derivedKey{w.Table, w.PCID, w.Name}
+		if _, ok := b.written[k]; !ok {
+			merges = false
+			b.written[k] = struct{}{}
+		}
+	}
+	if merges {
+		b.merged++
+	}
 }
 
 // Prepare decodes msgs (in stream order) into one batch: NewBatch, Add
@@ -180,6 +220,7 @@ func (p *Projector) Add(ctx context.Context, b *Batch, msgs []Message) error {
 		case it == nil:
 			b.ignored++
 		default:
+			b.noteDerived(it)
 			b.items = append(b.items, *it)
 		}
 	}

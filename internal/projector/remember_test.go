@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -187,5 +188,40 @@ func TestPlannedStepsKeepOnlyTheirScalars(t *testing.T) {
 	}
 	if items := st.elements(st.explode[0])(); len(items) != 3 || items[2].Get("v").Compact() != "3" {
 		t.Errorf("the elements parsed again from the text: %d items", len(items))
+	}
+}
+
+// A message whose derived writes all go to rows the batch already writes
+// counts half toward the batch's size; one with no derived write (here,
+// facts that are not JSON) or a new row counts whole; bytes count whole.
+func TestRepeatedScansCountHalf(t *testing.T) {
+	man := &wire.Manifest{ID: "inv", Version: "1", Inventory: &wire.InventoryHint{}}
+	p := New(kindOnly(store.SQLite), nil, oneManifest{man})
+	b := p.NewBatch(8)
+	for i, tc := range []struct {
+		pc, stdout string
+		full4      bool // Full(4, 0) after it
+	}{
+		{"PC-1", `{"ram":8}`, false},  // 1
+		{"PC-1", `{"ram":16}`, false}, // 1.5
+		{"PC-1", `not json`, false},   // 2.5
+		{"PC-2", `{"ram":8}`, false},  // 3.5: four messages, not yet full
+		{"PC-2", `{"ram":8}`, true},   // 4
+		{"PC-1", `{"ram":32}`, true},  // 4.5
+	} {
+		res := wire.ExecResult{ResultID: fmt.Sprintf("r%d", i), RequestID: "q", PCID: tc.pc, ManifestID: wire.Str("inv"),
+			StartedAt: time.Now(), FinishedAt: time.Now(), Stdout: tc.stdout}
+		if err := p.Add(context.Background(), b, []Message{{Stream: "RESULTS", Seq: uint64(i + 1), Subject: "results.q", Published: time.Now(), Data: res.Encode()}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Full(4, 0); got != tc.full4 {
+			t.Fatalf("after message %d (%s %s): Full(4) = %v, want %v", i+1, tc.pc, tc.stdout, got, tc.full4)
+		}
+		if !b.Full(100, b.Bytes) {
+			t.Fatalf("after message %d: a batch whose payloads reach the byte limit is not full", i+1)
+		}
+	}
+	if b.Full(5, 0) {
+		t.Fatal("six messages, three of them merged, are full at 5; want 4.5 of 5")
 	}
 }

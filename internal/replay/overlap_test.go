@@ -68,7 +68,8 @@ func (f *failingPG) Project(ctx context.Context, rollback bool, fn func(store.Pr
 	})
 }
 
-// overlapFleet is a fleet whose stream makes batches of 50 that all write,
+// overlapFleet is a fleet whose stream makes batches of 50 or a little
+// more (Batch.Full) that all write,
 // with redeliveries and completions across their boundaries, and a way to
 // open a fresh PostgreSQL store seeded with its executions.
 func overlapFleet(t *testing.T) (jetstream.JetStream, *sim.Fleet, func() *failingPG) {
@@ -91,16 +92,16 @@ func TestOverlappedBatchRetried(t *testing.T) {
 	js, f, open := overlapFleet(t)
 	ctx := context.Background()
 	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond}
-	want := referenceTables(t, open(), js, o)
+	want, ends := referenceRun(t, open(), js, o)
 
 	st := open()
-	st.seq, st.times = 100, 1
+	st.seq, st.times = ends[1], 1
 	var told []string
 	o.OnRetry = func(seq uint64, attempt int, _ time.Duration, err error) {
 		told = append(told, fmt.Sprintf("%d:%d:%v", seq, attempt, err))
 	}
 	sum := replayAll(t, st, js, o)
-	if len(told) != 1 || !strings.HasPrefix(told[0], "100:1:") || !strings.Contains(told[0], "connection reset") {
+	if len(told) != 1 || !strings.HasPrefix(told[0], fmt.Sprintf("%d:1:", ends[1])) || !strings.Contains(told[0], "connection reset") {
 		t.Errorf("retries reported: %q; want the overlapped attempt's failure, once", told)
 	}
 	if len(st.beside) != 1 || st.beside[0] < 2 {
@@ -132,25 +133,25 @@ func TestOverlappedBatchFailureWritesNothingAfterIt(t *testing.T) {
 		return tables
 	}
 	o := replay.Options{Stream: streams.Results, Batch: 50, RetryBase: time.Millisecond, RetryAttempts: 2}
-	first := open()
-	replayAll(t, first, js, replay.Options{Stream: streams.Results, Batch: 50, ToSeq: 50})
 	all := open()
-	replayAll(t, all, js, o)
+	_, ends := referenceRun(t, all, js, o)
+	first := open()
+	replayAll(t, first, js, replay.Options{Stream: streams.Results, Batch: 50, ToSeq: ends[0]})
 
 	st := open()
-	st.seq, st.times = 100, -1
+	st.seq, st.times = ends[1], -1
 	sum, err := replay.Run(ctx, st, js, o)
-	if err == nil || !strings.Contains(err.Error(), "batch ending at sequence 100 failed 2 times") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("batch ending at sequence %d failed 2 times", ends[1])) {
 		t.Fatalf("replay with a batch that always fails: %v", err)
 	}
 	if len(st.beside) == 0 || st.beside[0] < 2 {
 		t.Fatalf("failures injected with %v transactions open; want the next batch's beside the first", st.beside)
 	}
-	if sum.CheckpointSeq != 50 {
-		t.Errorf("checkpoint %d, want 50", sum.CheckpointSeq)
+	if sum.CheckpointSeq != ends[0] {
+		t.Errorf("checkpoint %d, want %d", sum.CheckpointSeq, ends[0])
 	}
-	if cp, err := st.LoadCheckpoint(ctx, replay.CheckpointName(streams.Results, nil)); err != nil || cp == nil || cp.LastSeq != 50 {
-		t.Fatalf("stored checkpoint %+v (%v), want 50", cp, err)
+	if cp, err := st.LoadCheckpoint(ctx, replay.CheckpointName(streams.Results, nil)); err != nil || cp == nil || cp.LastSeq != ends[0] {
+		t.Fatalf("stored checkpoint %+v (%v), want %d", cp, err, ends[0])
 	}
 	if !reflect.DeepEqual(dump(first), dump(st)) {
 		t.Fatal("a failed batch left the tables other than the batch before it did")
@@ -272,10 +273,22 @@ func TestOverlappedBatchFailingAtBeginRetried(t *testing.T) {
 
 // referenceTables are the tables a replay that never failed leaves in st.
 func referenceTables(t *testing.T, st testutil.Store, js jetstream.JetStream, o replay.Options) *store.Tables {
+	want, _ := referenceRun(t, st, js, o)
+	return want
+}
+
+// referenceRun is referenceTables and the sequence each batch ended at
+// (where batches end depends on which messages merge; Batch.Full).
+func referenceRun(t *testing.T, st testutil.Store, js jetstream.JetStream, o replay.Options) (*store.Tables, []uint64) {
+	var ends []uint64
+	o.Progress = func(p replay.Progress) { ends = append(ends, p.LastSeq) }
 	replayAll(t, st, js, o)
 	want, err := st.Dump(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return want
+	if len(ends) < 3 {
+		t.Fatalf("the reference replay made %d batches; the test needs 3 or more", len(ends))
+	}
+	return want, ends
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
-// TestReadSurvivesAStalledPipeline holds the reader back at every batch's
-// end for longer than the server takes to deliver a whole pull, so the
+// TestReadSurvivesAStalledPipeline holds the reader back after every
+// batch's worth of chunks for longer than the server takes to deliver a whole pull, so the
 // pulled messages wait in nats.go while the handler waits for the
 // pipeline. The window must arrive whole, once and in order, and nats.go
 // must report no slow consumer. (The drops the Messages iterator made
@@ -48,7 +48,7 @@ func TestReadSurvivesAStalledPipeline(t *testing.T) {
 			}
 			want++
 		}
-		if c.end {
+		if (want-1)%batch == 0 {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}

@@ -24,7 +24,9 @@ type Options struct {
 	Subjects       []string
 	FromSeq, ToSeq uint64     // 0 = unset
 	Since, Until   *time.Time // alternatives to the sequences
-	Batch          int
+	// Batch is the messages of a batch, counting half a message whose
+	// derived writes all merge into an earlier one's (projector.Batch.Full).
+	Batch int
 	// BatchBytes ends a batch early once its payloads reach this many
 	// bytes (0: DefaultBatchBytes), so that memory follows the batch's
 	// size in bytes, not only its count of messages.

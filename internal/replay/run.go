@@ -147,14 +147,13 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	return sum, followIfAsked(parent, st, js, proj, o, plan, sum)
 }
 
-// chunk is a run of messages from the reader; end says it completes a
-// batch. Messages travel in chunks much smaller than a batch, so the raw
+// chunk is a run of messages from the reader. Messages travel in chunks
+// much smaller than a batch, so the raw
 // payloads held at once are a chunk's and the consumer's pull buffer's,
 // not a whole batch's waiting beside the one being decoded: at 200k
 // messages the raw bytes were 10 MB of a 25 MB live heap.
 type chunk struct {
 	msgs []projector.Message
-	end  bool
 }
 
 const (
@@ -171,9 +170,8 @@ const (
 	pullRequestBytes = 1 << 20
 )
 
-// read sends the window in chunks, the last chunk of each batch marked: a
-// batch ends at o.Batch messages, or at the message that brings its
-// payloads to o.BatchBytes (a larger message is a batch of its own). It
+// read sends the window in chunks of at most chunkSize messages (fewer
+// for a smaller o.Batch), where batches end is the batcher's to say. It
 // closes out when done. maxPayload is the server's largest message: each
 // pull request has room for one.
 //
@@ -200,7 +198,7 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 		return fmt.Errorf("create ordered consumer on %s: %w", o.Stream, err)
 	}
 	size := min(o.Batch, chunkSize)
-	w := &windowReader{ctx: ctx, plan: plan, o: o, maxBytes: o.batchBytes(), out: out, size: size,
+	w := &windowReader{ctx: ctx, plan: plan, o: o, out: out, size: size,
 		msgs: make([]projector.Message, 0, size), done: make(chan struct{}), failed: make(chan error, 1)}
 	cc, err := c.Consume(w.handle,
 		jetstream.PullMaxMessagesWithBytesLimit(min(o.Batch, 1000), int(pullLimit(pullRequestBytes, maxPayload))),
@@ -234,21 +232,18 @@ func read(ctx context.Context, s jetstream.Stream, maxPayload int64, plan *Plan,
 // consumer starts a new subscription when it resets, so the state is
 // guarded anyway.
 type windowReader struct {
-	ctx      context.Context
-	plan     *Plan
-	o        Options
-	maxBytes int64 // o.batchBytes()
-	out      chan<- chunk
-	size     int // messages per chunk
+	ctx  context.Context
+	plan *Plan
+	o    Options
+	out  chan<- chunk
+	size int // messages per chunk
 
-	mu      sync.Mutex
-	over    bool // the window is read, or the reader gave up
-	msgs    []projector.Message
-	seen    uint64
-	inBatch int
-	inBytes int64
-	done    chan struct{} // closed when the window is read and sent
-	failed  chan error    // a failure nats.go does not recover from
+	mu     sync.Mutex
+	over   bool // the window is read, or the reader gave up
+	msgs   []projector.Message
+	seen   uint64
+	done   chan struct{} // closed when the window is read and sent
+	failed chan error    // a failure nats.go does not recover from
 }
 
 func (w *windowReader) handle(m jetstream.Msg) {
@@ -268,26 +263,18 @@ func (w *windowReader) handle(m jetstream.Msg) {
 		return
 	}
 	w.seen++
-	w.inBatch++
-	w.inBytes += int64(len(m.Data()))
 	w.msgs = append(w.msgs, projector.Message{Stream: w.o.Stream, Seq: seq, Subject: m.Subject(), Published: meta.Timestamp.UTC(), Data: m.Data()})
-	if end := w.inBatch == w.o.Batch || w.inBytes >= w.maxBytes; end || len(w.msgs) == w.size {
-		if !w.flush(end) {
-			return
-		}
-		if end {
-			w.inBatch, w.inBytes = 0, 0
-		}
+	if len(w.msgs) == w.size && !w.flush() {
+		return
 	}
 	if w.seen >= w.plan.Messages || seq == w.plan.ToSeq || meta.NumPending == 0 {
 		w.finish()
 	}
 }
 
-// finish sends what is left as the end of the last batch and tells read
-// the window is done.
+// finish sends what is left and tells read the window is done.
 func (w *windowReader) finish() {
-	if w.flush(true) {
+	if w.flush() {
 		w.over = true
 		close(w.done)
 	}
@@ -295,12 +282,12 @@ func (w *windowReader) finish() {
 
 // flush hands the chunk on; false when the context ended first (the
 // reader is then over).
-func (w *windowReader) flush(end bool) bool {
+func (w *windowReader) flush() bool {
 	if len(w.msgs) == 0 {
 		return true
 	}
 	select {
-	case w.out <- chunk{msgs: w.msgs, end: end}:
+	case w.out <- chunk{msgs: w.msgs}:
 		w.msgs = make([]projector.Message, 0, w.size)
 		return true
 	case <-w.ctx.Done():
@@ -347,25 +334,54 @@ func pullLimit(limit, maxPayload int64) int64 { return max(limit, maxPayload+64<
 // and writes in turn.
 func chunksPerBatch(batch int) int { return (batch + chunkSize - 1) / chunkSize }
 
-// nextBatch prepares the next batch from the reader's chunks; nil at the
-// end of the window (the reader closes raw, also when the context ends).
-func nextBatch(ctx context.Context, proj *projector.Projector, raw <-chan chunk, size int) (*projector.Batch, error) {
+// batcher cuts the reader's chunks into batches: a batch is full at
+// o.Batch messages (those whose derived writes all merge into an earlier
+// one's count half, projector.Batch.Full) or at the message that brings its
+// payloads to o.BatchBytes. The reader cannot tell where a batch ends, since
+// only decoding shows which messages merge, so a chunk may be split between
+// two batches.
+type batcher struct {
+	proj     *projector.Projector
+	raw      <-chan chunk
+	size     int
+	maxBytes int64
+	rest     []projector.Message // the part of a chunk the last batch left
+}
+
+func newBatcher(proj *projector.Projector, raw <-chan chunk, o Options) *batcher {
+	return &batcher{proj: proj, raw: raw, size: o.Batch, maxBytes: o.batchBytes()}
+}
+
+// next prepares the next batch; nil at the end of the window (the reader
+// closes raw, also when the context ends).
+func (bt *batcher) next(ctx context.Context) (*projector.Batch, error) {
 	var b *projector.Batch
-	for c := range raw {
+	for {
+		if len(bt.rest) == 0 {
+			c, ok := <-bt.raw
+			if !ok {
+				break
+			}
+			bt.rest = c.msgs
+		}
 		if b == nil {
-			b = proj.NewBatch(size)
+			b = bt.proj.NewBatch(bt.size)
 		}
-		if err := proj.Add(ctx, b, c.msgs); err != nil {
-			return nil, err
-		}
-		if c.end {
-			break
+		for len(bt.rest) > 0 {
+			m := bt.rest[:1]
+			bt.rest = bt.rest[1:]
+			if err := bt.proj.Add(ctx, b, m); err != nil {
+				return nil, err
+			}
+			if b.Full(bt.size, bt.maxBytes) {
+				return bt.proj.Seal(b), nil
+			}
 		}
 	}
-	if b == nil {
+	if b == nil || b.Messages == 0 {
 		return nil, nil
 	}
-	return proj.Seal(b), nil
+	return bt.proj.Seal(b), nil
 }
 
 // decoding is a window's reader and decoder, running ahead of the writer.
@@ -409,6 +425,7 @@ func decode(ctx context.Context, cancel func(), s jetstream.Stream, maxPayload i
 		}
 	}
 	go func() { d.readErr <- read(ctx, s, maxPayload, plan, o, raw) }()
+	batches := newBatcher(proj, raw, o)
 	go func() {
 		defer close(prepared)
 		for {
@@ -417,7 +434,7 @@ func decode(ctx context.Context, cancel func(), s jetstream.Stream, maxPayload i
 			case <-ctx.Done():
 				return
 			}
-			b, err := nextBatch(ctx, proj, raw, o.Batch)
+			b, err := batches.next(ctx)
 			if err != nil {
 				d.prepErr <- err
 				cancel()

@@ -85,8 +85,9 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	go func() { rerr <- read(ctx, s, js.Conn().MaxPayload(), plan, o, raw) }()
 	kind := st.Kind()
 	start := time.Now()
+	batches := newBatcher(proj, raw, o)
 	for {
-		b, err := nextBatch(ctx, proj, raw, o.Batch)
+		b, err := batches.next(ctx)
 		if err != nil {
 			return rep, stopped(err)
 		}
