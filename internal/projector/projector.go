@@ -145,11 +145,13 @@ type derivedKey struct{ table, pcID, name string }
 
 // Full says whether b holds size messages, or payloads of maxBytes (when
 // more than 0). A message whose derived writes all merge into rows the
-// batch already writes counts half: it adds a result row and no derived
-// row, so a batch of repeated scans (a fleet's inventory every few
-// minutes) grows to at most twice size before its per-PC writes (explode
-// rows restamped, facts upserted, rows read back) are paid again. Its
-// payloads count whole, so maxBytes bounds its memory as for any batch.
+// batch already writes counts half: it adds its result row (and any
+// history it makes) but no row of a current-state table, since the batch
+// writes only each row's last state. So a batch of repeated scans (a
+// fleet's inventory every few minutes) grows to at most twice size before
+// its per-PC writes (explode rows restamped, facts upserted, rows read
+// back) are paid again. Its payloads count whole, so maxBytes bounds its
+// memory as for any batch.
 func (b *Batch) Full(size int, maxBytes int64) bool {
 	return 2*b.Messages-b.merged >= 2*int64(size) || (maxBytes > 0 && b.Bytes >= maxBytes)
 }
