@@ -182,8 +182,15 @@ func (t *projTx) LoadExplodeRows(ctx context.Context, x store.ExplodeTable, keys
 	for i, c := range x.Columns {
 		cols[i] = "t." + quote(c.Name)
 	}
-	rows, err := t.raw().Query(ctx, `SELECT t.pc_id, t.job_id, t.collected_at, `+strings.Join(cols, ", ")+` FROM `+quote(t.explodeName(x.Name))+` t
-		JOIN unnest($1::text[], $2::text[]) AS k(pc_id, job_id) ON t.pc_id = k.pc_id AND t.job_id = k.job_id`, pc, job)
+	// One index lookup per key, always: as a plain join the planner read
+	// the whole table and sorted it (to disk) for a merge join once a
+	// batch asked for half the fleet's PCs, 200-370 ms a batch at 10,000
+	// PCs against about 40 for the lookups (docs/performance.md, twelfth
+	// session). OFFSET 0 keeps the lateral subquery from being flattened
+	// back into that join.
+	rows, err := t.raw().Query(ctx, `SELECT t.pc_id, t.job_id, t.collected_at, `+strings.Join(cols, ", ")+`
+		FROM unnest($1::text[], $2::text[]) AS k(pc_id, job_id)
+		CROSS JOIN LATERAL (SELECT * FROM `+quote(t.explodeName(x.Name))+` s WHERE s.pc_id = k.pc_id AND s.job_id = k.job_id OFFSET 0) t`, pc, job)
 	if err != nil {
 		return nil, fmt.Errorf("read explode table %s: %w", x.Name, err)
 	}
