@@ -18,9 +18,9 @@ import (
 )
 
 // TestReadSurvivesAStalledPipeline holds the reader back after every
-// batch's worth of chunks for longer than the server takes to deliver a whole pull, so the
-// pulled messages wait in nats.go while the handler waits for the
-// pipeline. The window must arrive whole, once and in order, and nats.go
+// batch's worth of chunks for longer than the server takes to deliver a
+// whole pull, so the pulled messages wait in nats.go while the handler
+// waits for the pipeline. The window must arrive whole, once and in order, and nats.go
 // must report no slow consumer. (The drops the Messages iterator made
 // needed the reader off the CPU in the millisecond after it asked for a
 // pull, which a test cannot arrange; this one guards the handler's own

@@ -378,7 +378,7 @@ func (bt *batcher) next(ctx context.Context) (*projector.Batch, error) {
 			}
 		}
 	}
-	if b == nil || b.Messages == 0 {
+	if b == nil {
 		return nil, nil
 	}
 	return bt.proj.Seal(b), nil
