@@ -10,3 +10,6 @@ func LockSessionPID(s *Store) uint32 {
 	}
 	return s.lock.conn.Conn().PgConn().PID()
 }
+
+// CopyResults is copyResults, for the test that holds its bytes to pgx's.
+var CopyResults = copyResults

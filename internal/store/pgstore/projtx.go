@@ -142,18 +142,10 @@ func (t *projTx) stage(ctx context.Context, rows []store.ResultRow) error {
 	if _, err := t.tx.Exec(ctx, "TRUNCATE kanade_stage_results"); err != nil {
 		return fmt.Errorf("clear staging table: %w", err)
 	}
-	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"kanade_stage_results"}, resultColNames, copySource(rows)); err != nil {
+	if _, err := copyResults(ctx, t.tx, "kanade_stage_results", rows); err != nil {
 		return fmt.Errorf("copy batch into staging table: %w", err)
 	}
 	return nil
-}
-
-func copySource(rows []store.ResultRow) pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		r := &rows[i]
-		return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
-			r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
-	})
 }
 
 // copyDirect COPYs rows straight into execution_results under the
@@ -162,7 +154,7 @@ func copySource(rows []store.ResultRow) pgx.CopyFromSource {
 // already exists. On success the savepoint is left to the commit (one
 // round trip fewer).
 func (t *projTx) copyDirect(ctx context.Context, rows []store.ResultRow) (bool, error) {
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, resultColNames, copySource(rows))
+	_, err := copyResults(ctx, t.tx, "execution_results", rows)
 	if err == nil {
 		return true, nil
 	}

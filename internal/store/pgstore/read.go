@@ -81,13 +81,7 @@ func (s *Store) Seed(ctx context.Context, execs []store.Execution, rows []store.
 			}
 		}
 		if len(rows) > 0 {
-			cols := strings.Fields(strings.ReplaceAll(resultCols, ",", " "))
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				x := rows[i]
-				return []any{pgText(x.ResultID), pgText(x.RequestID), pgTextPtr(x.ExecID), pgText(x.PCID), x.ExitCode, pgText(x.Stdout), pgText(x.Stderr),
-					x.StartedAt, x.FinishedAt, x.RecordedAt, pgTextPtr(x.JobID), pgTextPtr(x.Version), x.Reaped, x.ExpiresAt, pgTextPtr(x.ParentResultID), x.Skipped}, nil
-			}))
-			if err != nil {
+			if _, err := copyResults(ctx, tx, "execution_results", rows); err != nil {
 				return fmt.Errorf("seed execution_results: %w", err)
 			}
 		}
