@@ -442,13 +442,16 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	cmd.Stderr = os.Stderr
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
-	cpu, start := serverCPU(), time.Now()
+	// Settled readings on both sides: the seeding's connections and the
+	// replay's end just before them.
+	cpu, start := settledServerCPU(), time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	peak := watchPeak(cmd.Process.Pid)
 	err := cmd.Wait()
-	elapsed, cpu := time.Since(start), serverCPU()-cpu
+	elapsed := time.Since(start)
+	cpu = settledServerCPU() - cpu
 	hwmKB := peak()
 	out := []byte(stdout.String())
 	if err != nil {
