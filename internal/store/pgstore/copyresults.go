@@ -103,9 +103,10 @@ func (e *resultEncoder) encode(r *store.ResultRow) error {
 	b = appendBool(b, r.Skipped)
 	b = appendBool(b, r.Reaped)
 	if len(b)-len(e.buf) > 1<<30 {
-		// A field's length is an int32 and a text value holds at most
-		// 1 GB: say so instead of sending what the server must refuse.
-		return fmt.Errorf("result %q is %d bytes, too large to COPY into PostgreSQL (a text value holds at most 1 GB)", r.ResultID, len(b)-len(e.buf))
+		// A field's length is an int32, and the server builds each row in
+		// one allocation of at most 1 GB: say so instead of sending what
+		// it must refuse.
+		return fmt.Errorf("result %q is %d bytes, too large to COPY into PostgreSQL (at most 1 GB a row)", r.ResultID, len(b)-len(e.buf))
 	}
 	e.buf = b
 	return nil

@@ -69,7 +69,7 @@ func benchRows() []store.ResultRow {
 }
 
 // How the projector encodes a batch for COPY against how pgx's CopyFrom
-// did (go test -run '^$' -bench Encode -benchmem ./internal/store/pgstore):
+// did (go test -run '^$' -bench EncodeBatch -benchmem ./internal/store/pgstore):
 // the values boxed per row and each encoded through the type map, by the
 // column types pgx reads from the server.
 func BenchmarkEncodeBatch(b *testing.B) {
