@@ -53,6 +53,14 @@ func TestResultEncoderReadSizes(t *testing.T) {
 	}
 }
 
+// pgxValues are r's values in resultColNames' order as pgx's CopyFrom
+// was given them before copyResults, for the test and the benchmark that
+// hold copyResults to it.
+func pgxValues(r *store.ResultRow) []any {
+	return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
+		r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}
+}
+
 // benchRows are a replay batch of the simulator's shape: short ids,
 // a line or two of output, every time set.
 func benchRows() []store.ResultRow {
@@ -94,11 +102,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 		buf := make([]byte, 0, 65536)
 		b.ReportAllocs()
 		for b.Loop() {
-			src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				r := &rows[i]
-				return []any{pgText(r.ResultID), pgText(r.RequestID), pgTextPtr(r.ExecID), pgText(r.PCID), r.ExitCode, pgText(r.Stdout), pgText(r.Stderr),
-					r.StartedAt, r.FinishedAt, pgTextPtr(r.JobID), pgTextPtr(r.ParentResultID), r.RecordedAt, pgTextPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
-			})
+			src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return pgxValues(&rows[i]), nil })
 			for src.Next() {
 				vals, _ := src.Values()
 				buf = binary.BigEndian.AppendUint16(buf, uint16(len(vals)))

@@ -67,21 +67,9 @@ func TestCopyResultsStoresWhatPgxStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := copyCases()
-	text := func(s string) string { return store.Postgres.StoredText(s) }
-	textPtr := func(p *string) *string {
-		if p == nil {
-			return nil
-		}
-		v := text(*p)
-		return &v
-	}
-	cols := []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr", "started_at",
-		"finished_at", "job_id", "parent_result_id", "recorded_at", "version", "expires_at", "skipped", "reaped"}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reference"}, cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := &rows[i]
-			return []any{text(r.ResultID), text(r.RequestID), textPtr(r.ExecID), text(r.PCID), r.ExitCode, text(r.Stdout), text(r.Stderr),
-				r.StartedAt, r.FinishedAt, textPtr(r.JobID), textPtr(r.ParentResultID), r.RecordedAt, textPtr(r.Version), r.ExpiresAt, r.Skipped, r.Reaped}, nil
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reference"}, pgstore.ResultColNames, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			return pgstore.PgxValues(&rows[i]), nil
 		})); err != nil {
 			return err
 		}

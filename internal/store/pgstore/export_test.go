@@ -11,5 +11,10 @@ func LockSessionPID(s *Store) uint32 {
 	return s.lock.conn.Conn().PgConn().PID()
 }
 
-// CopyResults is copyResults, for the test that holds its bytes to pgx's.
-var CopyResults = copyResults
+// CopyResults, ResultColNames and PgxValues are for the test that holds
+// copyResults' rows to pgx's.
+var (
+	CopyResults    = copyResults
+	ResultColNames = resultColNames
+	PgxValues      = pgxValues
+)
