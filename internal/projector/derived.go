@@ -96,7 +96,7 @@ func (p *Projector) planDerived(d *derivedPlan, it *item, man *wire.Manifest) {
 						st.prev = prev
 					}
 					d.addHistory(key, st, false)
-				} else if v, err := wire.ParseJSON(payload); err == nil {
+				} else if v, err := p.facts.Parse(payload); err == nil {
 					it.facts = &payload
 					st.facts = v
 					for _, x := range specs {
@@ -269,7 +269,8 @@ func (s *historyStep) diffAfter(key store.FactsKey, p *historyStep) {
 // slimFacts is what a planned step keeps of its facts: the history
 // scalars' members of an object (the rest of a value, its explode arrays
 // above all, is most of a batch's memory), and only the kind of anything
-// else, of which Get finds nothing.
+// else, of which Get finds nothing. The members are cloned out of the
+// arena the value was parsed in.
 func slimFacts(v *wire.JSONValue, scalars []string) wire.JSONValue {
 	out := wire.JSONValue{Kind: v.Kind}
 	if v.Kind != wire.JSONObject {
@@ -277,7 +278,7 @@ func slimFacts(v *wire.JSONValue, scalars []string) wire.JSONValue {
 	}
 	for _, m := range v.Members {
 		if slices.Contains(scalars, m.Key) {
-			out.Members = append(out.Members, m) // in v's order, which is Get's
+			out.Members = append(out.Members, wire.JSONMember{Key: m.Key, Value: m.Value.Clone()}) // in v's order, which is Get's
 		}
 	}
 	return out

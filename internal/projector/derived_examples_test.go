@@ -403,20 +403,23 @@ func TestDerivedRepeatsEqualSerial(t *testing.T) {
 	more := wire.ExplodeSpec{Field: wire.Str("more"), Table: wire.Str("inv_t"), PrimaryKey: []string{"name"}, TrackHistory: true, Columns: cols}
 	vulns := wire.ExplodeSpec{Field: wire.Str("vulns"), Table: wire.Str("inv_v"), PrimaryKey: []string{"vendor"}, TrackHistory: true,
 		Columns: []wire.ExplodeColumn{col("vendor", "text"), col("id", "integer"), col("n", "real")}}
-	p1 := `{"ram":8,"apps":[{"name":"a","v":1},{"name":"b","v":2}],"more":[{"name":"a","v":5}],"vulns":[{"id":1,"n":1},{"id":1,"n":2}]}`
-	p2 := `{"ram":16,"apps":[{"name":"a","v":1},{"name":"c","v":3}],"more":[{"name":"c","v":4}],"vulns":[{"vendor":"x","id":2}]}`
+	// Each PC's facts differ, and two of the history scalars are an object
+	// and an array: a value kept from one PC's scan must not change when
+	// the next one is parsed (the projector parses them all in one arena).
+	p1 := `{"ram":8,"os":{"name":"w","build":%[1]d},"tags":["t%[1]d"],"apps":[{"name":"a","v":1},{"name":"b","v":2}],"more":[{"name":"a","v":5}],"vulns":[{"id":1,"n":1},{"id":1,"n":2}]}`
+	p2 := `{"ram":16,"os":{"name":"w","build":%[1]d},"tags":["t%[1]d",{"x":[%[1]d]}],"apps":[{"name":"a","v":1},{"name":"c","v":3}],"more":[{"name":"c","v":4}],"vulns":[{"vendor":"x","id":2}]}`
 	for _, tc := range []struct {
 		name  string
 		specs []wire.ExplodeSpec
 	}{{"null keys", []wire.ExplodeSpec{apps, vulns}}, {"two specs one table", []wire.ExplodeSpec{apps, more, vulns}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			man := &wire.Manifest{ID: "rep", Version: "1", Inventory: &wire.InventoryHint{HistoryScalars: []string{"ram"}, Explode: tc.specs}}
+			man := &wire.Manifest{ID: "rep", Version: "1", Inventory: &wire.InventoryHint{HistoryScalars: []string{"ram", "os", "tags"}, Explode: tc.specs}}
 			var msgs []projector.Message
 			for i, stdout := range []string{p1, p1, p1, p2, p2, p1, p1, p2} {
 				for pc := range 2 {
 					n := 2*i + pc
 					res := finished(fmt.Sprintf("r%d", n), "q", fmt.Sprintf("PC-%d", pc), 0)
-					res.ManifestID, res.Stdout = wire.Str("rep"), stdout
+					res.ManifestID, res.Stdout = wire.Str("rep"), fmt.Sprintf(stdout, pc)
 					msgs = append(msgs, projector.Message{Stream: "RESULTS", Seq: uint64(n + 1), Subject: "results.q",
 						Published: t0.Add(time.Duration(i) * time.Minute), Data: res.Encode()})
 				}

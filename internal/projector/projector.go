@@ -85,6 +85,10 @@ type Projector struct {
 	// preparer touches it; noCarry (tests) leaves it empty.
 	lastSteps map[store.FactsKey]*historyStep
 	noCarry   bool
+	// facts is where the preparer parses a changed inventory: its value
+	// is read while that scan is planned and only its history scalars are
+	// kept (slimFacts clones them), so one arena serves every scan.
+	facts wire.JSONArena
 }
 
 // New returns a projector writing to st. outputs and manifests may be nil

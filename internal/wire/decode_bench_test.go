@@ -157,6 +157,20 @@ func BenchmarkParseFacts(b *testing.B) {
 	}
 }
 
+// BenchmarkParseFactsArena is BenchmarkParseFacts in one JSONArena, as
+// the projector parses: go test -run '^$' -bench ParseFacts -benchmem ./internal/wire
+func BenchmarkParseFactsArena(b *testing.B) {
+	doc := inventoryDoc()
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	var arena wire.JSONArena
+	for b.Loop() {
+		if _, err := arena.Parse(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDecodeJSONStdout decodes a result whose stdout is a 2 KB
 // inventory document: its every quote is escaped in the payload, the
 // shape of the derived-tables workload: go test -run '^$' -bench DecodeJSONStdout -benchmem ./internal/wire

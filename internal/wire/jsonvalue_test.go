@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -171,5 +172,60 @@ func TestParseJSONMembers(t *testing.T) {
 		if got := part.Compact(); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A JSONArena parses every text as ParseJSON does, one after another in
+// the same memory (each value read before the next parse), including
+// documents that outgrow its blocks mid-parse and objects too large for
+// the small-object sort; a Clone outlives the parses after it.
+func TestJSONArenaParsesAsParseJSON(t *testing.T) {
+	var texts []string
+	for _, v := range serdevec.Load(t, "testdata/serde_vectors.jsonl") {
+		if p := v.Payload(); utf8.Valid(p) {
+			texts = append(texts, string(p))
+		}
+	}
+	var big, wide strings.Builder
+	big.WriteString(`{"apps":[`)
+	for i := range 3000 {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprintf(&big, `{"name":"App %d","version":"1.%d","size":%d,"tags":[%d,{"z":1,"a":[]}],"name":"dup %d"}`, i, i%7, i, i, i)
+	}
+	big.WriteString(`],"b":[],"a":{}}`)
+	wide.WriteByte('{')
+	for i := range 40 {
+		fmt.Fprintf(&wide, `"k%02d":%d,`, (i*17)%23, i) // 23 keys, most of them twice
+	}
+	wide.WriteString(`"k00":"last"}`)
+	texts = append(texts, big.String(), `{"z":1,"y":2,"z":3,"a":[1,[2,[]],{}]}`, wide.String(), `[]`, `{}`, `[{}]`, `{"a":[],"b":{}}`, big.String())
+
+	var arena wire.JSONArena
+	first, err := arena.Parse(`{"keep":[1,{"b":2,"a":"x"}],"also":{"n":null}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := first.Clone()
+	compared := 0
+	for _, in := range texts {
+		want, werr := wire.ParseJSON(in)
+		got, gerr := arena.Parse(in)
+		if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+			t.Fatalf("%.80q: ParseJSON %v, arena %v", in, werr, gerr)
+		}
+		if werr == nil {
+			compared++
+			if w, g := want.Compact(), got.Compact(); w != g || !want.Equal(&got) {
+				t.Fatalf("%.80q: arena gave %.200s, want %.200s", in, g, w)
+			}
+		}
+	}
+	if compared < 100 {
+		t.Fatalf("only %d values compared", compared)
+	}
+	if got := kept.Compact(); got != `{"also":{"n":null},"keep":[1,{"a":"x","b":2}]}` {
+		t.Errorf("a clone changed with later parses: %s", got)
 	}
 }
