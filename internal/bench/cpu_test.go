@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -63,4 +64,15 @@ func settledServerCPU() float64 {
 		last = now
 	}
 	return last
+}
+
+// ownCPU is the CPU time, in seconds, this process has used (user and
+// system): the replay's client and, in the in-process benchmarks, the NATS
+// server embedded beside it, the same for the runs a ratio compares.
+func ownCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -111,11 +111,12 @@ func derivedManifest(hints bool) *wire.Manifest {
 func TestDerivedPerformance(t *testing.T) {
 	ctx := context.Background()
 	_, js, msgs, kv := publishDerived(t, ctx, *derivedN)
-	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows | server CPU s without / with |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | store | without hints msg/s | with hints msg/s | ratio median (min–max) | history rows | explode rows | server CPU s without / with | client CPU s without / with |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, kind := range benchStores() {
 		profiled := false
-		// run returns the rate, the stats and PostgreSQL's CPU seconds.
-		run := func(hints bool) (float64, projector.Stats, float64) {
+		// run returns the rate, the stats, and PostgreSQL's and this
+		// process's CPU seconds.
+		run := func(hints bool) (float64, projector.Stats, float64, float64) {
 			m, err := json.Marshal(derivedManifest(hints))
 			if err != nil {
 				t.Fatal(err)
@@ -144,28 +145,29 @@ func TestDerivedPerformance(t *testing.T) {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			cpu := serverCPU()
+			cpu, own := serverCPU(), ownCPU()
 			sum, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, Batch: *batch})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sum.RatePerSecond, sum.Stats, serverCPU() - cpu
+			return sum.RatePerSecond, sum.Stats, serverCPU() - cpu, ownCPU() - own
 		}
-		var plain, hinted, ratios, plainCPU, hintedCPU []float64
+		var plain, hinted, ratios, plainCPU, hintedCPU, plainOwn, hintedOwn []float64
 		var stats projector.Stats
 		for range *reps {
-			p, _, pc := run(false)
-			h, s, hc := run(true)
+			p, _, pc, po := run(false)
+			h, s, hc, ho := run(true)
 			plain, hinted, ratios, stats = append(plain, p), append(hinted, h), append(ratios, h/p), s
 			plainCPU, hintedCPU = append(plainCPU, pc), append(hintedCPU, hc)
-			t.Logf("%s: without %.0f, with %.0f msg/s, ratio %.2f; server CPU %.1f s, %.1f s", kind, p, h, h/p, pc, hc)
+			plainOwn, hintedOwn = append(plainOwn, po), append(hintedOwn, ho)
+			t.Logf("%s: without %.0f, with %.0f msg/s, ratio %.2f; server CPU %.1f s, %.1f s; client CPU %.1f s, %.1f s", kind, p, h, h/p, pc, hc, po, ho)
 		}
 		server := "-"
 		if kind == store.Postgres {
 			server = fmt.Sprintf("%.1f / %.1f", median(plainCPU), median(hintedCPU))
 		}
-		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d | %s |\n", len(msgs), kind, median(plain), median(hinted),
-			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows, server)
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %d | %d | %s | %.1f / %.1f |\n", len(msgs), kind, median(plain), median(hinted),
+			median(ratios), slices.Min(ratios), slices.Max(ratios), stats.HistoryRows, stats.ExplodeRows, server, median(plainOwn), median(hintedOwn))
 	}
 }
 
