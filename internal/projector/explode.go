@@ -199,34 +199,31 @@ func (x *explodeSpec) rowsOf(facts *wire.JSONValue, kind store.Kind) []explodeRo
 	// hint-heavy replay's planning.
 	n, width := len(arr.Items), len(x.table.Columns)
 	block := make([]store.Cell, n*width)
-	ends := make([]int, n)
+	rows, ends := make([]explodeRow, n), make([]int, n)
 	var ids []byte
-	nulls := 0
+	unique := 0 // the rows with no NULL key column
 	for i := range arr.Items {
 		el := &arr.Items[i]
 		cells := block[i*width : (i+1)*width : (i+1)*width]
 		for j, c := range x.table.Columns {
 			cells[j] = kind.StoredCell(c.Kind, explodeCell(c.Kind, el.Get(c.Name)))
 		}
-		var null bool
-		ids, null = x.appendIdentity(ids, cells)
+		rows[i].cells, rows[i].elem = cells, i+1
+		ids, rows[i].null = x.appendIdentity(ids, cells)
 		ends[i] = len(ids)
-		if null {
-			nulls++
+		if !rows[i].null {
+			unique++
 		}
 	}
 	all := string(ids)
 	var seen map[string]bool
-	if n-nulls > 32 {
-		seen = make(map[string]bool, n)
+	if unique > 32 {
+		seen = make(map[string]bool, unique)
 	}
-	out := make([]explodeRow, 0, n)
-	start := 0
-	for i := range n {
-		cells := block[i*width : (i+1)*width : (i+1)*width]
-		r := explodeRow{cells: cells, key: all[start:ends[i]], elem: i + 1}
-		start = ends[i]
-		r.null = slices.ContainsFunc(x.keyAt, func(j int) bool { return cells[j].Kind == store.CellNull })
+	out, start := rows[:0], 0
+	for i := range rows {
+		r := rows[i]
+		r.key, start = all[start:ends[i]], ends[i]
 		if r.null && !kind.NullKeys() {
 			continue
 		}
@@ -289,9 +286,10 @@ func (x *explodeSpec) elementIdentity(el *wire.JSONValue) string {
 // only when a row is added or changed.
 func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, elements func() []wire.JSONValue, observed time.Time) []store.HistoryRow {
 	// find is the last prior row with identity k (as upstream's map keeps
-	// the last of two), or -1; seenBefore whether a row before next[j] has
-	// next[j]'s identity. A PC's 20 apps are searched in place: the maps
-	// they were put in were a third of this function's time.
+	// the last of two), or -1; inNext whether one of next's first upTo
+	// rows has identity k. A PC's 20 apps are searched in place: the maps
+	// they were put in were a third of this function's time; past 32 rows
+	// the maps are back (seen is filled as next is walked).
 	var byKey map[string]int
 	var seen map[string]bool
 	if len(prior) > 32 || len(next) > 32 {

@@ -361,15 +361,29 @@ type JSONArena struct {
 	members []JSONMember // the objects' members, likewise
 }
 
+// arenaKeep is the most values an arena keeps between parses, of each of
+// its four kinds of memory (about 6 MB of members): one huge document
+// must not hold its memory for the rest of a replay.
+const arenaKeep = 1 << 16
+
 // Parse is ParseJSON into the arena's memory.
 func (a *JSONArena) Parse(s string) (JSONValue, error) {
 	// Cleared rather than only cut: what is left in them would keep the
 	// last document's strings alive.
 	clear(a.items)
 	clear(a.members)
-	a.items, a.members = a.items[:0], a.members[:0]
-	a.p = jsonParser{s: s, depth: 128, items: a.p.items[:0], members: a.p.members[:0], arena: a}
+	a.items, a.members = keep(a.items), keep(a.members)
+	a.p = jsonParser{s: s, depth: 128, items: keep(a.p.items), members: keep(a.p.members), arena: a}
 	return a.p.document()
+}
+
+// keep is an arena's slice emptied for the next parse, or nil when it
+// grew past arenaKeep.
+func keep[E any](s []E) []E {
+	if cap(s) > arenaKeep {
+		return nil
+	}
+	return s[:0]
 }
 
 // closeArray is an array's elements, the open stack's top n, as the
