@@ -344,15 +344,15 @@ func (x *explodeSpec) diff(key store.FactsKey, prior, next []explodeRow, element
 		}
 	}
 	// The rows that are gone, each identity once, in identity order.
-	var gone []string
+	var gone []int
 	for i, r := range prior {
 		if !inNext(r.key, len(next)) && find(r.key) == i {
-			gone = append(gone, r.key)
+			gone = append(gone, i)
 		}
 	}
-	sort.Strings(gone)
-	for _, k := range gone {
-		p := prior[find(k)]
+	slices.SortFunc(gone, func(a, b int) int { return strings.Compare(prior[a].key, prior[b].key) })
+	for _, i := range gone {
+		p := prior[i]
 		before := x.rowJSON(p.cells, x.byName)
 		row("removed", x.rowJSON(p.cells, x.keyByName), &before, nil)
 	}
