@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ import (
 	"github.com/kanadehq/kanade-cli/internal/projector/serialref"
 	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/store"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
 	"github.com/kanadehq/kanade-cli/internal/streams"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 	"github.com/kanadehq/kanade-cli/internal/wire"
@@ -344,7 +346,7 @@ func replayBatch() int {
 func exactSQLite(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, rows []store.ResultRow) float64 {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
-	db, err := sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	db, err := sql.Open("sqlite", sqlitestore.DSN(dsn, url.Values{"_pragma": {"busy_timeout(10000)", "synchronous(NORMAL)"}, "_txlock": {"immediate"}}))
 	if err != nil {
 		t.Fatal(err)
 	}

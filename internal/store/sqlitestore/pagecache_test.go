@@ -68,7 +68,7 @@ func TestWritersUseThePageCachePool(t *testing.T) {
 	// A file with larger pages than the pool's slots (upstream's could have
 	// them) takes its pages from malloc, as without the pool.
 	big := filepath.Join(dir, "backend.db")
-	raw, err := sql.Open("sqlite", "file:"+big)
+	raw, err := sql.Open("sqlite", DSN(big, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestConnectionSettings(t *testing.T) {
 
 	// Upstream's file in the rollback journal: it stays so, and FULL.
 	path := filepath.Join(t.TempDir(), "backend.db")
-	raw, err := sql.Open("sqlite", "file:"+path)
+	raw, err := sql.Open("sqlite", sqlitestore.DSN(path, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

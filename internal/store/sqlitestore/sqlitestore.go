@@ -67,6 +67,26 @@ func Open(ctx context.Context, path string) (*Store, error) { return open(ctx, p
 // may only read and never changes one it may write.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) { return open(ctx, path, true) }
 
+// DSN names the database file at path, with the driver's and SQLite's
+// parameters q, for sql.Open("sqlite", ...). The driver hands SQLite a URI,
+// in which '?' starts the parameters, '#' a fragment and '%' an escape, so
+// a path holding one of them named another file: --db 'fleet#2/backend.db'
+// opened, or created, "fleet". Those are escaped, and a path that starts
+// with "//" gets an empty authority, which SQLite would otherwise read
+// from it.
+func DSN(path string, q url.Values) string {
+	p := uriPathEscaper.Replace(path)
+	if strings.HasPrefix(p, "//") {
+		p = "//" + p
+	}
+	if len(q) == 0 {
+		return "file:" + p
+	}
+	return "file:" + p + "?" + q.Encode()
+}
+
+var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	_, statErr := os.Stat(path)
 	isNew := errors.Is(statErr, os.ErrNotExist)
@@ -91,7 +111,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	// sorts of a large table.
 	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at COMMIT
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", DSN(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
 	}
@@ -132,7 +152,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 		if strings.EqualFold(mode, "wal") {
 			db.Close()
 			q.Add("_pragma", "synchronous(NORMAL)")
-			if db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+			if db, err = sql.Open("sqlite", DSN(path, q)); err != nil {
 				return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
 			}
 			db.SetMaxOpenConns(4)

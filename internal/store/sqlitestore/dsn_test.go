@@ -1,0 +1,63 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+)
+
+// A --db path is a file name, whatever it holds: characters that mean
+// something in SQLite's URIs ('?', '#', '%') once made it name another
+// file, which a replay then created and filled.
+func TestOpenPathsWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"fleet#2", "what?", "100%", "x%41y", "a b", "k=v&x;y"} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "kanade.db")
+			st, err := sqlitestore.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the database is not at %s: %v", path, err)
+			}
+			if entries, _ := os.ReadDir(root); len(entries) != 1 {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Fatalf("files beside %q: %q; the store wrote another file", name, names)
+			}
+			ro, err := sqlitestore.OpenReadOnly(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ro.Close()
+			if err := ro.Ready(ctx); err != nil {
+				t.Fatalf("read-only open of %s: %v; want the file the writer migrated", path, err)
+			}
+		})
+	}
+	// "//" would start an authority in a URI; on Unix it is the root.
+	path := filepath.Join(t.TempDir(), "kanade.db")
+	st, err := sqlitestore.Open(ctx, "/"+path)
+	if err != nil {
+		t.Fatalf("open //...: %v", err)
+	}
+	st.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at %s: %v", path, err)
+	}
+}
