@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
@@ -50,6 +51,18 @@ func TestOpenPathsWithURICharacters(t *testing.T) {
 			}
 		})
 	}
+	// A NUL would end the name SQLite reads (a config file can hold one).
+	nul := filepath.Join(t.TempDir(), "a\x00b.db")
+	if st, err := sqlitestore.Open(ctx, nul); err == nil {
+		st.Close()
+		t.Fatalf("opened %q; want an error naming the NUL byte", nul)
+	} else if !strings.Contains(err.Error(), "NUL byte") {
+		t.Fatalf("open %q: %v; want an error naming the NUL byte", nul, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(nul)); len(entries) != 0 {
+		t.Fatalf("opening %q wrote %d files", nul, len(entries))
+	}
+
 	// "//" would start an authority in a URI; on Unix it is the root.
 	path := filepath.Join(t.TempDir(), "kanade.db")
 	st, err := sqlitestore.Open(ctx, "/"+path)

@@ -88,6 +88,10 @@ func DSN(path string, q url.Values) string {
 var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
+	if strings.IndexByte(path, 0) >= 0 {
+		// SQLite would read the name only up to it: another file.
+		return nil, fmt.Errorf("SQLite database path %q holds a NUL byte; check --db (or db in the config file)", path)
+	}
 	_, statErr := os.Stat(path)
 	isNew := errors.Is(statErr, os.ErrNotExist)
 	if isNew && readOnly {
