@@ -391,19 +391,26 @@ func keep[E any](s []E) []E {
 func (p *jsonParser) closeArray(n int) []JSONValue {
 	top := p.items[len(p.items)-n:]
 	p.items = p.items[:len(p.items)-n]
+	var out []JSONValue
 	if p.arena == nil {
-		out := make([]JSONValue, n)
-		copy(out, top)
-		return out
+		out = make([]JSONValue, n)
+	} else {
+		out = arenaSlot(&p.arena.items, n)
 	}
-	a := p.arena
-	if cap(a.items)-len(a.items) < n {
-		// A new block; the values already closed keep the old one.
-		a.items = make([]JSONValue, 0, max(2*cap(a.items), n, 256))
+	copy(out, top)
+	return out
+}
+
+// arenaSlot takes the next n elements of an arena's block, starting a new
+// block when the current one has no room (the values already closed keep
+// the old one).
+func arenaSlot[E any](block *[]E, n int) []E {
+	if cap(*block)-len(*block) < n {
+		*block = make([]E, 0, max(2*cap(*block), n, 256))
 	}
-	at := len(a.items)
-	a.items = append(a.items, top...)
-	return a.items[at : at+n : at+n]
+	at := len(*block)
+	*block = (*block)[:at+n]
+	return (*block)[at : at+n : at+n]
 }
 
 // closeObject is likewise an object's members, the stack's top n, sorted
@@ -436,15 +443,10 @@ func (p *jsonParser) closeObject(n int) []JSONMember {
 		}
 	}
 	var out []JSONMember
-	if a := p.arena; a == nil {
+	if p.arena == nil {
 		out = make([]JSONMember, unique)
 	} else {
-		if cap(a.members)-len(a.members) < unique {
-			a.members = make([]JSONMember, 0, max(2*cap(a.members), unique, 256))
-		}
-		at := len(a.members)
-		a.members = a.members[:at+unique]
-		out = a.members[at : at+unique : at+unique]
+		out = arenaSlot(&p.arena.members, unique)
 	}
 	k := 0
 	for i, j := range idx {
