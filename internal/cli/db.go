@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -114,12 +115,8 @@ func printStatus(s *output.Streams, f output.Format, status *store.Status) error
 		Items:   status.Tables,
 		OneLine: true,
 		Header: func(w io.Writer) error {
-			owner := "created by kanade"
-			if status.Upstream {
-				owner = "upstream's backend.db (its tables are left as they are; only kanade_* tables are added)"
-			}
 			fmt.Fprintf(w, "Database: %s (%s)\n", status.Location, status.Kind)
-			fmt.Fprintf(w, "Owner:    %s\n", owner)
+			fmt.Fprintf(w, "Owner:    %s\n", owner(status))
 			fmt.Fprintf(w, "Schema:   version %d of %d", status.SchemaVersion, status.LatestVersion)
 			if status.SchemaVersion < status.LatestVersion {
 				fmt.Fprint(w, " (run `kanade db migrate`)")
@@ -128,4 +125,19 @@ func printStatus(s *output.Streams, f output.Format, status *store.Status) error
 			return err
 		},
 	})
+}
+
+// owner says whose tables a database holds. Only a schema record makes it
+// kanade's: a PostgreSQL database is shared, and an empty one (or one
+// holding another tool's tables) was not created by kanade.
+func owner(status *store.Status) string {
+	switch {
+	case status.Upstream:
+		return "upstream's backend.db (its tables are left as they are; only kanade_* tables are added)"
+	case status.SchemaVersion > 0:
+		return "created by kanade"
+	case slices.ContainsFunc(status.Tables, func(t store.TableStatus) bool { return t.Exists }):
+		return "unknown: tables of kanade's names are here without kanade's schema record (check --db; `kanade db migrate` stops if they are not the tables it expects)"
+	}
+	return "none yet: no tables (`kanade db migrate` creates them)"
 }

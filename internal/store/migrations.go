@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,3 +70,33 @@ var (
 	AppendOnlyTables  = []string{"inventory_history"}
 	BookkeepingTables = []string{"kanade_schema_migrations", "kanade_checkpoints", "kanade_quarantine", "kanade_locks", "kanade_backfill_state", "kanade_backfill_conflicts"}
 )
+
+// MigrationFailed is the error of migration m failing on location. found
+// are the tables of kanade's names that were already there when the
+// database had no migration recorded: a failure then almost always means
+// --db names another application's database, whose same-named tables do
+// not have the columns kanade's migrations expect. The error says so,
+// rather than leave an operator with a missing column. Each migration is
+// one transaction, so the failed one is rolled back.
+func MigrationFailed(location string, m Migration, found []string, err error) error {
+	err = fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+	if len(found) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\n%s already had %s before kanade's first migration, in a shape kanade's migrations do not expect: "+
+		"check --db (kanade migrates an empty database or schema, upstream's backend.db, or one it migrated before). "+
+		"The failed migration was rolled back", err, location, strings.Join(found, ", "))
+}
+
+// SchemaTables are the tables of kanade's names a database can hold
+// before its first migration: all but kanade_schema_migrations, which a
+// migration creates before it reads the version.
+func SchemaTables() []string {
+	var out []string
+	for _, t := range slices.Concat(ProjectedTables, AppendOnlyTables, BookkeepingTables) {
+		if t != "kanade_schema_migrations" {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -116,6 +116,16 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	var found []string
+	if current == 0 {
+		rows, err := conn.Query(ctx, "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL", store.SchemaTables())
+		if err != nil {
+			return nil, fmt.Errorf("migrate: look for existing tables: %w", err)
+		}
+		if found, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, fmt.Errorf("migrate: look for existing tables: %w", err)
+		}
+	}
 	var applied []string
 	for _, m := range migs {
 		if m.Version <= current {
@@ -129,7 +139,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+			return applied, store.MigrationFailed(s.location, m, found, err)
 		}
 		applied = append(applied, fmt.Sprintf("%04d_%s", m.Version, m.Name))
 	}

@@ -239,6 +239,18 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	var found []string // upstream's own tables are expected in its file
+	if current == 0 && !s.upstream {
+		for _, t := range store.SchemaTables() {
+			ok, err := s.tableExists(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				found = append(found, t)
+			}
+		}
+	}
 	var applied []string
 	for _, m := range migs {
 		if m.Version <= current {
@@ -267,7 +279,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+			return applied, store.MigrationFailed(s.path, m, found, err)
 		}
 		applied = append(applied, fmt.Sprintf("%04d_%s", m.Version, name))
 	}

@@ -1,0 +1,60 @@
+package dial_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make another application's table
+
+	"github.com/kanadehq/kanade-cli/internal/store/dial"
+	"github.com/kanadehq/kanade-cli/internal/store/sqlitestore"
+	"github.com/kanadehq/kanade-cli/internal/testutil"
+)
+
+// A --db that names another application's database, whose tables share
+// kanade's names but not their columns, is refused with what to check,
+// not with a missing column alone, and its rows stay as they were.
+func TestMigrateRefusesAnotherApplicationsTables(t *testing.T) {
+	ctx := context.Background()
+	sqlitePath := filepath.Join(t.TempDir(), "other.db")
+	pgDSN := testutil.PostgresDSN(t)
+	for _, c := range []struct{ name, dsn, driver, raw string }{
+		{"sqlite", sqlitePath, "sqlite", sqlitestore.DSN(sqlitePath, nil)},
+		{"postgres", pgDSN, "pgx", pgDSN},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, err := sql.Open(c.driver, c.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.ExecContext(ctx, "CREATE TABLE executions (x integer)"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO executions VALUES (7)"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := dial.Open(ctx, c.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			applied, err := st.Migrate(ctx)
+			if err == nil || len(applied) > 0 {
+				t.Fatalf("migrate applied %v, err %v; want a refusal", applied, err)
+			}
+			for _, want := range []string{"migration 0001_tables", "already had executions", "check --db", "rolled back"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			}
+			var x int
+			if err := db.QueryRowContext(ctx, "SELECT x FROM executions").Scan(&x); err != nil || x != 7 {
+				t.Fatalf("the other application's row: %d, %v", x, err)
+			}
+		})
+	}
+}
