@@ -28,7 +28,8 @@ const environmentHelp = `Settings come from, in order of precedence:
   colour       --no-color    NO_COLOR (any value)                no_color = true
 
 --db takes postgres:// or postgresql:// URLs (the standard PG* variables fill
-in what the URL leaves out), sqlite:///path/backend.db, or a plain file path.
+in what the URL leaves out), sqlite:///path/backend.db (percent-encoded, as
+upstream's sqlx reads it; no ?options), or a plain file path, taken as it is.
 Without it kanade uses the embedded SQLite file $XDG_DATA_HOME/kanade/kanade.db
 (~/.local/share/kanade/kanade.db), created on first use.
 

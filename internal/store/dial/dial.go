@@ -37,14 +37,12 @@ func Parse(dsn string) (Target, error) {
 			return Target{}, fmt.Errorf("--db %s is not a valid URL: %s", secret.URL(dsn), secret.Scrub(err.Error(), dsn))
 		}
 		return Target{Kind: store.Postgres, DSN: dsn}, nil
-	case strings.HasPrefix(dsn, "sqlite://"):
-		path := strings.TrimPrefix(dsn, "sqlite://")
-		if path == "" {
-			return Target{}, fmt.Errorf("--db sqlite:// needs a path, e.g. sqlite:///var/lib/kanade/backend.db")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path, err := sqlitePath(dsn)
+		if err != nil {
+			return Target{}, err
 		}
 		return Target{Kind: store.SQLite, DSN: path}, nil
-	case strings.HasPrefix(dsn, "sqlite:"):
-		return Target{Kind: store.SQLite, DSN: strings.TrimPrefix(dsn, "sqlite:")}, nil
 	case strings.Contains(dsn, "://"):
 		scheme := dsn[:strings.Index(dsn, "://")]
 		return Target{}, fmt.Errorf("--db scheme %q is not supported: use postgres://, postgresql://, sqlite:// or a file path", scheme)
@@ -53,6 +51,29 @@ func Parse(dsn string) (Target, error) {
 	default:
 		return Target{Kind: store.SQLite, DSN: dsn}, nil
 	}
+}
+
+// sqlitePath is the file a sqlite: URL names, read as sqlx (upstream's
+// SQLite layer) reads one: sqlite://relative/path or sqlite:///absolute,
+// percent-encoded, with options after a '?'. Those options are refused
+// rather than taken as part of the file name: "sqlite://backend.db?mode=rwc",
+// the form sqlx's own examples use, once opened and created a new file
+// named "backend.db?mode=rwc" beside upstream's. A plain path needs none
+// of this and is taken as it is.
+func sqlitePath(dsn string) (string, error) {
+	raw := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	raw, query, hasQuery := strings.Cut(raw, "?")
+	if hasQuery {
+		return "", fmt.Errorf("--db %s: kanade takes no SQLite URL options (%s), it sets its own: give sqlite://%s or the file's plain path", dsn, query, raw)
+	}
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", fmt.Errorf("--db %s is not a valid sqlite: URL (%v): write a '%%' in a file name as %%25, or give the file's plain path", dsn, err)
+	}
+	if path == "" {
+		return "", fmt.Errorf("--db %s needs a path, e.g. sqlite:///var/lib/kanade/backend.db", dsn)
+	}
+	return path, nil
 }
 
 // Open connects to the database dsn names, creating an SQLite file that
