@@ -3,6 +3,7 @@ package dial_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,5 +57,33 @@ func TestMigrateRefusesAnotherApplicationsTables(t *testing.T) {
 				t.Fatalf("the other application's row: %d, %v", x, err)
 			}
 		})
+	}
+}
+
+// A '~' reaches kanade unexpanded from a config file or a quoted flag: it
+// is named as the cause, not reported as a missing directory "~"; a
+// directory that is really called "~" still works.
+func TestTildeIsNotExpanded(t *testing.T) {
+	ctx := context.Background()
+	t.Chdir(t.TempDir())
+	for _, readOnly := range []bool{false, true} {
+		open := dial.Open
+		if readOnly {
+			open = dial.OpenReadOnly
+		}
+		if _, err := open(ctx, "~/backend.db"); err == nil || !strings.Contains(err.Error(), "does not expand '~'") {
+			t.Fatalf("read-only %v: %v", readOnly, err)
+		}
+	}
+	if err := os.Mkdir("~", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := dial.Open(ctx, "~/backend.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := os.Stat(filepath.Join("~", "backend.db")); err != nil {
+		t.Fatal(err)
 	}
 }
