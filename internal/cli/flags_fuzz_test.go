@@ -38,3 +38,24 @@ func FuzzParseSeq(f *testing.F) {
 		}
 	})
 }
+
+// --since / --until take a time, a date (midnight UTC, as the tables'
+// times are) or a duration back from now.
+func TestParseTimeForms(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Time{
+		"2026-11-20":                time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
+		"2026-11-20T09:30:00+09:00": time.Date(2026, 11, 20, 0, 30, 0, 0, time.UTC),
+		"36h":                       now.Add(-36 * time.Hour),
+	} {
+		got, err := parseTime("since", v, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"2026-11-31", "2026/11/20", "yesterday"} {
+		if _, err := parseTime("since", v, now); err == nil || !strings.Contains(err.Error(), "a date in UTC (2026-11-27)") {
+			t.Errorf("parseTime(%q): %v", v, err)
+		}
+	}
+}

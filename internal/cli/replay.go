@@ -98,7 +98,8 @@ or migrated from the manifests), check_status, feeds and feed_meta, and
 	return replayCmd
 }
 
-// parseTime reads RFC 3339 or a duration back from now.
+// parseTime reads RFC 3339, a date (its midnight in UTC, as the tables'
+// times are) or a duration back from now.
 func parseTime(flag, v string, now time.Time) (*time.Time, error) {
 	if v == "" {
 		return nil, nil
@@ -110,9 +111,12 @@ func parseTime(flag, v string, now time.Time) (*time.Time, error) {
 		t := now.Add(-d)
 		return &t, nil
 	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return &t, nil
+	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return nil, fmt.Errorf("--%s %q is neither RFC 3339 (2026-11-27T08:00:00Z) nor a duration (36h)", flag, v)
+		return nil, fmt.Errorf("--%s %q is neither RFC 3339 (2026-11-27T08:00:00Z), a date in UTC (2026-11-27) nor a duration (36h)", flag, v)
 	}
 	return &t, nil
 }
@@ -143,8 +147,8 @@ func (f *replayFlags) addWindowFlags(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&f.subjects, "subject", nil, "only these subjects (repeatable, wildcards allowed)")
 	fl.StringVar(&f.from, "from-seq", "", "first sequence")
 	fl.StringVar(&f.to, "to-seq", "", "last sequence (default: the last one when the run starts)")
-	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339 or a duration back from now (36h)")
-	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339 or a duration back from now")
+	fl.StringVar(&f.since, "since", "", "start at this time: RFC 3339, a date in UTC (2026-11-27) or a duration back from now (36h)")
+	fl.StringVar(&f.until, "until", "", "stop before this time: RFC 3339, a date in UTC or a duration back from now")
 	fl.StringVar(&f.batchBytes, "batch-bytes", "16MiB", "also end a batch once its payloads reach this size, such as 4MiB (a replay's memory grows with it)")
 	fl.DurationVar(&f.natsTimeout, "nats-timeout", 2*time.Minute, "stop when NATS has been unreachable this long")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), json (a line per second), none")
