@@ -74,3 +74,31 @@ func TestOpenPathsWithURICharacters(t *testing.T) {
 		t.Fatalf("the database is not at %s: %v", path, err)
 	}
 }
+
+// A --db that names a directory, or a file that is not SQLite's, says so
+// and what to give, where SQLite says "disk I/O error" or less; the file
+// is left as it was.
+func TestOpenSaysWhatTheFileIs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.db")
+	if err := os.WriteFile(text, []byte("not a database\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, says string }{
+		{dir, "is a directory: give the database file in it, such as " + filepath.Join(dir, "backend.db")},
+		{text, "check --db: it must name an SQLite file"},
+	} {
+		for _, open := range []func(context.Context, string) (*sqlitestore.Store, error){sqlitestore.Open, sqlitestore.OpenReadOnly} {
+			if st, err := open(ctx, c.path); err == nil {
+				st.Close()
+				t.Fatalf("opened %s", c.path)
+			} else if !strings.Contains(err.Error(), c.says) {
+				t.Errorf("open %s: %v; want it to say %q", c.path, err, c.says)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(text); string(b) != "not a database\n" {
+		t.Fatalf("the file was changed: %q", b)
+	}
+}

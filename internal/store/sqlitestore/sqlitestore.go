@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -92,7 +93,11 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 		// SQLite would read the name only up to it: another file.
 		return nil, fmt.Errorf("SQLite database path %q holds a NUL byte; check --db (or db in the config file)", path)
 	}
-	_, statErr := os.Stat(path)
+	fi, statErr := os.Stat(path)
+	if statErr == nil && fi.IsDir() {
+		// SQLite says only "unable to open database file" or "disk I/O error".
+		return nil, fmt.Errorf("--db %s is a directory: give the database file in it, such as %s", path, filepath.Join(path, "backend.db"))
+	}
 	isNew := errors.Is(statErr, os.ErrNotExist)
 	if isNew && readOnly {
 		return nil, fmt.Errorf("no SQLite database at %s (check --db; `kanade db migrate` creates one): %w", path, store.ErrNoDatabase)
@@ -123,7 +128,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	s := &Store{db: db, path: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+		return nil, fmt.Errorf("open SQLite database %s: %w (check --db: it must name an SQLite file, or a new one)", path, err)
 	}
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
