@@ -31,7 +31,7 @@ var completionN = flag.Int("bench.completion.n", 200000, "results in the complet
 func TestCompletionPerformance(t *testing.T) {
 	ctx := context.Background()
 	fleet, js := bulkStream(t, ctx, *completionN)
-	rows := decoded(fleet)
+	rows := decoded(fleet, publishedAt(t, ctx, js, fleet))
 	prepare := func() string {
 		dsn := freshDSN(t, store.Postgres)
 		st := openSeeded(t, ctx, dsn, fleet)

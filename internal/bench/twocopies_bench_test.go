@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/kanadehq/kanade-cli/internal/sim"
 	"github.com/kanadehq/kanade-cli/internal/testutil"
 )
 
@@ -25,8 +24,8 @@ var twoCopiesN = flag.Int("bench.twocopies.n", 200000, "results in the two-COPY 
 // replay's own overlap can gain at most what (r) gains over (q).
 func TestTwoCopiesPerformance(t *testing.T) {
 	ctx := context.Background()
-	fleet := sim.Bulk(*twoCopiesN, 7)
-	values := pgValues(firstOfEach(decoded(fleet)))
+	fleet, js := bulkStream(t, ctx, *twoCopiesN) // the replay benchmark's rows, publish times included
+	values := pgValues(firstOfEach(decoded(fleet, publishedAt(t, ctx, js, fleet))))
 	fmt.Printf("| N | (q) msg/s | (r) msg/s | (r)/(q) median (min–max) | server CPU s (q) / (r) |\n|---|---|---|---|---|\n")
 	var qRates, rRates, ratios, qCPU, rCPU []float64
 	for range *reps {
