@@ -127,6 +127,9 @@ func TestReplayPerformance(t *testing.T) {
 					cRates, rss, cOwn = append(cRates, r.rate), max(rss, r.rssMB), append(cOwn, r.cpu)
 					if kind == store.Postgres {
 						cServer = append(cServer, r.serverCPU)
+						if len(cRates) == 1 {
+							sameRecordedAt(t, ctx, dsn, rows)
+						}
 					}
 				})
 				a, c := aRates[len(aRates)-1], cRates[len(cRates)-1]
@@ -234,6 +237,33 @@ func publishedAt(t *testing.T, ctx context.Context, js jetstream.JetStream, flee
 		out[i] = md.Timestamp
 	}
 	return out
+}
+
+// sameRecordedAt fails the benchmark unless the replay stored, for every
+// hundredth result, the recorded_at the yardsticks load (the first
+// delivery's publish time): the yardsticks' claim to load the same rows.
+func sameRecordedAt(t *testing.T, ctx context.Context, dsn string, rows []store.ResultRow) {
+	t.Helper()
+	var ids []string
+	var at []time.Time
+	for i, r := range firstOfEach(rows) {
+		if i%100 == 0 {
+			ids, at = append(ids, r.ResultID), append(at, r.RecordedAt)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var same, all int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE e.recorded_at = y.at), count(*)
+		FROM unnest($1::text[], $2::timestamptz[]) AS y(id, at) JOIN execution_results e ON e.result_id = y.id`, ids, at).Scan(&same, &all); err != nil {
+		t.Fatal(err)
+	}
+	if same != len(ids) {
+		t.Fatalf("the replay stored the yardsticks' recorded_at for %d of %d sampled results (%d found): they do not load the same rows", same, len(ids), all)
+	}
 }
 
 // yardstickCols are the columns the replay writes, so the yardsticks
