@@ -83,7 +83,7 @@ func MigrationFailed(location string, m Migration, found []string, err error) er
 	if len(found) == 0 {
 		return err
 	}
-	return fmt.Errorf("%w\n%s already had %s before kanade's first migration, in a shape kanade's migrations do not expect: "+
+	return fmt.Errorf("%w\n%s already had %s before kanade's first migration; if that is another application's, --db names the wrong database: "+
 		"check --db (kanade migrates an empty database or schema, upstream's backend.db, or one it migrated before). "+
 		"The failed migration was rolled back", err, location, strings.Join(found, ", "))
 }

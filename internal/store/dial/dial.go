@@ -98,7 +98,7 @@ func open(ctx context.Context, dsn string, readOnly bool) (store.Store, error) {
 	default:
 		// A '~' reaches kanade unexpanded from a config file, an env file
 		// or a quoted flag; said here, not as a missing directory "~".
-		if first, _, _ := strings.Cut(filepath.ToSlash(t.DSN), "/"); strings.HasPrefix(first, "~") {
+		if first, _, dir := strings.Cut(filepath.ToSlash(t.DSN), "/"); dir && strings.HasPrefix(first, "~") {
 			if _, err := os.Stat(first); err != nil {
 				return nil, fmt.Errorf("SQLite database %s: kanade does not expand '~' as a shell does; give the full path (check --db, KANADE_DB or db in the config file)", t.DSN)
 			}

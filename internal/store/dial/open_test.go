@@ -75,10 +75,16 @@ func TestTildeIsNotExpanded(t *testing.T) {
 			t.Fatalf("read-only %v: %v", readOnly, err)
 		}
 	}
+	// A file whose name starts with '~' is only a file name.
+	st, err := dial.Open(ctx, "~backend.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	if err := os.Mkdir("~", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := dial.Open(ctx, "~/backend.db")
+	st, err = dial.Open(ctx, "~/backend.db")
 	if err != nil {
 		t.Fatal(err)
 	}
