@@ -47,7 +47,7 @@ Results with inventory explode hints need more: 140-375 MB for a replay of
 2.5 KB inventories at the default --batch; --batch 1000 bounds it near
 100 MB, at about the same rate when each PC scans at most once a batch.
 
-Example config.toml:
+Example config.toml (a setting not listed above is an error, not skipped):
 
   db = "postgres://kanade@db.internal/kanade"
   nats_url = "nats://nats.internal:4222"

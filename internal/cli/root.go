@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 
@@ -95,6 +96,16 @@ type fileConfig struct {
 	NoColor  bool   `toml:"no_color"`
 }
 
+// configKeys are config.toml's settings, as fileConfig names them.
+func configKeys() []string {
+	t := reflect.TypeFor[fileConfig]()
+	keys := make([]string, t.NumField())
+	for i := range keys {
+		keys[i] = t.Field(i).Tag.Get("toml")
+	}
+	return keys
+}
+
 // DefaultDBPath is the embedded store's file: $XDG_DATA_HOME/kanade/kanade.db
 // or the OS equivalent.
 func DefaultDBPath() (string, error) {
@@ -145,8 +156,18 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 	}
 	if path != "" {
 		if _, err := os.Stat(path); err == nil {
-			if _, err := toml.DecodeFile(path, &fc); err != nil {
+			md, err := toml.DecodeFile(path, &fc)
+			if err != nil {
 				return fmt.Errorf("config file %s: %v", path, err)
+			}
+			// A misspelt key is refused, not skipped: "database" for "db"
+			// would otherwise send a replay to the embedded default.
+			if keys := md.Undecoded(); len(keys) > 0 {
+				names := make([]string, len(keys))
+				for i, k := range keys {
+					names[i] = k.String()
+				}
+				return fmt.Errorf("config file %s: unknown setting(s) %s; the settings are %s", path, strings.Join(names, ", "), strings.Join(configKeys(), ", "))
 			}
 		} else if explicit {
 			return fmt.Errorf("config file %s: %v", path, err)
