@@ -246,14 +246,8 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	}
 	var found []string // upstream's own tables are expected in its file
 	if current == 0 && !s.upstream {
-		for _, t := range store.SchemaTables() {
-			ok, err := s.tableExists(ctx, t)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				found = append(found, t)
-			}
+		if found, _, err = s.tables(ctx, store.SchemaTables()); err != nil {
+			return nil, err
 		}
 	}
 	var applied []string
@@ -264,7 +258,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		name := m.Name
 		skip := s.upstream && m.UpstreamTables
 		if skip {
-			missing, err := s.missingTables(ctx)
+			_, missing, err := s.tables(ctx, store.CoreTables)
 			if err != nil {
 				return applied, err
 			}
@@ -291,18 +285,20 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return applied, s.loadColumns(ctx)
 }
 
-func (s *Store) missingTables(ctx context.Context) ([]string, error) {
-	var missing []string
-	for _, t := range store.CoreTables {
+// tables splits names into the tables the file has and those it lacks.
+func (s *Store) tables(ctx context.Context, names []string) (have, missing []string, err error) {
+	for _, t := range names {
 		ok, err := s.tableExists(ctx, t)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if !ok {
+		if ok {
+			have = append(have, t)
+		} else {
 			missing = append(missing, t)
 		}
 	}
-	return missing, nil
+	return have, missing, nil
 }
 
 func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
