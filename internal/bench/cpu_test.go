@@ -3,12 +3,16 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // serverCPU is the CPU time, in seconds, that every process named
@@ -75,4 +79,18 @@ func ownCPU() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// walMB is how far, in MB, PostgreSQL's WAL has advanced since the
+// server began. Read before and after a measurement, it is the WAL the
+// measurement wrote: the replay's and the yardsticks' are within a few
+// percent of each other (docs/performance.md, eighteenth session), so a
+// gap in server CPU between them is not more to log.
+func walMB(t *testing.T, ctx context.Context, conn *pgx.Conn) float64 {
+	t.Helper()
+	var b float64
+	if err := conn.QueryRow(ctx, "SELECT (pg_current_wal_lsn() - '0/0')::float8").Scan(&b); err != nil {
+		t.Fatalf("read the WAL position: %v", err)
+	}
+	return b / (1 << 20)
 }

@@ -291,11 +291,14 @@ func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fle
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	wal := walMB(t, ctx, conn)
 	cpu, start := serverCPU(), time.Now()
 	if err := load(conn); err != nil {
 		t.Fatal(err)
 	}
-	return float64(len(fleet.Results)) / time.Since(start).Seconds(), serverCPU() - cpu
+	rate, used := float64(len(fleet.Results))/time.Since(start).Seconds(), serverCPU()-cpu
+	t.Logf("%.0f msg/s, server CPU %.1f s, WAL %.0f MB", rate, used, walMB(t, ctx, conn)-wal)
+	return rate, used
 }
 
 // inTx runs fn in one transaction, begun by begin.
@@ -516,6 +519,12 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	cmd.Stderr = os.Stderr
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
+	walConn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer walConn.Close(ctx)
+	wal := walMB(t, ctx, walConn)
 	// Settled readings on both sides: the seeding's connections and the
 	// replay's end just before them.
 	cpu, start := settledServerCPU(), time.Now()
@@ -523,9 +532,10 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 		t.Fatal(err)
 	}
 	peak := watchPeak(cmd.Process.Pid)
-	err := cmd.Wait()
+	err = cmd.Wait()
 	elapsed := time.Since(start)
 	cpu = settledServerCPU() - cpu
+	t.Logf("replay: %.0f msg/s, server CPU %.1f s, WAL %.0f MB", float64(n)/elapsed.Seconds(), cpu, walMB(t, ctx, walConn)-wal)
 	hwmKB := peak()
 	out := []byte(stdout.String())
 	if err != nil {
