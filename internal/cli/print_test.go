@@ -31,8 +31,9 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // people read) from changing unnoticed.
 func printers() map[string]func(*output.Streams, output.Format) error {
 	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	first := t0.Add(-time.Hour)
 	plan := &replay.Plan{Stream: "RESULTS", Subjects: []string{"results.req-a", "results.req-b"}, StreamCreated: t0.Add(-48*time.Hour + 123456789), FromSeq: 1, ToSeq: 1200,
-		Messages: 1200, BytesEstimate: 614400, FirstTime: t0.Add(-time.Hour), LastTime: t0}
+		Messages: 1200, BytesEstimate: 614400, FirstTime: &first, LastTime: &t0}
 	stats := projector.Stats{Messages: 1200, Bytes: 614400, Inserted: 1100, Completed: 40, ReapedReplaced: 2, InFlightCreated: 5, Unchanged: 50,
 		CountersMoved: 30, InventoryUpserts: 90, InventorySkipped: 1, HistoryRows: 180, ExplodeRows: 600, CheckUpserts: 90, FeedsReplaced: 3, Quarantined: 3}
 	summary := &replay.Summary{Plan: plan, Stats: stats, Elapsed: 1500 * time.Millisecond, ElapsedSeconds: 1.5, RatePerSecond: 800,
@@ -61,12 +62,15 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 			{Kind: replay.DiffMissing, Seq: 17, Subject: "results.req-a", ResultID: "r-17", PCID: "PC-17", Detail: "no row with this result_id"},
 			{Kind: replay.DiffContent, Seq: 40, Subject: "results.req-b", ResultID: "r-40", PCID: "PC-40", Detail: "exit_code: row 1, message 0"},
 		}}
+	// A window after the stream's last message (--since in the future).
+	emptyPlan := replay.Plan{Stream: "RESULTS", Subjects: []string{}, StreamCreated: plan.StreamCreated, FromSeq: 1201, ToSeq: 1200}
 	same := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{}, Differences: []replay.Difference{}}
 	status := &store.Status{Kind: store.SQLite, Location: "/data/backend.db", Upstream: true, SchemaVersion: 5, LatestVersion: 6,
 		Tables: []store.TableStatus{{Name: "execution_results", Exists: true, Rows: 1200}, {Name: "feeds", Exists: false}}}
 	version := versionInfo{Version: "v1.2.3", Commit: "abc1234", Date: "2026-11-20T09:00:00Z", GoVersion: "go1.25.0", Platform: "linux/amd64"}
 	return map[string]func(*output.Streams, output.Format) error{
 		"plan":          func(s *output.Streams, f output.Format) error { return printPlan(s, plan, f) },
+		"plan_empty":    func(s *output.Streams, f output.Format) error { return printPlan(s, &emptyPlan, f) },
 		"replay":        func(s *output.Streams, f output.Format) error { return printSummary(s, summary, f) },
 		"replay_dry":    func(s *output.Streams, f output.Format) error { return printSummary(s, &dry, f) },
 		"rebuild":       func(s *output.Streams, f output.Format) error { return printRebuild(s, f, rebuild) },

@@ -200,6 +200,12 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)
 	case o.FromSeq > 0 && o.ToSeq > 0 && o.FromSeq > o.ToSeq:
 		return o, usageErrorf(cmd, "--from-seq %d is after --to-seq %d", o.FromSeq, o.ToSeq)
+	case o.Since != nil && o.Until != nil && !o.Since.Before(*o.Until):
+		// --until is exclusive, so an equal pair is as empty as a swapped
+		// one; a duration counts back from now, so "--since 1h --until 2h"
+		// is the swapped pair it looks like.
+		return o, usageErrorf(cmd, "--since %s is not before --until %s: the window would be empty",
+			o.Since.UTC().Format(time.RFC3339), o.Until.UTC().Format(time.RFC3339))
 	}
 	return o, nil
 }
@@ -360,8 +366,8 @@ func printPlan(s *output.Streams, p *replay.Plan, f output.Format) error {
 // planFields describe a plan; prefix is its path in the document that
 // holds it.
 func planFields(p *replay.Plan, prefix string) []output.Field {
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
+	stamp := func(t *time.Time) string {
+		if t == nil {
 			return ""
 		}
 		return t.Format(time.RFC3339Nano)
@@ -375,8 +381,8 @@ func planFields(p *replay.Plan, prefix string) []output.Field {
 	}
 	return append(fields, []output.Field{
 		{Title: "stream created", Value: p.StreamCreated.Format(time.RFC3339)},
-		{Name: prefix + "stream_created", Value: stamp(p.StreamCreated)},
-		{Title: "sequences", Value: fmt.Sprintf("%d..%d", p.FromSeq, p.ToSeq)},
+		{Name: prefix + "stream_created", Value: stamp(&p.StreamCreated)},
+		{Title: "sequences", Value: seqRange(p.FromSeq, p.ToSeq)},
 		{Name: prefix + "from_seq", Value: strconv.FormatUint(p.FromSeq, 10)},
 		{Name: prefix + "to_seq", Value: strconv.FormatUint(p.ToSeq, 10)},
 		{Name: prefix + "messages", Title: "messages", Value: strconv.FormatUint(p.Messages, 10)},
@@ -388,8 +394,19 @@ func planFields(p *replay.Plan, prefix string) []output.Field {
 	}...)
 }
 
-func spanText(a, b time.Time) string {
-	if a.IsZero() {
+// seqRange is a window's sequences for people: an empty window (a
+// --since after the last message, an --until before the first) has its
+// start after its end, which "199..198" would leave to the reader to
+// decode.
+func seqRange(from, to uint64) string {
+	if from > to {
+		return "none"
+	}
+	return fmt.Sprintf("%d..%d", from, to)
+}
+
+func spanText(a, b *time.Time) string {
+	if a == nil || b == nil {
 		return "-"
 	}
 	return a.Format(time.RFC3339) + " .. " + b.Format(time.RFC3339)

@@ -48,6 +48,10 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"stream", "replay", "--consumer", "backend_results_projector"}, "upstream's projector"},
 		{[]string{"stream", "replay", "--progress", "bar"}, `--progress "bar"`},
 		{[]string{"stream", "replay", "--from-seq", "9", "--to-seq", "3"}, "--from-seq 9 is after --to-seq 3"},
+		{[]string{"stream", "replay", "--since", "2026-12-04", "--until", "2026-12-01"}, "--since 2026-12-04T00:00:00Z is not before --until 2026-12-01T00:00:00Z"},
+		{[]string{"stream", "replay", "--since", "2026-12-01", "--until", "2026-12-01"}, "is not before --until"},
+		{[]string{"stream", "replay", "--since", "1h", "--until", "2h"}, "is not before --until"},
+		{[]string{"stream", "verify", "--since", "1h", "--until", "2h"}, "is not before --until"},
 		// stream verify shares the parser and adds --limit.
 		{[]string{"stream", "verify", "--limit", "0"}, "--limit must be 1 or more"},
 		{[]string{"stream", "verify", "--nats-timeout", "0s"}, "--nats-timeout 0s"},

@@ -125,8 +125,8 @@ func Rebuild(ctx context.Context, st Rebuilding, js jetstream.JetStream, o Optio
 	// before the newest of the streams' first messages.
 	carryBefore := time.Time{}
 	for _, p := range plans {
-		if p.Messages > 0 && p.FirstTime.After(carryBefore) {
-			carryBefore = p.FirstTime
+		if p.FirstTime != nil && p.FirstTime.After(carryBefore) {
+			carryBefore = *p.FirstTime
 		}
 	}
 	if carryBefore.IsZero() {

@@ -82,9 +82,11 @@ type Plan struct {
 	ToSeq         uint64    `json:"to_seq"`
 	Messages      uint64    `json:"messages"`
 	BytesEstimate uint64    `json:"bytes_estimate"`
-	FirstTime     time.Time `json:"first_time,omitzero"`
-	LastTime      time.Time `json:"last_time,omitzero"`
-	Resumed       bool      `json:"resumed"`
+	// The window's first and last publish times, null when it is empty:
+	// output-schemas.md promises every field, so they are never left out.
+	FirstTime *time.Time `json:"first_time"`
+	LastTime  *time.Time `json:"last_time"`
+	Resumed   bool       `json:"resumed"`
 }
 
 // Summary is what a run did.
@@ -173,6 +175,13 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, 
 		from = cp.LastSeq + 1
 		p.Resumed = true
 	} else {
+		if o.FromSeq > state.LastSeq+1 {
+			// Sequences past the next one do not exist yet; asked for, they
+			// are most often a number from before the stream was deleted
+			// and recreated, and an empty window would hide that.
+			return nil, fmt.Errorf("--from-seq %d is past the end of stream %s, whose last sequence is %d: there is nothing there to replay. Check the number (`kanade stream replay --plan` shows the stream); if the stream was recreated, its sequences started again at 1",
+				o.FromSeq, o.Stream, state.LastSeq)
+		}
 		if o.FromSeq > 0 {
 			from = max(o.FromSeq, from)
 		} else if o.Since != nil {
@@ -210,10 +219,12 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, 
 	}
 	if p.Messages > 0 {
 		if m, err := firstFrom(ctx, s, from, o.Subjects); err == nil && m != nil {
-			p.FirstTime = m.Timestamp.UTC()
+			first := m.Timestamp.UTC()
+			p.FirstTime = &first
 		}
 		if m, err := s.GetMsg(ctx, to); err == nil {
-			p.LastTime = m.Time.UTC()
+			last := m.Time.UTC()
+			p.LastTime = &last
 		}
 	}
 	return p, nil

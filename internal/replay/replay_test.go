@@ -295,6 +295,34 @@ func TestFollow(t *testing.T) {
 	}
 }
 
+// A --from-seq past the stream's next sequence is refused (most often a
+// number from before the stream was recreated); the next sequence itself
+// is an empty window, as a script resuming from its own bookkeeping
+// asks for when nothing is new.
+func TestFromSeqPastTheEnd(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 5
+	js, _ := fleetServer(t, cfg)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, streams.Results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	p, err := replay.Resolve(ctx, js, nil, replay.Options{Stream: streams.Results, FromSeq: last + 1})
+	if err != nil || p.Messages != 0 || p.FromSeq != last+1 || p.ToSeq != last {
+		t.Fatalf("--from-seq last+1: want an empty window %d..%d, got %+v, %v", last+1, last, p, err)
+	}
+	_, err = replay.Resolve(ctx, js, nil, replay.Options{Stream: streams.Results, FromSeq: last + 2})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("--from-seq %d is past the end of stream RESULTS, whose last sequence is %d", last+2, last)) {
+		t.Fatalf("--from-seq last+2: want a refusal naming the last sequence, got %v", err)
+	}
+	st := testutil.SQLiteStore(t)
+	if _, err := replay.Run(ctx, st, js, replay.Options{Stream: streams.Results, FromSeq: last + 100}); err == nil {
+		t.Fatal("replay --from-seq past the end: want the refusal, got none")
+	}
+}
+
 // --resume refuses a stream purged past the checkpoint.
 func TestResumeRefusesPurgedStream(t *testing.T) {
 	cfg := sim.Defaults()
