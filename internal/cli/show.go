@@ -94,7 +94,7 @@ func runShow(ctx context.Context, opts *ShowOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := results.Render(opts.IO, v, results.RenderOptions{Format: opts.Format, Stdout: opts.Stdout, Stderr: opts.Stderr}); err != nil {
+	if err := results.Render(opts.IO, v, results.RenderOptions{Format: opts.Format, Stdout: opts.Stdout, Stderr: opts.Stderr, PCs: opts.Show.PCs}); err != nil {
 		return err
 	}
 	return failOn(v, opts.FailOn)
@@ -144,7 +144,7 @@ func runWatch(ctx context.Context, opts *ShowOptions, st store.ResultQueries) er
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
 	format, s := opts.Format, opts.IO
-	w := &results.Watcher{Streams: s, Opts: opts.Show, Render: results.RenderOptions{Format: format, Stdout: opts.Stdout, Stderr: opts.Stderr},
+	w := &results.Watcher{Streams: s, Opts: opts.Show, Render: results.RenderOptions{Format: format, Stdout: opts.Stdout, Stderr: opts.Stderr, PCs: opts.Show.PCs},
 		Rows: rows, Exec: exec}
 	if !s.OutTTY && !format.IsMachine() {
 		fmt.Fprintf(s.Err, "Watching %s; one line per result.\n", subject)
@@ -152,7 +152,7 @@ func runWatch(ctx context.Context, opts *ShowOptions, st store.ResultQueries) er
 	v, werr := w.Run(ctx, payloads, opts.Timeout)
 	if v != nil && !(s.OutTTY && !format.IsMachine()) && werr == nil && !format.IsMachine() {
 		fmt.Fprintln(s.Out)
-		if err := results.Render(s, v, results.RenderOptions{Format: format}); err != nil {
+		if err := results.Render(s, v, results.RenderOptions{Format: format, PCs: opts.Show.PCs}); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,8 @@ import (
 type RenderOptions struct {
 	Format         output.Format
 	Stdout, Stderr bool
+	// PCs is the --pc filter, for the table's word when no row is left.
+	PCs []string
 }
 
 var statusColor = map[string]string{StatusOK: "32", StatusFailed: "31", StatusReaped: "35", StatusRunning: "33", StatusSkipped: "36"}
@@ -55,6 +57,9 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 			return err
 		},
 		Empty: "No PC has reported yet.",
+	}
+	if len(o.PCs) > 0 {
+		l.Empty = "No result from " + strings.Join(o.PCs, ", ") + " (not reported, or a name not written as its agent writes it)."
 	}
 	if o.Stdout || o.Stderr {
 		// With full outputs each row is a block: the row, then its own text.

@@ -3,6 +3,7 @@ package results_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -250,6 +251,45 @@ func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 			if err != nil || len(v.Results) != len(pcs) {
 				t.Fatalf("--pc %v: %+v %v", pcs, v, err)
 			}
+		}
+	})
+}
+
+// A --pc that has no row in a selection that has rows is an answer (the
+// PC has not reported), not the "not found" of an id that matches
+// nothing: the view is empty, with the selection's execution, for a
+// deployment, a broadcast's request and one result alike.
+func TestShowPCWithoutRows(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		exec, code := "dep-1", int32(0)
+		fin := t0.Add(time.Minute)
+		if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}},
+			[]store.ResultRow{
+				{ResultID: "r-1", RequestID: "req-1", ExecID: &exec, PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+				{ResultID: "r-2", RequestID: "req-2", PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
+			}); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []results.ShowOptions{{ExecID: exec}, {RequestID: "req-1"}, {RequestID: "req-2"}, {ResultID: "r-1"}} {
+			o.PCs = []string{"PC-9"}
+			v, err := results.Show(ctx, st, o)
+			if err != nil || len(v.Results) != 0 || v.Summary.Reported != 0 {
+				t.Fatalf("%+v: want an empty view, got %+v, %v", o, v, err)
+			}
+			if (o.ExecID != "" || o.RequestID == "req-1" || o.ResultID != "") != (v.Summary.ExecID != nil && *v.Summary.ExecID == exec) {
+				t.Errorf("%+v: the view's execution is %v", o, v.Summary.ExecID)
+			}
+			out := render(t, false, func(s *output.Streams) error {
+				return results.Render(s, v, results.RenderOptions{Format: output.Table, PCs: o.PCs})
+			})
+			if !bytes.Contains(out, []byte("No result from PC-9 (")) {
+				t.Errorf("%+v: the table does not say which PC has no result:\n%s", o, out)
+			}
+		}
+		if _, err := results.Show(ctx, st, results.ShowOptions{RequestID: "req-9", PCs: []string{"PC-1"}}); !errors.Is(err, results.ErrNotFound) {
+			t.Fatalf("an unknown request with --pc: want not found, got %v", err)
 		}
 	})
 }

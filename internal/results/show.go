@@ -111,6 +111,21 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 	if err != nil {
 		return nil, err
 	}
+	if len(rows) == 0 && exec == nil && len(o.PCs) > 0 {
+		// The PCs have no row here, which is an answer (they have not
+		// reported) if the selection itself has rows, and only a typo in
+		// the id if it has none. The whole selection is read only on this
+		// path, for its execution.
+		whole := o
+		whole.PCs = nil
+		all, wexec, err := Load(ctx, q, whole)
+		if err != nil {
+			return nil, err
+		}
+		if len(all) > 0 || wexec != nil {
+			return Build(nil, wexec, o), nil
+		}
+	}
 	if len(rows) == 0 && exec == nil {
 		switch {
 		case o.ExecID != "":
