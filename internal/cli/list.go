@@ -40,10 +40,7 @@ func newListCmd(g *Globals, runF func(context.Context, *ListOptions) error) *cob
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()
 			var err error
-			if f.opts.Filter.Since, err = parseTime("since", f.since, now); err != nil {
-				return usageErrorf(cmd, "%v", err)
-			}
-			if f.opts.Filter.Until, err = parseTime("until", f.until, now); err != nil {
+			if f.opts.Filter.Since, f.opts.Filter.Until, err = parseWindow(f.since, f.until, now); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
 			if f.opts.Filter.Limit < 1 || f.opts.Filter.Limit > 10000 {

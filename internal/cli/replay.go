@@ -121,6 +121,27 @@ func parseTime(flag, v string, now time.Time) (*time.Time, error) {
 	return &t, nil
 }
 
+// parseWindow reads --since and --until, and refuses a pair with nothing
+// between them: --until is exclusive, so an equal pair is as empty as a
+// swapped one, and a duration counts back from now, so "--since 1h
+// --until 2h" is the swapped pair it looks like. An empty answer would
+// look like "nothing happened".
+func parseWindow(since, until string, now time.Time) (*time.Time, *time.Time, error) {
+	s, err := parseTime("since", since, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := parseTime("until", until, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s != nil && u != nil && !s.Before(*u) {
+		return nil, nil, fmt.Errorf("--since %s is not before --until %s: the window would be empty",
+			s.UTC().Format(time.RFC3339), u.UTC().Format(time.RFC3339))
+	}
+	return s, u, nil
+}
+
 // parseBatchBytes reads a size such as 16MiB, 64MB or 1048576.
 func parseBatchBytes(v string) (int64, error) {
 	n, err := humanize.ParseBytes(v)
@@ -165,10 +186,7 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	if o.ToSeq, err = parseSeq("to-seq", f.to); err != nil {
 		return o, usageErrorf(cmd, "%v", err)
 	}
-	if o.Since, err = parseTime("since", f.since, now); err != nil {
-		return o, usageErrorf(cmd, "%v", err)
-	}
-	if o.Until, err = parseTime("until", f.until, now); err != nil {
+	if o.Since, o.Until, err = parseWindow(f.since, f.until, now); err != nil {
 		return o, usageErrorf(cmd, "%v", err)
 	}
 	var batchBytesErr error
@@ -200,12 +218,6 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 		return o, usageErrorf(cmd, "--progress %q: use auto, json or none", f.progress)
 	case o.FromSeq > 0 && o.ToSeq > 0 && o.FromSeq > o.ToSeq:
 		return o, usageErrorf(cmd, "--from-seq %d is after --to-seq %d", o.FromSeq, o.ToSeq)
-	case o.Since != nil && o.Until != nil && !o.Since.Before(*o.Until):
-		// --until is exclusive, so an equal pair is as empty as a swapped
-		// one; a duration counts back from now, so "--since 1h --until 2h"
-		// is the swapped pair it looks like.
-		return o, usageErrorf(cmd, "--since %s is not before --until %s: the window would be empty",
-			o.Since.UTC().Format(time.RFC3339), o.Until.UTC().Format(time.RFC3339))
 	}
 	return o, nil
 }

@@ -52,6 +52,7 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"stream", "replay", "--since", "2026-12-01", "--until", "2026-12-01"}, "is not before --until"},
 		{[]string{"stream", "replay", "--since", "1h", "--until", "2h"}, "is not before --until"},
 		{[]string{"stream", "verify", "--since", "1h", "--until", "2h"}, "is not before --until"},
+		{[]string{"results", "list", "--since", "2026-12-04", "--until", "2026-12-01"}, "is not before --until"},
 		// stream verify shares the parser and adds --limit.
 		{[]string{"stream", "verify", "--limit", "0"}, "--limit must be 1 or more"},
 		{[]string{"stream", "verify", "--nats-timeout", "0s"}, "--nats-timeout 0s"},
