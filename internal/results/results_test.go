@@ -226,22 +226,42 @@ func TestAdHocEmptyExecIDIsNoExecution(t *testing.T) {
 	})
 }
 
+// finishedRow is a finished, exit-0 result for seedDeployment; tagged
+// rows carry the deployment's exec_id, the others answer as a pre-v0.29
+// agent does.
+type finishedRow struct {
+	resultID, requestID, pcID string
+	tagged                    bool
+}
+
+// seedDeployment seeds the running deployment dep-1 (target 2) and rows,
+// and returns its exec_id.
+func seedDeployment(t *testing.T, ctx context.Context, st testutil.Store, rows ...finishedRow) string {
+	t.Helper()
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	exec, code := "dep-1", int32(0)
+	fin := t0.Add(time.Minute)
+	var seeded []store.ResultRow
+	for _, r := range rows {
+		row := store.ResultRow{ResultID: r.resultID, RequestID: r.requestID, PCID: r.pcID, ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin}
+		if r.tagged {
+			row.ExecID = &exec
+		}
+		seeded = append(seeded, row)
+	}
+	if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}}, seeded); err != nil {
+		t.Fatal(err)
+	}
+	return exec
+}
+
 // Narrowing a deployment to a PC that answered as a pre-v0.29 agent (no
 // exec_id) keeps that PC's row: narrowing never loses a row the whole
 // view shows.
 func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 	ctx := context.Background()
 	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
-		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-		exec, code := "dep-1", int32(0)
-		fin := t0.Add(time.Minute)
-		if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}},
-			[]store.ResultRow{
-				{ResultID: "tagged", RequestID: "req-1", ExecID: &exec, PCID: "PC-NEW", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
-				{ResultID: "legacy", RequestID: "req-1", PCID: "PC-OLD", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
-			}); err != nil {
-			t.Fatal(err)
-		}
+		exec := seedDeployment(t, ctx, st, finishedRow{"tagged", "req-1", "PC-NEW", true}, finishedRow{"legacy", "req-1", "PC-OLD", false})
 		all, err := results.Show(ctx, st, results.ShowOptions{ExecID: exec})
 		if err != nil || len(all.Results) != 2 {
 			t.Fatalf("whole deployment: %+v %v", all, err)
@@ -262,16 +282,7 @@ func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 func TestShowPCWithoutRows(t *testing.T) {
 	ctx := context.Background()
 	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
-		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-		exec, code := "dep-1", int32(0)
-		fin := t0.Add(time.Minute)
-		if err := st.Seed(ctx, []store.Execution{{ExecID: exec, JobID: "job", Version: "1", InitiatedBy: "ops", InitiatedAt: t0, TargetCount: 2, Status: "running"}},
-			[]store.ResultRow{
-				{ResultID: "r-1", RequestID: "req-1", ExecID: &exec, PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
-				{ResultID: "r-2", RequestID: "req-2", PCID: "PC-1", ExitCode: &code, StartedAt: t0, FinishedAt: &fin, RecordedAt: fin},
-			}); err != nil {
-			t.Fatal(err)
-		}
+		exec := seedDeployment(t, ctx, st, finishedRow{"r-1", "req-1", "PC-1", true}, finishedRow{"r-2", "req-2", "PC-1", false})
 		for _, o := range []results.ShowOptions{{ExecID: exec}, {RequestID: "req-1"}, {RequestID: "req-2"}, {ResultID: "r-1"}} {
 			o.PCs = []string{"PC-9"}
 			v, err := results.Show(ctx, st, o)
