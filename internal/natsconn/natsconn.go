@@ -188,7 +188,19 @@ func Connect(o Options, name string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %s", secret.URL(o.URL), secret.Scrub(err.Error(), o.URL, o.Password, o.Token))
+		return nil, fmt.Errorf("connect to NATS at %s: %s%s", secret.URL(o.URL), secret.Scrub(err.Error(), o.URL, o.Password, o.Token), connectHint(err))
 	}
 	return nc, nil
+}
+
+// connectHint says what to check for the two failures an operator meets
+// first: nats.go's own words name neither the flag nor the setting.
+func connectHint(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrNoServers):
+		return " (is NATS running there? Give its address with --nats-url or KANADE_NATS_URL)"
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
+		return " (the server refused the credentials: check --user/--password, --token, --creds, --nkey or --context)"
+	}
+	return ""
 }

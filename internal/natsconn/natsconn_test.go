@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/kanadehq/kanade-cli/internal/natsconn"
@@ -69,5 +70,34 @@ func TestSlowConsumerIsReportedInTheCommandsWords(t *testing.T) {
 	}
 	if strings.Contains(got, "on connection [") || strings.Contains(got, "_INBOX") {
 		t.Errorf("stderr %q: the library's own line", got)
+	}
+}
+
+// A refused connection says what to check, in the command's flags: no
+// server at the address, or credentials the server refuses.
+func TestConnectFailuresSayWhatToCheck(t *testing.T) {
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, Username: "ops", Password: "right", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("NATS did not start")
+	}
+	nc, err := natsconn.Connect(natsconn.Options{URL: srv.ClientURL(), User: "ops", Password: "right"}, "test")
+	if err != nil {
+		t.Fatalf("the right credentials: %v", err)
+	}
+	nc.Close()
+	_, err = natsconn.Connect(natsconn.Options{URL: srv.ClientURL(), User: "ops", Password: "wrong"}, "test")
+	if err == nil || !strings.Contains(err.Error(), "check --user/--password") || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("wrong password: want the credentials hint and no password, got %v", err)
+	}
+	addr := srv.Addr().String()
+	srv.Shutdown()
+	_, err = natsconn.Connect(natsconn.Options{URL: "nats://" + addr}, "test")
+	if err == nil || !strings.Contains(err.Error(), "is NATS running there? Give its address with --nats-url") {
+		t.Errorf("no server: want the address hint, got %v", err)
 	}
 }
