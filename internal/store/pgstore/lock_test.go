@@ -105,6 +105,39 @@ func TestCancelledWriteKeepsTheLockReleasable(t *testing.T) {
 	next()
 }
 
+// A run cancelled while a batch pings the lock's session (an interrupted
+// replay's overlapped batch) keeps that session: pgx closes a connection
+// whose query a cancelled context cuts short, and the lock's closed
+// session then lingered, held, until the server noticed, while its
+// release failed (TestReplayInterruptedThenResumed failed so once).
+func TestCancelDuringLockPingKeepsTheSession(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoStores(t)
+	release, err := a.Lock(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := pgstore.LockSessionPID(a)
+	// Cancellations at offsets across a local round trip: some land while
+	// the ping is on the wire.
+	for i := range 300 {
+		cctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(time.Duration(i%60)*5*time.Microsecond, cancel)
+		a.Project(cctx, false, func(store.ProjectionTx) error { return nil }) //nolint:errcheck // cancelled or not, by design
+		timer.Stop()
+		cancel()
+		if now := pgstore.LockSessionPID(a); now != pid {
+			t.Fatalf("after %d cancelled writes the lock is held by session %d, not %d: a cancellation ended its session", i+1, now, pid)
+		}
+	}
+	release()
+	next, err := b.Lock(ctx, "next writer")
+	if err != nil {
+		t.Fatalf("after cancelled writes and their release: %v", err)
+	}
+	next()
+}
+
 // twoStores opens one migrated schema twice, as two processes would: each
 // store has its own pool, so its sessions and its writer lock are its own.
 func twoStores(t *testing.T) (*pgstore.Store, *pgstore.Store) {
