@@ -291,10 +291,20 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 				time.Now().UTC().Format(time.RFC3339), st.Messages, st.Inserted, st.Completed, st.Quarantined, seq)
 		}
 	}
+	name := replay.CheckpointName(o.Stream, o.Subjects)
+	before, err := st.LoadCheckpoint(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read the checkpoint of %s: %w", name, err)
+	}
 	sum, err := replay.Run(ctx, st, js, o)
 	if sum != nil && (err == nil || errors.Is(err, replay.ErrTooManyErrors) || ctx.Err() != nil) {
 		if perr := printSummary(s, sum, opts.Format); perr != nil {
 			return perr
+		}
+	}
+	if err == nil && before != nil {
+		if nerr := noteRewind(ctx, s, st, name, before); nerr != nil {
+			return nerr
 		}
 	}
 	if err != nil {
@@ -306,6 +316,24 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// noteRewind says so when a window that ended before the checkpoint the
+// run found moved the checkpoint back (each batch saves its own last
+// sequence): --resume then replays what follows again, which changes
+// nothing already projected but takes the time, and an operator who ran a
+// small window to repair a few rows would not expect that.
+func noteRewind(ctx context.Context, s *output.Streams, st store.Store, name string, before *store.Checkpoint) error {
+	after, err := st.LoadCheckpoint(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read the checkpoint of %s: %w", name, err)
+	}
+	if after == nil || after.LastSeq >= before.LastSeq || !after.StreamCreated.Equal(before.StreamCreated) {
+		return nil
+	}
+	fmt.Fprintf(s.Err, "Note: this window moved the checkpoint of %s back from %d to %d; --resume will replay %d..%d again (changing nothing already projected, but taking the time).\n",
+		name, before.LastSeq, after.LastSeq, after.LastSeq+1, before.LastSeq)
 	return nil
 }
 
