@@ -189,6 +189,14 @@ func (f *replayFlags) options(cmd *cobra.Command) (replay.Options, error) {
 	if o.Since, o.Until, err = parseWindow(f.since, f.until, now); err != nil {
 		return o, usageErrorf(cmd, "%v", err)
 	}
+	if cmd.Flags().Changed("subject") && len(o.Subjects) == 0 {
+		return o, usageErrorf(cmd, "--subject is empty: give a subject such as results.<request_id> or results.>")
+	}
+	for _, subject := range o.Subjects {
+		if err := streams.CheckFilter(subject); err != nil {
+			return o, usageErrorf(cmd, "--subject: %v", err)
+		}
+	}
 	var batchBytesErr error
 	o.BatchBytes, batchBytesErr = parseBatchBytes(f.batchBytes)
 	switch {

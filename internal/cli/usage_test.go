@@ -53,6 +53,10 @@ func TestEveryUsageBranch(t *testing.T) {
 		{[]string{"stream", "replay", "--since", "1h", "--until", "2h"}, "is not before --until"},
 		{[]string{"stream", "verify", "--since", "1h", "--until", "2h"}, "is not before --until"},
 		{[]string{"results", "list", "--since", "2026-12-04", "--until", "2026-12-01"}, "is not before --until"},
+		{[]string{"stream", "replay", "--subject", "bad subject"}, `--subject: subject "bad subject" has whitespace in it`},
+		{[]string{"stream", "replay", "--subject", "results."}, "empty token"},
+		{[]string{"stream", "replay", "--subject", ""}, "--subject is empty"},
+		{[]string{"stream", "verify", "--subject", "results.>.x"}, "> before its last token"},
 		// stream verify shares the parser and adds --limit.
 		{[]string{"stream", "verify", "--limit", "0"}, "--limit must be 1 or more"},
 		{[]string{"stream", "verify", "--nats-timeout", "0s"}, "--nats-timeout 0s"},

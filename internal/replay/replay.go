@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,6 +152,14 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, 
 	info, err := s.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s info: %w", o.Stream, err)
+	}
+	for _, f := range o.Subjects {
+		// A filter outside the stream's subjects selects nothing, which
+		// a replay would report as an empty window: most often it is the
+		// other stream's subject.
+		if !slices.ContainsFunc(info.Config.Subjects, func(s string) bool { return streams.Overlap(f, s) }) {
+			return nil, fmt.Errorf("--subject %s matches none of stream %s's subjects (%s): check --stream", f, o.Stream, strings.Join(info.Config.Subjects, ", "))
+		}
 	}
 	p := &Plan{Stream: o.Stream, Subjects: append([]string{}, o.Subjects...), StreamCreated: info.Created.UTC()}
 	state := info.State

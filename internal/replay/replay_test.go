@@ -323,6 +323,24 @@ func TestFromSeqPastTheEnd(t *testing.T) {
 	}
 }
 
+// A --subject none of the stream's subjects can match (the other stream's,
+// most often) is refused with the stream's subjects, not replayed as an
+// empty window; one inside them is a window of its own.
+func TestSubjectOutsideTheStream(t *testing.T) {
+	cfg := sim.Defaults()
+	cfg.PCs = 5
+	js, _ := fleetServer(t, cfg)
+	ctx := context.Background()
+	_, err := replay.Resolve(ctx, js, nil, replay.Options{Stream: streams.Results, Subjects: []string{"events.>"}})
+	if err == nil || !strings.Contains(err.Error(), "--subject events.> matches none of stream RESULTS's subjects (results.>)") {
+		t.Fatalf("want a refusal naming the stream's subjects, got %v", err)
+	}
+	p, err := replay.Resolve(ctx, js, nil, replay.Options{Stream: streams.Results, Subjects: []string{"results.*"}})
+	if err != nil || p.Messages == 0 {
+		t.Fatalf("results.* on RESULTS: %+v, %v", p, err)
+	}
+}
+
 // --resume refuses a stream purged past the checkpoint.
 func TestResumeRefusesPurgedStream(t *testing.T) {
 	cfg := sim.Defaults()
