@@ -320,7 +320,7 @@ func runReplay(ctx context.Context, opts *ReplayOptions) error {
 			return fmt.Errorf("%w; wait for it to finish", err)
 		}
 		if ctx.Err() != nil && sum != nil {
-			fmt.Fprintf(s.Err, "Stopped at sequence %d; run again with --resume to continue.\n", sum.CheckpointSeq)
+			fmt.Fprintf(s.Err, "Stopped: %s.\n", sum.ResumeHint())
 		}
 		return err
 	}

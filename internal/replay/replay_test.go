@@ -341,6 +341,26 @@ func TestSubjectOutsideTheStream(t *testing.T) {
 	}
 }
 
+// An interrupted run says --resume only once it has committed a batch of
+// its own: before that, a new database has no checkpoint and --resume is
+// refused, so the advice is to run the same command again.
+func TestResumeHint(t *testing.T) {
+	for _, c := range []struct {
+		from, committed uint64
+		want            string
+	}{
+		{1, 0, "it stopped before its first batch committed: run the same command again"},
+		{50, 49, "before its first batch committed"},
+		{1, 118, "everything up to sequence 118 is committed: run again with --resume to continue"},
+		{50, 50, "everything up to sequence 50 is committed"},
+	} {
+		sum := &replay.Summary{Plan: &replay.Plan{FromSeq: c.from}, CheckpointSeq: c.committed}
+		if got := sum.ResumeHint(); !strings.Contains(got, c.want) {
+			t.Errorf("window from %d, committed %d: %q, want %q", c.from, c.committed, got, c.want)
+		}
+	}
+}
+
 // --resume refuses a stream purged past the checkpoint.
 func TestResumeRefusesPurgedStream(t *testing.T) {
 	cfg := sim.Defaults()

@@ -57,9 +57,7 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 	defer cancel()
 	var committed atomic.Uint64 // sum.CheckpointSeq, for the watchdog's message
 	committed.Store(sum.CheckpointSeq)
-	go watchNATS(ctx, js, o.natsTimeout(), func() string {
-		return fmt.Sprintf("everything up to sequence %d is committed, run again with --resume to continue", committed.Load())
-	}, cancelCause)
+	go watchNATS(ctx, js, o.natsTimeout(), func() string { return resumeHint(committed.Load(), plan.FromSeq) }, cancelCause)
 	ov, overlap := st.(store.BatchOverlapper)
 	overlap = overlap && ov.OverlapsBatches() && !o.DryRun
 	d := decode(ctx, cancel, s, js.Conn().MaxPayload(), proj, plan, o, overlap)
@@ -715,6 +713,25 @@ func watched(ctx context.Context, js jetstream.JetStream, o Options, state strin
 		return err
 	}
 	return ctx, stopped, func() { cancel(nil) }
+}
+
+// resumeHint is what to do after a run stopped with committed the last
+// sequence it committed and from its window's first: --resume continues
+// from a checkpoint, but before the run's first commit there is none of
+// its own (on a new database, none at all, and --resume is refused).
+func resumeHint(committed, from uint64) string {
+	if committed < from {
+		return "it stopped before its first batch committed: run the same command again"
+	}
+	return fmt.Sprintf("everything up to sequence %d is committed: run again with --resume to continue", committed)
+}
+
+// ResumeHint is resumeHint for a run that was interrupted.
+func (s *Summary) ResumeHint() string {
+	if s.Plan == nil {
+		return resumeHint(s.CheckpointSeq, s.CheckpointSeq+1)
+	}
+	return resumeHint(s.CheckpointSeq, s.Plan.FromSeq)
 }
 
 // watchNATS stops a run (through cancel) when the connection has been down
