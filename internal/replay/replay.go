@@ -156,9 +156,13 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, 
 	for _, f := range o.Subjects {
 		// A filter outside the stream's subjects selects nothing, which
 		// a replay would report as an empty window: most often it is the
-		// other stream's subject.
-		if !slices.ContainsFunc(info.Config.Subjects, func(s string) bool { return streams.Overlap(f, s) }) {
-			return nil, fmt.Errorf("--subject %s matches none of stream %s's subjects (%s): check --stream", f, o.Stream, strings.Join(info.Config.Subjects, ", "))
+		// other stream's subject. A stream that only mirrors or sources
+		// others has no subjects of its own but holds theirs, so it is
+		// not checked.
+		own := info.Config.Subjects
+		if len(own) > 0 && info.Config.Mirror == nil && len(info.Config.Sources) == 0 &&
+			!slices.ContainsFunc(own, func(s string) bool { return streams.Overlap(f, s) }) {
+			return nil, fmt.Errorf("--subject %s matches none of stream %s's subjects (%s): check --stream", f, o.Stream, strings.Join(own, ", "))
 		}
 	}
 	p := &Plan{Stream: o.Stream, Subjects: append([]string{}, o.Subjects...), StreamCreated: info.Created.UTC()}

@@ -339,6 +339,25 @@ func TestSubjectOutsideTheStream(t *testing.T) {
 	if err != nil || p.Messages == 0 {
 		t.Fatalf("results.* on RESULTS: %+v, %v", p, err)
 	}
+	// A mirror has no subjects of its own and holds RESULTS's.
+	mirror, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS_COPY", Mirror: &jetstream.StreamSource{Name: streams.Results}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := p.Messages
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := mirror.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs >= want || time.Now().After(deadline) {
+			break
+		}
+	}
+	p, err = replay.Resolve(ctx, js, nil, replay.Options{Stream: "RESULTS_COPY", Subjects: []string{"results.*"}})
+	if err != nil || p.Messages != want {
+		t.Fatalf("results.* on a mirror of RESULTS: %+v, %v; want %d messages", p, err, want)
+	}
 }
 
 // An interrupted run says --resume only once it has committed a batch of
