@@ -144,6 +144,9 @@ func TestOverlappedBatchFailureWritesNothingAfterIt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("batch ending at sequence %d failed 2 times", ends[1])) {
 		t.Fatalf("replay with a batch that always fails: %v", err)
 	}
+	if want := fmt.Sprintf("everything up to sequence %d is committed: run again with --resume", ends[0]); !strings.Contains(err.Error(), want) {
+		t.Errorf("the failure does not say %q: %v", want, err)
+	}
 	if len(st.beside) == 0 || st.beside[0] < 2 {
 		t.Fatalf("failures injected with %v transactions open; want the next batch's beside the first", st.beside)
 	}
@@ -164,6 +167,15 @@ func TestOverlappedBatchFailureWritesNothingAfterIt(t *testing.T) {
 	replayAll(t, st, js, o)
 	if !reflect.DeepEqual(dump(all), dump(st)) {
 		t.Fatal("the resumed replay differs from an uninterrupted one")
+	}
+
+	// The run's first batch failing leaves no checkpoint on a new database,
+	// where --resume is refused: the advice is the same command again.
+	o.Resume = false
+	fresh := open()
+	fresh.seq, fresh.times = ends[0], -1
+	if _, err := replay.Run(ctx, fresh, js, o); err == nil || !strings.Contains(err.Error(), "it stopped before its first batch committed: run the same command again") {
+		t.Fatalf("a first batch that always fails: %v", err)
 	}
 }
 

@@ -128,6 +128,11 @@ func Run(ctx context.Context, st Replaying, js jetstream.JetStream, o Options) (
 				return sum, rerr
 			}
 		}
+		if ex := (*retry.ExhaustedError)(nil); errors.As(err, &ex) {
+			// A batch that failed for good: whether --resume continues
+			// depends on what this run committed before it.
+			return sum, fmt.Errorf("%w; %s", err, resumeHint(sum.CheckpointSeq, plan.FromSeq))
+		}
 		return sum, err
 	}
 	if rerr := d.failure(); rerr != nil {
@@ -684,7 +689,7 @@ func (o Options) failedState() string {
 	if o.failed != "" {
 		return o.failed
 	}
-	return "nothing after the previous batch was written, rerun with --resume"
+	return "nothing after the previous batch was written"
 }
 
 func (o Options) natsTimeout() time.Duration {
