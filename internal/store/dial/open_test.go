@@ -3,6 +3,9 @@ package dial_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +94,41 @@ func TestTildeIsNotExpanded(t *testing.T) {
 	st.Close()
 	if _, err := os.Stat(filepath.Join("~", "backend.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A PostgreSQL --db the server refuses says which part of it to fix: the
+// database's name, the user, or the host and port.
+func TestPostgresConnectFailuresSayWhatToFix(t *testing.T) {
+	ctx := context.Background()
+	base, err := url.Parse(testutil.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(change func(u *url.URL)) string {
+		u := *base
+		change(&u)
+		return u.String()
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	for _, c := range []struct{ name, dsn, want string }{
+		{"no such database", with(func(u *url.URL) { u.Path = "/kanade_no_such_database" }), `create the database (CREATE DATABASE "kanade_no_such_database") or fix its name in --db`},
+		{"no such user", with(func(u *url.URL) { u.User = url.User("kanade_no_such_user") }), "the server refused this user or password"},
+		{"nothing listening", with(func(u *url.URL) { u.Host = fmt.Sprintf("127.0.0.1:%d", port) }), "is PostgreSQL running at that host and port?"},
+	} {
+		st, err := dial.Open(ctx, c.dsn)
+		if err == nil {
+			st.Close()
+			t.Errorf("%s: opened", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: want %q in %v", c.name, c.want, err)
+		}
 	}
 }

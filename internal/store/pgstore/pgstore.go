@@ -77,9 +77,26 @@ func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %s (is PostgreSQL running, and are the host, user and database right?)", loc, secret.Scrub(err.Error(), dsn, cfg.ConnConfig.Password))
+		return nil, fmt.Errorf("connect to %s: %s (%s)", loc, secret.Scrub(err.Error(), dsn, cfg.ConnConfig.Password), connectHint(err, cfg.ConnConfig.Database))
 	}
 	return &Store{pool: pool, location: loc}, nil
+}
+
+// connectHint says what to check when the server could not be reached or
+// refused the connection, by what it answered: pgx's message names the
+// failure, not the part of --db to fix.
+func connectHint(err error, database string) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return "is PostgreSQL running at that host and port?"
+	}
+	switch pgErr.Code {
+	case "3D000": // invalid_catalog_name
+		return fmt.Sprintf("create the database (CREATE DATABASE %s) or fix its name in --db", pgx.Identifier{database}.Sanitize())
+	case "28000", "28P01": // invalid_authorization_specification, invalid_password
+		return "the server refused this user or password: check them in --db, PGPASSWORD or ~/.pgpass"
+	}
+	return "are the host, user and database in --db right?"
 }
 
 func (s *Store) Kind() store.Kind    { return store.Postgres }
