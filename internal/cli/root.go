@@ -173,23 +173,35 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 			return fmt.Errorf("config file %s: %v", path, err)
 		}
 	}
-	pick := func(dst *string, flag string, envs []string, file string) {
+	// pick returns where the value came from when not from the flag (the
+	// variable, or the config file), so that an error about it can say
+	// where to fix it: the errors name the flag.
+	pick := func(dst *string, flag string, envs []string, file string) (from string) {
 		if flags.Changed(flag) {
-			return
+			return ""
 		}
 		for _, e := range envs {
 			if v := os.Getenv(e); v != "" {
 				*dst = v
-				return
+				return e
 			}
 		}
 		if file != "" {
 			*dst = file
+			return "config file " + path
 		}
+		return ""
 	}
-	pick(&g.DB, "db", []string{"KANADE_DB"}, fc.DB)
+	setBy := func(err error, from string) error {
+		if from == "" {
+			return err
+		}
+		return fmt.Errorf("%w (set by %s)", err, from)
+	}
+	dbFrom := pick(&g.DB, "db", []string{"KANADE_DB"}, fc.DB)
+	var natsFrom string
 	if !flags.Changed("server") { // --server is --nats-url's alias: given, it wins too
-		pick(&g.NATS.URL, "nats-url", []string{"KANADE_NATS_URL", "NATS_URL"}, fc.NATSURL)
+		natsFrom = pick(&g.NATS.URL, "nats-url", []string{"KANADE_NATS_URL", "NATS_URL"}, fc.NATSURL)
 	}
 	pick(&g.NATS.Creds, "creds", []string{"KANADE_NATS_CREDS", "NATS_CREDS"}, fc.Creds)
 	pick(&g.NATS.NKey, "nkey", []string{"KANADE_NATS_NKEY", "NATS_NKEY"}, fc.NKey)
@@ -200,7 +212,7 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 	pick(&g.NATS.TLSCert, "tls-cert", []string{"KANADE_NATS_TLS_CERT"}, fc.TLSCert)
 	pick(&g.NATS.TLSKey, "tls-key", []string{"KANADE_NATS_TLS_KEY"}, fc.TLSKey)
 	pick(&g.NATS.Context, "context", []string{"KANADE_NATS_CONTEXT", "NATS_CONTEXT"}, fc.Context)
-	pick(&g.Output, "output", []string{"KANADE_OUTPUT"}, fc.Output)
+	outputFrom := pick(&g.Output, "output", []string{"KANADE_OUTPUT"}, fc.Output)
 	if !flags.Changed("no-color") && (os.Getenv("NO_COLOR") != "" || fc.NoColor) {
 		g.NoColor = true
 	}
@@ -212,12 +224,12 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 	}
 	if g.NATS.URL != "" {
 		if err := natsconn.CheckURL(g.NATS.URL); err != nil {
-			return err
+			return setBy(err, natsFrom)
 		}
 	}
 	if g.DB != "" {
 		if _, err := dial.Parse(g.DB); err != nil {
-			return err
+			return setBy(err, dbFrom)
 		}
 	}
 	g.dbExplicit = g.DB != ""
@@ -231,7 +243,7 @@ func (g *Globals) resolve(flags *pflag.FlagSet) error {
 	}
 	if g.Output != "" {
 		if _, err := output.ParseFormat(g.Output); err != nil {
-			return err
+			return setBy(err, outputFrom)
 		}
 	}
 	if _, err := dial.Parse(g.DB); err != nil {
