@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kanadehq/kanade-cli/internal/projector"
@@ -161,7 +162,7 @@ func Resolve(ctx context.Context, js jetstream.JetStream, st store.Checkpoints, 
 		// not checked.
 		own := info.Config.Subjects
 		if len(own) > 0 && info.Config.Mirror == nil && len(info.Config.Sources) == 0 &&
-			!slices.ContainsFunc(own, func(s string) bool { return streams.Overlap(f, s) }) {
+			!slices.ContainsFunc(own, func(s string) bool { return natsserver.SubjectsCollide(f, s) }) {
 			return nil, fmt.Errorf("--subject %s matches none of stream %s's subjects (%s): check --stream", f, o.Stream, strings.Join(own, ", "))
 		}
 	}

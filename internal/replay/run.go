@@ -732,12 +732,7 @@ func resumeHint(committed, from uint64) string {
 }
 
 // ResumeHint is resumeHint for a run that was interrupted.
-func (s *Summary) ResumeHint() string {
-	if s.Plan == nil {
-		return resumeHint(s.CheckpointSeq, s.CheckpointSeq+1)
-	}
-	return resumeHint(s.CheckpointSeq, s.Plan.FromSeq)
-}
+func (s *Summary) ResumeHint() string { return resumeHint(s.CheckpointSeq, s.Plan.FromSeq) }
 
 // watchNATS stops a run (through cancel) when the connection has been down
 // for longer than limit: the client reconnects without end, and the ordered

@@ -30,20 +30,3 @@ func CheckFilter(subject string) error {
 	}
 	return nil
 }
-
-// Overlap says whether some subject matches both a and b, wildcards
-// included: whether a consumer filtered on a can see anything of a stream
-// that stores b.
-func Overlap(a, b string) bool {
-	ta, tb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; ; i++ {
-		switch {
-		case i == len(ta) || i == len(tb):
-			return len(ta) == len(tb)
-		case ta[i] == ">" || tb[i] == ">":
-			return true
-		case ta[i] != "*" && tb[i] != "*" && ta[i] != tb[i]:
-			return false
-		}
-	}
-}

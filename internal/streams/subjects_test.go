@@ -29,28 +29,3 @@ func TestCheckFilter(t *testing.T) {
 		}
 	}
 }
-
-func TestOverlap(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want bool
-	}{
-		{"results.>", "results.>", true},
-		{"results.req-1", "results.>", true},
-		{"results.*", "results.>", true},
-		{"results.a.b", "results.*", false},
-		{"results.a", "results.*", true},
-		{"events.>", "results.>", false},
-		{"results", "results.>", false},
-		{">", "results.>", true},
-		{"*.a", "results.*", true},
-		{"*.a", "results.b", false},
-	} {
-		if got := streams.Overlap(c.a, c.b); got != c.want {
-			t.Errorf("Overlap(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
-		}
-		if got := streams.Overlap(c.b, c.a); got != c.want {
-			t.Errorf("Overlap(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
-		}
-	}
-}
