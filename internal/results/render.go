@@ -161,6 +161,16 @@ func writeSummary(w io.Writer, s *Summary) {
 		fmt.Fprintf(w, "  (%d PCs with more than one row: legacy duplicates, see `kanade results backfill`)", s.DuplicatePCs)
 	}
 	fmt.Fprintln(w)
+	if s.untagged > 0 && s.SuccessCount != nil && s.FailureCount != nil {
+		// Without this a deployment whose PCs all answered can read
+		// "status running": upstream counts only results with its exec_id.
+		what := "of these results carry"
+		if s.untagged == 1 {
+			what = "of these results carries"
+		}
+		fmt.Fprintf(w, "%d %s no exec_id (agents older than v0.29): upstream's counters (success %d, failure %d) and its status leave them out\n",
+			s.untagged, what, *s.SuccessCount, *s.FailureCount)
+	}
 }
 
 func deref(p *string) string {

@@ -275,6 +275,50 @@ func TestShowExecNarrowedToLegacyPC(t *testing.T) {
 	})
 }
 
+// A deployment whose PCs all answered, some as pre-v0.29 agents, still
+// reads "running": upstream counted only the tagged results. The view says
+// why, and gives the stored counters to scripts.
+func TestShowDeploymentNamesUntaggedResults(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		// PC-A, first by name, answered without the exec_id.
+		exec := seedDeployment(t, ctx, st, finishedRow{"tagged", "req-1", "PC-NEW", true}, finishedRow{"legacy", "req-1", "PC-A", false})
+		for _, c := range []struct {
+			pcs  []string
+			note bool
+		}{{nil, true}, {[]string{"PC-A"}, true}, {[]string{"PC-NEW"}, false}} {
+			v, err := results.Show(ctx, st, results.ShowOptions{ExecID: exec, PCs: c.pcs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := v.Summary; s.SuccessCount == nil || *s.SuccessCount != 0 || s.FailureCount == nil || *s.FailureCount != 0 {
+				t.Errorf("--pc %v: the stored counters are %v/%v, want 0/0", c.pcs, s.SuccessCount, s.FailureCount)
+			}
+			out := render(t, false, func(s *output.Streams) error {
+				return results.Render(s, v, results.RenderOptions{Format: output.Table})
+			})
+			const want = "1 of these results carries no exec_id (agents older than v0.29): upstream's counters (success 0, failure 0) and its status leave them out"
+			if got := bytes.Contains(out, []byte(want)); got != c.note {
+				t.Errorf("--pc %v: note shown %v, want %v:\n%s", c.pcs, got, c.note, out)
+			}
+		}
+		v, err := results.Show(ctx, st, results.ShowOptions{RequestID: "req-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// By request the view has the execution too, and the same note.
+		if v.Summary.ExecID == nil || *v.Summary.ExecID != exec || v.Summary.Target == nil || *v.Summary.Missing != 0 {
+			t.Errorf("by request_id: the view lost its deployment: %+v", v.Summary)
+		}
+		out := render(t, false, func(s *output.Streams) error {
+			return results.Render(s, v, results.RenderOptions{Format: output.Table})
+		})
+		if !bytes.Contains(out, []byte("1 of these results carries no exec_id")) {
+			t.Errorf("by request_id: no note:\n%s", out)
+		}
+	})
+}
+
 // A --pc that has no row in a selection that has rows is an answer (the
 // PC has not reported), not the "not found" of an id that matches
 // nothing: the view is empty, with the selection's execution, for a

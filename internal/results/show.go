@@ -53,23 +53,31 @@ func (o ShowOptions) Selectors() int {
 // Summary is the head of the view. Field names are a stable interface
 // (docs/output-schemas.md).
 type Summary struct {
-	ExecID       *string    `json:"exec_id"`
-	RequestID    *string    `json:"request_id"`
-	ResultID     *string    `json:"result_id"`
-	ManifestID   *string    `json:"manifest_id"`
-	Version      *string    `json:"version"`
-	InitiatedBy  *string    `json:"initiated_by"`
-	InitiatedAt  *time.Time `json:"initiated_at"`
-	Status       *string    `json:"status"`
-	Target       *int64     `json:"target"`
-	Reported     int64      `json:"reported"`
-	Succeeded    int64      `json:"succeeded"`
-	Failed       int64      `json:"failed"`
-	Skipped      int64      `json:"skipped"`
-	InFlight     int64      `json:"in_flight"`
-	Reaped       int64      `json:"reaped"`
-	Missing      *int64     `json:"missing"`
-	DuplicatePCs int64      `json:"duplicate_pcs"`
+	ExecID      *string    `json:"exec_id"`
+	RequestID   *string    `json:"request_id"`
+	ResultID    *string    `json:"result_id"`
+	ManifestID  *string    `json:"manifest_id"`
+	Version     *string    `json:"version"`
+	InitiatedBy *string    `json:"initiated_by"`
+	InitiatedAt *time.Time `json:"initiated_at"`
+	Status      *string    `json:"status"`
+	// SuccessCount and FailureCount are the executions row's own counters,
+	// which upstream's projector bumps only for results that carry the
+	// exec_id: they and Status can lag what the rows show.
+	SuccessCount *int64 `json:"success_count"`
+	FailureCount *int64 `json:"failure_count"`
+	Target       *int64 `json:"target"`
+	Reported     int64  `json:"reported"`
+	Succeeded    int64  `json:"succeeded"`
+	Failed       int64  `json:"failed"`
+	Skipped      int64  `json:"skipped"`
+	InFlight     int64  `json:"in_flight"`
+	Reaped       int64  `json:"reaped"`
+	Missing      *int64 `json:"missing"`
+	DuplicatePCs int64  `json:"duplicate_pcs"`
+	// untagged counts the PCs of a deployment's view whose row carries no
+	// exec_id (agents older than v0.29), which its counters leave out.
+	untagged int64
 }
 
 // Result is one PC's row in the fan-out view.
@@ -147,8 +155,15 @@ func Load(ctx context.Context, q store.ResultQueries, o ShowOptions) ([]store.Re
 		return nil, nil, err
 	}
 	execID := o.ExecID
-	if execID == "" && len(rows) > 0 && store.HasExec(rows[0].ExecID) {
-		execID = *rows[0].ExecID
+	if execID == "" {
+		// Any row's exec_id, not the first's: rows come by pc_id, and the
+		// first PC may be a pre-v0.29 agent that answered without it.
+		for _, r := range rows {
+			if store.HasExec(r.ExecID) {
+				execID = *r.ExecID
+				break
+			}
+		}
 	}
 	var exec *store.Execution
 	if execID != "" {
@@ -208,6 +223,7 @@ func Build(rows []store.ResultRow, exec *store.Execution, o ShowOptions) *View {
 	}
 	if exec != nil {
 		s.ManifestID, s.Version, s.InitiatedBy, s.InitiatedAt, s.Status = &exec.JobID, &exec.Version, &exec.InitiatedBy, &exec.InitiatedAt, &exec.Status
+		s.SuccessCount, s.FailureCount = &exec.SuccessCount, &exec.FailureCount
 		if o.ResultID == "" && len(o.PCs) == 0 {
 			s.Target = &exec.TargetCount
 		}
@@ -234,6 +250,9 @@ func Build(rows []store.ResultRow, exec *store.Execution, o ShowOptions) *View {
 		}
 		if len(group) > 1 {
 			s.DuplicatePCs++
+		}
+		if exec != nil && !store.HasExec(res.ExecID) {
+			s.untagged++
 		}
 		switch res.Status {
 		case StatusOK:
