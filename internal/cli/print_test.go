@@ -57,10 +57,11 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 		{Kind: audit.LegacyRow, RequestID: "req-b", PCID: "PC-01", ResultID: "req-b", Detail: "result_id equals request_id", Fix: "kanade results backfill --yes"},
 	}}
 	clean := &audit.Report{Counts: map[string]int64{audit.CounterDrift: 0}, Findings: []audit.Finding{}}
-	diffs := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{replay.DiffMissing: 1, replay.DiffContent: 1}, Total: 2,
+	diffs := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{replay.DiffMissing: 1, replay.DiffContent: 1, replay.DiffQuarantined: 1}, Total: 3,
 		Differences: []replay.Difference{
 			{Kind: replay.DiffMissing, Seq: 17, Subject: "results.req-a", ResultID: "r-17", PCID: "PC-17", Detail: "no row with this result_id"},
 			{Kind: replay.DiffContent, Seq: 40, Subject: "results.req-b", ResultID: "r-40", PCID: "PC-40", Detail: "exit_code: row 1, message 0"},
+			{Kind: replay.DiffQuarantined, Seq: 41, Subject: "results.req-c", Detail: "decode: field \"exit_code\" is a JSON string (kept in kanade_quarantine since 2026-11-20T09:00:00Z)"},
 		}}
 	// A window after the stream's last message (--since in the future).
 	emptyPlan := replay.Plan{Stream: "RESULTS", Subjects: []string{}, StreamCreated: plan.StreamCreated, FromSeq: 1201, ToSeq: 1200}
@@ -201,4 +202,23 @@ func lookup(v any, path []string) []string {
 		out = append(out, lookup(el, path[1:])...)
 	}
 	return out
+}
+
+// The repair advice names only what was found, and its replay command is
+// one an operator can paste: a subject's wildcards are quoted.
+func TestVerifyRepairAdvice(t *testing.T) {
+	plan := &replay.Plan{Stream: "RESULTS", Subjects: []string{"results.>"}, FromSeq: 5, ToSeq: 90}
+	only := func(kind string) string {
+		return repairAdvice(&replay.VerifyReport{Plan: plan, Counts: map[string]int64{kind: 2}, Total: 2})
+	}
+	if got := only(replay.DiffInFlight); !strings.Contains(got, "kanade stream replay --stream RESULTS --from-seq 5 --to-seq 90 --subject 'results.>'\n") ||
+		strings.Contains(got, "--only-quarantined") || strings.Contains(got, "content differences") {
+		t.Errorf("in-flight rows:\n%s", got)
+	}
+	if got := only(replay.DiffQuarantined); !strings.Contains(got, "kanade stream replay --stream RESULTS --only-quarantined") || strings.Contains(got, "--from-seq") {
+		t.Errorf("quarantined messages:\n%s", got)
+	}
+	if got := only(replay.DiffContent); !strings.Contains(got, "upstream never overwrites a finished row") || strings.Contains(got, "kanade stream replay") {
+		t.Errorf("content differences:\n%s", got)
+	}
 }

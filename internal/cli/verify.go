@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -120,8 +121,34 @@ func printVerify(s *output.Streams, f output.Format, rep *replay.VerifyReport) e
 			if len(rep.Differences) == 0 {
 				return nil
 			}
-			_, err := fmt.Fprintln(w, "\nTo repair: kanade stream replay (missing rows, in-flight rows); content differences need a look first.")
+			_, err := io.WriteString(w, repairAdvice(rep))
 			return err
 		},
 	})
+}
+
+// repairAdvice says, for each kind of difference found, what mends it:
+// a replay of the same window writes what is missing and, by upstream's
+// rules, changes nothing that is finished, so it cannot mend the rest.
+func repairAdvice(rep *replay.VerifyReport) string {
+	p := rep.Plan
+	window := fmt.Sprintf("kanade stream replay --stream %s --from-seq %d --to-seq %d", p.Stream, p.FromSeq, p.ToSeq)
+	for _, s := range p.Subjects {
+		window += " --subject " + shellQuote(s)
+	}
+	var b strings.Builder
+	b.WriteString("\nTo repair:\n")
+	if rep.Counts[replay.DiffMissing]+rep.Counts[replay.DiffInFlight]+rep.Counts[replay.DiffDerived] > 0 {
+		fmt.Fprintf(&b, "  missing, in-flight and derived rows: %s\n    writes them and leaves every finished row as it is.\n", window)
+	}
+	if rep.Counts[replay.DiffQuarantined] > 0 {
+		fmt.Fprintf(&b, "  messages replay cannot project: a replay keeps them in kanade_quarantine; fix what the detail names\n"+
+			"    (a missing overflow object, say), then kanade stream replay --stream %s --only-quarantined.\n"+
+			"    A payload upstream itself rejects cannot be projected by either; it stays in the quarantine.\n", p.Stream)
+	}
+	if rep.Counts[replay.DiffContent] > 0 {
+		b.WriteString("  content differences: upstream never overwrites a finished row, so a replay leaves these as they are;\n" +
+			"    compare the row (kanade results show --result-id ID) with the message before changing anything.\n")
+	}
+	return b.String()
 }

@@ -128,6 +128,7 @@ type Verifying interface {
 	store.Checkpoints
 	ResultsByID(ctx context.Context, ids []string) (map[string]store.ResultRow, error)
 	DerivedStamps(ctx context.Context, k store.DerivedKeys) (*store.DerivedStamps, error)
+	ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error)
 }
 
 // CheckpointName identifies a replay's checkpoint: the stream, plus the

@@ -86,6 +86,7 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	kind := st.Kind()
 	start := time.Now()
 	batches := newBatcher(proj, raw, o)
+	var kept map[uint64]time.Time // read at the first message replay would quarantine
 	for {
 		b, err := batches.next(ctx)
 		if err != nil {
@@ -96,7 +97,16 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 		}
 		rep.Checked += b.Messages
 		for _, q := range b.Quarantined() {
-			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: q.Error})
+			if kept == nil {
+				if kept, err = quarantinedAt(ctx, st, o.Stream); err != nil {
+					return rep, stopped(err)
+				}
+			}
+			detail := q.Error + " (not in kanade_quarantine yet: a replay keeps it there)"
+			if at, ok := kept[q.Seq]; ok {
+				detail = q.Error + " (kept in kanade_quarantine since " + at.UTC().Format(time.RFC3339) + ")"
+			}
+			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: detail})
 		}
 		prepared := b.Prepared()
 		ids := make([]string, len(prepared))
@@ -137,6 +147,21 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 		return rep, stopped(err)
 	}
 	return rep, stopped(nil)
+}
+
+// quarantinedAt maps the sequences of stream's messages in
+// kanade_quarantine to when they were kept: a verify tells an operator
+// which of the messages replay cannot project are already known.
+func quarantinedAt(ctx context.Context, st Verifying, stream string) (map[uint64]time.Time, error) {
+	entries, err := st.ListQuarantine(ctx, stream, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read kanade_quarantine: %w", err)
+	}
+	kept := make(map[uint64]time.Time, len(entries))
+	for _, e := range entries {
+		kept[e.Seq] = e.QuarantinedAt
+	}
+	return kept, nil
 }
 
 // verifyDerived checks that each current-state derived row a message

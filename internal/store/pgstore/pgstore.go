@@ -451,6 +451,11 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpo
 }
 
 func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
+	// A database kanade never migrated (upstream's own, read by verify)
+	// has no quarantine, so nothing is kept there.
+	if ok, err := s.tableExists(ctx, "kanade_quarantine"); err != nil || !ok {
+		return nil, err
+	}
 	if limit <= 0 {
 		limit = 1 << 30
 	}
