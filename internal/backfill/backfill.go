@@ -45,13 +45,22 @@ type Progress struct {
 	Elapsed            time.Duration
 }
 
-// Sample is one rewrite.
+// Sample is one rewrite, or one row archived and removed: a dry run
+// must show what would be deleted, not only what would be renamed.
 type Sample struct {
-	OldID     string `json:"old_id"`
-	NewID     string `json:"new_id"`
+	Action    string `json:"action"` // SampleRewrite or SampleArchive
+	OldID     string `json:"old_id"` // the row's result_id ("" for NULL)
+	NewID     string `json:"new_id"` // its stable id; for an archived row, the id of the row kept
 	RequestID string `json:"request_id"`
 	PCID      string `json:"pc_id"`
+	Reason    string `json:"reason"` // why an archived row lost ("" for a rewrite)
 }
+
+// Sample actions.
+const (
+	SampleRewrite = "rewrite"
+	SampleArchive = "archive"
+)
 
 // Summary is what a run did (or, with DryRun, would do).
 type Summary struct {
@@ -135,7 +144,9 @@ func Run(ctx context.Context, st Backfilling, o Options) (*Summary, error) {
 		sum.CountersCorrected += b.corrected
 		sum.Batches++
 		for _, x := range b.samples {
-			if len(sum.Samples) < o.Samples {
+			// Up to o.Samples of each action, so that renames do not
+			// hide the deletions and the other way round.
+			if n := countAction(sum.Samples, x.Action); n < o.Samples {
 				sum.Samples = append(sum.Samples, x)
 			}
 		}
@@ -314,6 +325,16 @@ type batchResult struct {
 	samples                                             []Sample
 }
 
+func countAction(samples []Sample, action string) int {
+	n := 0
+	for _, x := range samples {
+		if x.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
 // rank orders rows claiming one stable id (lower is kept).
 func rank(r store.LegacyRow) int {
 	switch {
@@ -383,6 +404,7 @@ func batch(ctx context.Context, tx store.BackfillTx, cursor string, size int, pa
 		}
 		lose := func(r store.LegacyRow, reason string) {
 			victims = append(victims, store.Victim{Key: r.Key, Reason: reason, KeptID: id})
+			res.samples = append(res.samples, Sample{Action: SampleArchive, OldID: r.ResultID, NewID: id, RequestID: r.RequestID, PCID: r.PCID, Reason: reason})
 			// The projector (or the reaper) counted a finished row with an
 			// exec_id once; removing it must take that count back.
 			if r.ExecID != nil && r.Finished {
@@ -413,7 +435,7 @@ func batch(ctx context.Context, tx store.BackfillTx, cursor string, size int, pa
 		}
 		if !winnerExisting {
 			renames = append(renames, store.Rename{Key: winner.Key, NewID: id})
-			res.samples = append(res.samples, Sample{OldID: winner.ResultID, NewID: id, RequestID: winner.RequestID, PCID: winner.PCID})
+			res.samples = append(res.samples, Sample{Action: SampleRewrite, OldID: winner.ResultID, NewID: id, RequestID: winner.RequestID, PCID: winner.PCID})
 		}
 	}
 	if res.archived, err = tx.ArchiveAndDelete(ctx, victims); err != nil {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,10 +164,25 @@ func TestBackfillMakesReplayANoOp(t *testing.T) {
 		if len(before.Results)-len(fixed.Results) != len(conflicts) {
 			t.Fatalf("%d rows removed, %d archived", len(before.Results)-len(fixed.Results), len(conflicts))
 		}
+		// The dry run showed the rows the run archived: what it deletes,
+		// not only what it renames.
+		var shown []string
+		for _, x := range dry.Samples {
+			if x.Action == backfill.SampleArchive {
+				shown = append(shown, x.OldID+" -> "+x.NewID+": "+x.Reason)
+			}
+		}
+		var archived []string
 		for _, c := range conflicts {
 			if c.RowJSON == "" || c.KeptID == "" {
 				t.Errorf("conflict not archived whole: %+v", c)
 			}
+			archived = append(archived, c.ResultID+" -> "+c.KeptID+": "+c.Reason)
+		}
+		slices.Sort(shown)
+		slices.Sort(archived)
+		if len(archived) != 10 || !slices.Equal(shown, archived) {
+			t.Errorf("the dry run's archive samples are not the rows archived:\n%s\nwant\n%s", strings.Join(shown, "\n"), strings.Join(archived, "\n"))
 		}
 		// 9 finished migrated rows (recorded earlier) and 10 solo rows are
 		// renamed; the in-flight migrated row lost to the finished copy; the finished

@@ -122,16 +122,16 @@ func runBackfill(ctx context.Context, opts *BackfillOptions) error {
 
 func printBackfill(s *output.Streams, sum *backfill.Summary, f output.Format) error {
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
-	verb := "rewritten"
+	rewritten, archived, corrected := "rewritten", "conflicts archived", "counters corrected"
 	if sum.DryRun {
-		verb = "would be rewritten"
+		rewritten, archived, corrected = "would be rewritten", "conflicts to archive", "counters to correct"
 	}
 	fields := []output.Field{
 		{Name: "scanned", Title: "scanned", Value: n(sum.Scanned)},
-		{Name: "rewritten", Title: verb, Value: n(sum.Rewritten)},
+		{Name: "rewritten", Title: rewritten, Value: n(sum.Rewritten)},
 		{Name: "collisions", Title: "collisions", Value: n(sum.Collisions)},
-		{Name: "conflicts_archived", Title: "conflicts archived", Value: n(sum.ConflictsArchived)},
-		{Name: "counters_corrected", Title: "counters corrected", Value: n(sum.CountersCorrected)},
+		{Name: "conflicts_archived", Title: archived, Value: n(sum.ConflictsArchived)},
+		{Name: "counters_corrected", Title: corrected, Value: n(sum.CountersCorrected)},
 		{Name: "batches", Value: n(sum.Batches)},
 	}
 	fields = append(fields, timing(sum.Elapsed, sum.ElapsedSeconds, sum.RatePerSecond, "rows/s")...)
@@ -159,8 +159,12 @@ func printBackfill(s *output.Streams, sum *backfill.Summary, f output.Format) er
 			fmt.Fprintln(w)
 			var sample [][]string
 			for _, x := range sum.Samples {
-				sample = append(sample, []string{x.OldID, x.NewID, x.RequestID, x.PCID})
+				old := x.OldID
+				if old == "" {
+					old = "(NULL)"
+				}
+				sample = append(sample, []string{x.Action, old, x.NewID, x.RequestID, x.PCID, x.Reason})
 			}
-			return output.WriteTable(w, []string{"OLD ID", "NEW ID", "REQUEST ID", "PC"}, sample)
+			return output.WriteTable(w, []string{"ACTION", "OLD ID", "NEW OR KEPT ID", "REQUEST ID", "PC", "REASON"}, sample)
 		}})
 }

@@ -49,7 +49,8 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 	swapped := *rebuild
 	swapped.Swapped, swapped.OldPrefix = true, "kanade_old_20261120090000_"
 	bf := &backfill.Summary{Scanned: 500, Rewritten: 480, Collisions: 20, ConflictsArchived: 20, CountersCorrected: 2, Batches: 1,
-		Samples: []backfill.Sample{{OldID: "req-b", NewID: "4f1c…", RequestID: "req-b", PCID: "PC-01"}},
+		Samples: []backfill.Sample{{Action: backfill.SampleRewrite, OldID: "req-b", NewID: "4f1c…", RequestID: "req-b", PCID: "PC-01"},
+			{Action: backfill.SampleArchive, OldID: "req-c", NewID: "9a2e…", RequestID: "req-c", PCID: "PC-02", Reason: "the stable result_id already exists"}},
 		Elapsed: 250 * time.Millisecond, ElapsedSeconds: 0.25, RatePerSecond: 2000, Complete: true}
 	bfNone := &backfill.Summary{Samples: []backfill.Sample{}, Complete: true}
 	findings := &audit.Report{Counts: map[string]int64{audit.CounterDrift: 1, audit.LegacyRow: 2}, Total: 3, Findings: []audit.Finding{
