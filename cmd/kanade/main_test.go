@@ -335,6 +335,7 @@ func scriptParams(t *testing.T, dir, transcripts string) testscript.Params {
 				}
 				if int64(len(pcs)) == e.TargetCount {
 					env.Setenv("EXEC_DONE", e.ExecID)
+					env.Setenv("EXEC_DONE_UPPER", strings.ToUpper(e.ExecID))
 				}
 			}
 			// executions come from the deploy API, not the stream: seed

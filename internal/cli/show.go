@@ -113,6 +113,13 @@ func runWatch(ctx context.Context, opts *ShowOptions, st store.ResultQueries) er
 	if err != nil {
 		return err
 	}
+	if len(rows) == 0 && exec == nil {
+		// A watch waits for a selection's first result; it must not wait
+		// for ever on an id that only differs from a stored one in case.
+		if id := results.LowerCaseMatch(ctx, st, opts.Show); id != "" {
+			return fmt.Errorf("nothing to watch yet under that id; ids are matched exactly, and %s (the same in lower case) exists: use that", id)
+		}
+	}
 	// One request's results share a subject; anything wider (a deployment
 	// not yet seen, one run) listens to all results and filters.
 	subject := "results.>"

@@ -319,6 +319,28 @@ func TestShowDeploymentNamesUntaggedResults(t *testing.T) {
 	})
 }
 
+// Ids are matched exactly; one that differs from a stored id only in case
+// is not found, and the error names the stored one.
+func TestShowNamesTheLowerCaseID(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		exec := seedDeployment(t, ctx, st, finishedRow{"ab-1", "req-1", "PC-1", true})
+		for _, o := range []results.ShowOptions{{ExecID: "DEP-1"}, {RequestID: "REQ-1"}, {ResultID: "AB-1"}, {ResultID: "Ab-1", PCs: []string{"PC-1"}}} {
+			_, err := results.Show(ctx, st, o)
+			want := strings.ToLower(o.ExecID + o.RequestID + o.ResultID)
+			if !errors.Is(err, results.ErrNotFound) || err == nil || !strings.Contains(err.Error(), "and "+want+" (the same in lower case) exists: use that") {
+				t.Errorf("%+v: %v", o, err)
+			}
+		}
+		if _, err := results.Show(ctx, st, results.ShowOptions{ExecID: "DEP-2"}); err == nil || strings.Contains(err.Error(), "lower case") {
+			t.Errorf("an id absent in every case: %v", err)
+		}
+		if got := results.LowerCaseMatch(ctx, st, results.ShowOptions{ExecID: exec}); got != "" {
+			t.Errorf("an id already in lower case has no other match: %q", got)
+		}
+	})
+}
+
 // A --pc that has no row in a selection that has rows is an answer (the
 // PC has not reported), not the "not found" of an id that matches
 // nothing: the view is empty, with the selection's execution, for a

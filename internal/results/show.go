@@ -135,16 +135,39 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 		}
 	}
 	if len(rows) == 0 && exec == nil {
+		var err error
 		switch {
 		case o.ExecID != "":
-			return nil, fmt.Errorf("%w: no execution and no results with exec_id %q", ErrNotFound, o.ExecID)
+			err = fmt.Errorf("%w: no execution and no results with exec_id %q", ErrNotFound, o.ExecID)
 		case o.byRequest():
-			return nil, fmt.Errorf("%w: no results with request_id %q", ErrNotFound, o.RequestID)
+			err = fmt.Errorf("%w: no results with request_id %q", ErrNotFound, o.RequestID)
 		default:
-			return nil, fmt.Errorf("%w: no result with result_id %q", ErrNotFound, o.ResultID)
+			err = fmt.Errorf("%w: no result with result_id %q", ErrNotFound, o.ResultID)
 		}
+		if id := LowerCaseMatch(ctx, q, o); id != "" {
+			err = fmt.Errorf("%w; ids are matched exactly, and %s (the same in lower case) exists: use that", err, id)
+		}
+		return nil, err
 	}
 	return Build(rows, exec, o), nil
+}
+
+// LowerCaseMatch returns the selection's id in lower case when that one
+// has an execution or results and the id as given differs from it: ids are
+// compared as stored (lower-case UUIDs), and an id copied from a tool that
+// prints UUIDs in upper case would otherwise look absent.
+func LowerCaseMatch(ctx context.Context, q store.ResultQueries, o ShowOptions) string {
+	lower := o
+	lower.ExecID, lower.RequestID, lower.ResultID = strings.ToLower(o.ExecID), strings.ToLower(o.RequestID), strings.ToLower(o.ResultID)
+	lower.PCs = nil
+	if lower.ExecID == o.ExecID && lower.RequestID == o.RequestID && lower.ResultID == o.ResultID {
+		return ""
+	}
+	rows, exec, err := Load(ctx, q, lower)
+	if err != nil || (len(rows) == 0 && exec == nil) {
+		return ""
+	}
+	return lower.ExecID + lower.RequestID + lower.ResultID // the one that was set
 }
 
 // Load reads the rows and execution a selection names; unlike Show, an
