@@ -128,7 +128,7 @@ type Verifying interface {
 	store.Checkpoints
 	ResultsByID(ctx context.Context, ids []string) (map[string]store.ResultRow, error)
 	DerivedStamps(ctx context.Context, k store.DerivedKeys) (*store.DerivedStamps, error)
-	ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error)
+	QuarantinedAt(ctx context.Context, stream string, seqs []uint64) (map[uint64]time.Time, error)
 }
 
 // CheckpointName identifies a replay's checkpoint: the stream, plus the

@@ -86,7 +86,6 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	kind := st.Kind()
 	start := time.Now()
 	batches := newBatcher(proj, raw, o)
-	var kept map[uint64]time.Time // read at the first message replay would quarantine
 	for {
 		b, err := batches.next(ctx)
 		if err != nil {
@@ -96,12 +95,15 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 			break
 		}
 		rep.Checked += b.Messages
+		var seqs []uint64
 		for _, q := range b.Quarantined() {
-			if kept == nil {
-				if kept, err = quarantinedAt(ctx, st, o.Stream); err != nil {
-					return rep, stopped(err)
-				}
-			}
+			seqs = append(seqs, q.Seq)
+		}
+		kept, err := st.QuarantinedAt(ctx, o.Stream, seqs)
+		if err != nil {
+			return rep, stopped(err)
+		}
+		for _, q := range b.Quarantined() {
 			detail := q.Error + " (not in kanade_quarantine yet: a replay keeps it there)"
 			if at, ok := kept[q.Seq]; ok {
 				detail = q.Error + " (kept in kanade_quarantine since " + at.UTC().Format(time.RFC3339) + ")"
@@ -147,21 +149,6 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 		return rep, stopped(err)
 	}
 	return rep, stopped(nil)
-}
-
-// quarantinedAt maps the sequences of stream's messages in
-// kanade_quarantine to when they were kept: a verify tells an operator
-// which of the messages replay cannot project are already known.
-func quarantinedAt(ctx context.Context, st Verifying, stream string) (map[uint64]time.Time, error) {
-	entries, err := st.ListQuarantine(ctx, stream, 0)
-	if err != nil {
-		return nil, fmt.Errorf("read kanade_quarantine: %w", err)
-	}
-	kept := make(map[uint64]time.Time, len(entries))
-	for _, e := range entries {
-		kept[e.Seq] = e.QuarantinedAt
-	}
-	return kept, nil
 }
 
 // verifyDerived checks that each current-state derived row a message

@@ -436,6 +436,10 @@ type Store interface {
 	Locker
 	Checkpoints
 	ListQuarantine(ctx context.Context, stream string, limit int) ([]QuarantineEntry, error)
+	// QuarantinedAt maps those of seqs that kanade_quarantine keeps for
+	// stream to when they were kept; a database without the table (one
+	// kanade never migrated) keeps none.
+	QuarantinedAt(ctx context.Context, stream string, seqs []uint64) (map[uint64]time.Time, error)
 
 	ResultQueries
 	Backfiller

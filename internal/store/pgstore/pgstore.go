@@ -450,12 +450,35 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (*store.Checkpo
 	return &cp, nil
 }
 
-func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
-	// A database kanade never migrated (upstream's own, read by verify)
-	// has no quarantine, so nothing is kept there.
-	if ok, err := s.tableExists(ctx, "kanade_quarantine"); err != nil || !ok {
-		return nil, err
+func (s *Store) QuarantinedAt(ctx context.Context, stream string, seqs []uint64) (map[uint64]time.Time, error) {
+	out := map[uint64]time.Time{}
+	if len(seqs) == 0 {
+		return out, nil
 	}
+	if ok, err := s.tableExists(ctx, "kanade_quarantine"); err != nil || !ok {
+		return out, err
+	}
+	ints := make([]int64, len(seqs))
+	for i, q := range seqs {
+		ints[i] = int64(q)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT seq, quarantined_at FROM kanade_quarantine WHERE stream = $1 AND seq = ANY($2)", stream, ints)
+	if err != nil {
+		return nil, fmt.Errorf("read kanade_quarantine: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var at time.Time
+		if err := rows.Scan(&seq, &at); err != nil {
+			return nil, fmt.Errorf("read kanade_quarantine: %w", err)
+		}
+		out[uint64(seq)] = at
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
 	if limit <= 0 {
 		limit = 1 << 30
 	}

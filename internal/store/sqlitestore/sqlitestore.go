@@ -516,12 +516,48 @@ func storedTime(table, row, column, text string) (time.Time, error) {
 	return t, nil
 }
 
-func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
-	// A database kanade never migrated (upstream's own, read by verify)
-	// has no quarantine, so nothing is kept there.
-	if ok, err := s.tableExists(ctx, "kanade_quarantine"); err != nil || !ok {
-		return nil, err
+func (s *Store) QuarantinedAt(ctx context.Context, stream string, seqs []uint64) (map[uint64]time.Time, error) {
+	out := map[uint64]time.Time{}
+	if len(seqs) == 0 {
+		return out, nil
 	}
+	if ok, err := s.tableExists(ctx, "kanade_quarantine"); err != nil || !ok {
+		return out, err
+	}
+	// In chunks: SQLite bounds a statement's parameters.
+	for chunk := range slices.Chunk(seqs, 500) {
+		args := []any{stream}
+		for _, q := range chunk {
+			args = append(args, int64(q))
+		}
+		rows, err := s.db.QueryContext(ctx, "SELECT seq, quarantined_at FROM kanade_quarantine WHERE stream = ? AND seq IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("read kanade_quarantine in %s: %w", s.path, err)
+		}
+		for rows.Next() {
+			var seq int64
+			var at string
+			if err := rows.Scan(&seq, &at); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read kanade_quarantine in %s: %w", s.path, err)
+			}
+			t, err := storedTime("kanade_quarantine", fmt.Sprintf("%s/%d", stream, seq), "quarantined_at", at)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[uint64(seq)] = t
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read kanade_quarantine in %s: %w", s.path, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) ListQuarantine(ctx context.Context, stream string, limit int) ([]store.QuarantineEntry, error) {
 	if limit <= 0 {
 		limit = 1 << 30
 	}

@@ -587,6 +587,13 @@ func bookkeeping(t *testing.T, st testutil.Store) {
 	if err != nil || len(list) != 1 || list[0].Seq != 7 || !slices.Equal(list[0].Payload, []byte{0xff, 0}) {
 		t.Errorf("quarantine %+v %v (the payload is kept byte for byte)", list, err)
 	}
+	kept, err := st.QuarantinedAt(ctx, "RESULTS", []uint64{7, 8, 9})
+	if err != nil || len(kept) != 1 || !kept[7].Equal(t0) {
+		t.Errorf("QuarantinedAt(7, 8, 9): %v %v, want only 7 (8 was deleted, 9 never kept)", kept, err)
+	}
+	if other, err := st.QuarantinedAt(ctx, "EVENTS", []uint64{7}); err != nil || len(other) != 0 {
+		t.Errorf("QuarantinedAt of another stream: %v %v", other, err)
+	}
 }
 
 func dryRun(t *testing.T, st testutil.Store) {
