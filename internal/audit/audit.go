@@ -55,22 +55,6 @@ type Report struct {
 	Findings []Finding        `json:"findings"`
 }
 
-// ParseKinds validates an --only list.
-func ParseKinds(s string) ([]string, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out []string
-	for _, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		if !slices.Contains(Kinds, k) {
-			return nil, fmt.Errorf("--only %q: unknown kind; use %s", k, strings.Join(Kinds, ", "))
-		}
-		out = append(out, k)
-	}
-	return out, nil
-}
-
 // Expected is what upstream's rules say an execution's counters are: the
 // projector counts finished rows by exit code, the reaper counts a reaped
 // row as a failure.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ Kinds: ` + strings.Join(audit.Kinds, ", "),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if f.opts.Only, err = audit.ParseKinds(f.only); err != nil {
+			if f.opts.Only, err = parseOnly(f.only, audit.Kinds); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
 			if f.fix != "" && f.fix != "counters" {
@@ -160,4 +161,21 @@ func renderAudit(s *output.Streams, r *audit.Report, f output.Format) error {
 			return nil
 		},
 	})
+}
+
+// parseOnly validates an --only list of the kinds a command checks
+// (results audit, stream verify).
+func parseOnly(value string, kinds []string) ([]string, error) {
+	if value == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, k := range strings.Split(value, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(kinds, k) {
+			return nil, fmt.Errorf("--only %q: unknown kind; use %s", k, strings.Join(kinds, ", "))
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }

@@ -100,7 +100,10 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 		{[]string{"stream", "replay", "--only-quarantined"}, "replay", func(o any) bool { return o.(*ReplayOptions).Replay.OnlyQuarantined }},
 		{[]string{"stream", "verify", "--from-seq", "2", "--limit", "5", "--batch", "10", "--batch-bytes", "64MB"}, "verify", func(o any) bool {
 			v := o.(*VerifyOptions)
-			return v.Replay.FromSeq == 2 && v.Limit == 5 && v.Replay.Batch == 10 && v.Replay.BatchBytes == 64_000_000 && v.Replay.Stream == "RESULTS"
+			return v.Replay.FromSeq == 2 && v.Checks.Limit == 5 && v.Checks.Only == nil && v.Replay.Batch == 10 && v.Replay.BatchBytes == 64_000_000 && v.Replay.Stream == "RESULTS"
+		}},
+		{[]string{"stream", "verify", "--only", "missing_row, derived_row_behind"}, "verify", func(o any) bool {
+			return reflect.DeepEqual(o.(*VerifyOptions).Checks.Only, []string{"missing_row", "derived_row_behind"})
 		}},
 		{[]string{"stream", "replay", "--batch-bytes", "4MiB"}, "replay", func(o any) bool { return o.(*ReplayOptions).Replay.BatchBytes == 4<<20 }},
 		{[]string{"results", "show", "--exec-id", "e-1", "--pc", "a", "--pc", "b,c", "--sort", "status", "--fail-on", "failed,missing", "--stdout"}, "show",

@@ -38,6 +38,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--nats-url", "mysql://db:3306", "stream", "replay", "--plan"}, "not NATS"},
 		{[]string{"--db", "postgres://u:secret@host:5x/db", "db", "status"}, "not a valid URL"},
 		{[]string{"--db", "mysql://db", "db", "status"}, "not supported"},
+		{[]string{"stream", "verify", "--only", "missing_row,bogus"}, `--only "bogus": unknown kind; use missing_row, content_differs`},
 	} {
 		code, stderr := execute(t, context.Background(), c.args...)
 		if code != cli.ExitUsage {

@@ -58,7 +58,7 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 		{Kind: audit.LegacyRow, RequestID: "req-b", PCID: "PC-01", ResultID: "req-b", Detail: "result_id equals request_id", Fix: "kanade results backfill --yes"},
 	}}
 	clean := &audit.Report{Counts: map[string]int64{audit.CounterDrift: 0}, Findings: []audit.Finding{}}
-	diffs := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{replay.DiffMissing: 1, replay.DiffContent: 1, replay.DiffQuarantined: 1}, Total: 3,
+	diffs := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{replay.DiffMissing: 1, replay.DiffContent: 1, replay.DiffInFlight: 0, replay.DiffQuarantined: 1, replay.DiffDerived: 0}, Total: 3,
 		Differences: []replay.Difference{
 			{Kind: replay.DiffMissing, Seq: 17, Subject: "results.req-a", ResultID: "r-17", PCID: "PC-17", Detail: "no row with this result_id"},
 			{Kind: replay.DiffContent, Seq: 40, Subject: "results.req-b", ResultID: "r-40", PCID: "PC-40", Detail: "exit_code: row 1, message 0"},
@@ -66,7 +66,9 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 		}}
 	// A window after the stream's last message (--since in the future).
 	emptyPlan := replay.Plan{Stream: "RESULTS", Subjects: []string{}, StreamCreated: plan.StreamCreated, FromSeq: 1201, ToSeq: 1200}
-	same := &replay.VerifyReport{Plan: plan, Checked: 1200, Counts: map[string]int64{}, Differences: []replay.Difference{}}
+	// Every kind checked has a count, 0 or more (--only leaves the others out).
+	same := &replay.VerifyReport{Plan: plan, Checked: 1200, Differences: []replay.Difference{}, Counts: map[string]int64{
+		replay.DiffMissing: 0, replay.DiffContent: 0, replay.DiffInFlight: 0, replay.DiffQuarantined: 0, replay.DiffDerived: 0}}
 	status := &store.Status{Kind: store.SQLite, Location: "/data/backend.db", Upstream: true, SchemaVersion: 5, LatestVersion: 6,
 		Tables: []store.TableStatus{{Name: "execution_results", Exists: true, Rows: 1200}, {Name: "feeds", Exists: false}}}
 	version := versionInfo{Version: "v1.2.3", Commit: "abc1234", Date: "2026-11-20T09:00:00Z", GoVersion: "go1.25.0", Platform: "linux/amd64"}

@@ -295,7 +295,7 @@ func TestRetriesAreReported(t *testing.T) {
 func TestVerifyAcrossNATSOutage(t *testing.T) {
 	st, srv := projectedOutageFleet(t)
 	ctx := context.Background()
-	clean, err := replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50}, 5)
+	clean, err := replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50}, replay.Checks{Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestVerifyAcrossNATSOutage(t *testing.T) {
 				srv.stop()
 				time.AfterFunc(3*time.Second, srv.start)
 			})
-		}}, 5)
+		}}, replay.Checks{Limit: 5})
 	if err != nil {
 		t.Fatalf("verify across an outage: %v", err)
 	}
@@ -318,7 +318,7 @@ func TestVerifyAcrossNATSOutage(t *testing.T) {
 	once = sync.Once{}
 	start := time.Now()
 	rep, err = replay.Verify(ctx, st, srv.js, replay.Options{Stream: streams.Results, Batch: 50, NATSTimeout: 2 * time.Second,
-		Progress: func(replay.Progress) { once.Do(srv.stop) }}, 5)
+		Progress: func(replay.Progress) { once.Do(srv.stop) }}, replay.Checks{Limit: 5})
 	if !errors.Is(err, replay.ErrNATSUnreachable) || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("want a clear NATS error, got %v (report %+v)", err, rep)
 	}

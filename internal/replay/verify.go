@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,8 +48,17 @@ type VerifyReport struct {
 // Verify compares a stream window with the tables without writing: it
 // streams the window batch by batch (memory bounded by the batch) through
 // the projector's own decoding and looks each message's row up.
-func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options, limit int) (*VerifyReport, error) {
+// Checks says which differences a verify looks for and lists.
+type Checks struct {
+	Limit int      // differences listed per kind (all are counted); 20 when 0
+	Only  []string // kinds to check, of DiffKinds; empty = all
+}
+
+func (c Checks) want(kind string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, kind) }
+
+func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options, c Checks) (*VerifyReport, error) {
 	o = o.withDefaults()
+	limit := c.Limit
 	if limit <= 0 {
 		limit = 20
 	}
@@ -59,7 +69,9 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	}
 	rep := &VerifyReport{Plan: plan, Counts: map[string]int64{}, Differences: []Difference{}}
 	for _, k := range DiffKinds {
-		rep.Counts[k] = 0
+		if c.want(k) {
+			rep.Counts[k] = 0
+		}
 	}
 	if plan.Messages == 0 {
 		return rep, nil
@@ -70,6 +82,9 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 	}
 	proj := projector.New(st, streams.NewOutputs(js), streams.NewManifests(js))
 	add := func(d Difference) {
+		if !c.want(d.Kind) {
+			return
+		}
 		rep.Counts[d.Kind]++
 		rep.Total++
 		if rep.Counts[d.Kind] <= int64(limit) {
@@ -97,7 +112,9 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 		rep.Checked += b.Messages
 		var seqs []uint64
 		for _, q := range b.Quarantined() {
-			seqs = append(seqs, q.Seq)
+			if c.want(DiffQuarantined) {
+				seqs = append(seqs, q.Seq)
+			}
 		}
 		kept, err := st.QuarantinedAt(ctx, o.Stream, seqs)
 		if err != nil {
@@ -111,34 +128,15 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 			add(Difference{Kind: DiffQuarantined, Seq: q.Seq, Subject: q.Subject, Detail: detail})
 		}
 		prepared := b.Prepared()
-		ids := make([]string, len(prepared))
-		for i, p := range prepared {
-			ids[i] = p.ID
-		}
-		rows, err := st.ResultsByID(ctx, ids)
-		if err != nil {
-			return rep, stopped(err)
-		}
-		for _, p := range prepared {
-			row, ok := rows[p.ID]
-			if !ok {
-				add(Difference{Kind: DiffMissing, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: pcOf(p), Detail: "no row under this result_id"})
-				continue
-			}
-			if p.Result == nil {
-				continue // a started event: the row exists, in whatever state
-			}
-			if row.FinishedAt == nil {
-				add(Difference{Kind: DiffInFlight, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID,
-					Detail: "the row is still in flight although its result is in the stream"})
-				continue
-			}
-			if d := compare(kind, p.Result, row); d != "" {
-				add(Difference{Kind: DiffContent, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID, Detail: d})
+		if c.want(DiffMissing) || c.want(DiffContent) || c.want(DiffInFlight) {
+			if err := verifyRows(ctx, st, kind, prepared, add); err != nil {
+				return rep, stopped(err)
 			}
 		}
-		if err := verifyDerived(ctx, st, prepared, add); err != nil {
-			return rep, stopped(err)
+		if c.want(DiffDerived) {
+			if err := verifyDerived(ctx, st, prepared, add); err != nil {
+				return rep, stopped(err)
+			}
 		}
 		if o.Progress != nil {
 			o.Progress(Progress{Done: uint64(rep.Checked), Total: plan.Messages, LastSeq: b.LastSeq,
@@ -149,6 +147,38 @@ func Verify(ctx context.Context, st Verifying, js jetstream.JetStream, o Options
 		return rep, stopped(err)
 	}
 	return rep, stopped(nil)
+}
+
+// verifyRows checks that each message's row is there, finished, and as the
+// message has it.
+func verifyRows(ctx context.Context, st Verifying, kind store.Kind, prepared []projector.Prepared, add func(Difference)) error {
+	ids := make([]string, len(prepared))
+	for i, p := range prepared {
+		ids[i] = p.ID
+	}
+	rows, err := st.ResultsByID(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, p := range prepared {
+		row, ok := rows[p.ID]
+		if !ok {
+			add(Difference{Kind: DiffMissing, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: pcOf(p), Detail: "no row under this result_id"})
+			continue
+		}
+		if p.Result == nil {
+			continue // a started event: the row exists, in whatever state
+		}
+		if row.FinishedAt == nil {
+			add(Difference{Kind: DiffInFlight, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID,
+				Detail: "the row is still in flight although its result is in the stream"})
+			continue
+		}
+		if d := compare(kind, p.Result, row); d != "" {
+			add(Difference{Kind: DiffContent, Seq: p.Seq, Subject: p.Subject, ResultID: p.ID, PCID: p.Result.PCID, Detail: d})
+		}
+	}
+	return nil
 }
 
 // verifyDerived checks that each current-state derived row a message

@@ -38,7 +38,7 @@ func TestVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		replayAll(t, st, js, replay.Options{Stream: streams.Results, Batch: 100})
-		clean, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 10)
+		clean, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, replay.Checks{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestVerify(t *testing.T) {
 		execSQL(t, st, "DELETE FROM execution_results WHERE result_id = $1", "DELETE FROM execution_results WHERE result_id = ?", ids[0])
 		execSQL(t, st, "UPDATE execution_results SET exit_code = 99 WHERE result_id = $1", "UPDATE execution_results SET exit_code = 99 WHERE result_id = ?", ids[1])
 		execSQL(t, st, "UPDATE execution_results SET finished_at = NULL WHERE result_id = $1", "UPDATE execution_results SET finished_at = NULL WHERE result_id = ?", ids[2])
-		rep, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 10)
+		rep, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, replay.Checks{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,8 +68,17 @@ func TestVerify(t *testing.T) {
 		if found[ids[0]] != replay.DiffMissing || found[ids[1]] != replay.DiffContent || found[ids[2]] != replay.DiffInFlight {
 			t.Errorf("differences: %+v", rep.Differences)
 		}
+		// --only: the other kinds are neither checked nor counted.
+		only, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, replay.Checks{Limit: 10, Only: []string{replay.DiffInFlight}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(only.Counts) != 1 || only.Counts[replay.DiffInFlight] != rep.Counts[replay.DiffInFlight] || only.Total != only.Counts[replay.DiffInFlight] ||
+			len(only.Differences) != 1 || only.Differences[0].ResultID != ids[2] {
+			t.Errorf("--only row_in_flight: %+v %+v", only.Counts, only.Differences)
+		}
 		// A window excludes what lies outside it.
-		tail, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, FromSeq: 10}, 10)
+		tail, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, FromSeq: 10}, replay.Checks{Limit: 10})
 		if err != nil || tail.Total != 0 {
 			t.Errorf("window from seq 10: %+v %v", tail, err)
 		}
@@ -81,7 +90,7 @@ func TestVerify(t *testing.T) {
 		}
 		execSQL(t, st, "DELETE FROM check_status WHERE pc_id = $1", "DELETE FROM check_status WHERE pc_id = ?", tables.Checks[0].PCID)
 		execSQL(t, st, "UPDATE feed_meta SET recorded_at = '2020-01-01T00:00:00+00:00'", "UPDATE feed_meta SET recorded_at = '2020-01-01T00:00:00+00:00'")
-		rep, err = replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, 50)
+		rep, err = replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results, Batch: 64}, replay.Checks{Limit: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +116,7 @@ func TestVerifyReportsUndecodable(t *testing.T) {
 	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
 		quarantined := func(when string) replay.Difference {
 			t.Helper()
-			rep, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results}, 5)
+			rep, err := replay.Verify(ctx, st, js, replay.Options{Stream: streams.Results}, replay.Checks{Limit: 5})
 			if err != nil {
 				t.Fatalf("%s: %v", when, err)
 			}
