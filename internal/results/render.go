@@ -61,6 +61,25 @@ func Render(s *output.Streams, v *View, o RenderOptions) error {
 	if len(o.PCs) > 0 {
 		l.Empty = "No result from " + strings.Join(o.PCs, ", ") + " (not reported, or a name not written as its agent writes it)."
 	}
+	if len(v.absent) > 0 {
+		var b strings.Builder
+		for _, a := range v.absent {
+			fmt.Fprintf(&b, "No result from %s (not reported, or a name not written as its agent writes it", a.name)
+			if len(a.sameButCase) > 0 {
+				fmt.Fprintf(&b, "; %s has results here: names are matched as written", strings.Join(a.sameButCase, ", "))
+			}
+			b.WriteString(").\n")
+		}
+		notes := strings.TrimSuffix(b.String(), "\n")
+		if len(v.Results) == 0 {
+			l.Empty = notes
+		} else {
+			l.Footer = func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "\n%s\n", notes)
+				return err
+			}
+		}
+	}
 	if o.Stdout || o.Stderr {
 		// With full outputs each row is a block: the row, then its own text.
 		l.Detail = func(r showRow) string {

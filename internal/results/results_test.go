@@ -371,6 +371,38 @@ func TestShowPCWithoutRows(t *testing.T) {
 	})
 }
 
+// A --pc name with no row is named under the table, also when other
+// --pc names have rows, with the selection's PCs that differ from it only
+// in case (Windows names are typed either way).
+func TestShowNamesAbsentPCs(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		exec := seedDeployment(t, ctx, st, finishedRow{"r-1", "req-1", "PC-1", true}, finishedRow{"r-2", "req-1", "PC-2", true})
+		table := func(pcs ...string) string {
+			v, err := results.Show(ctx, st, results.ShowOptions{ExecID: exec, PCs: pcs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(render(t, false, func(s *output.Streams) error {
+				return results.Render(s, v, results.RenderOptions{Format: output.Table, PCs: pcs})
+			}))
+		}
+		got := table("PC-1", "pc-2", "PC-9")
+		for _, want := range []string{"PC-1 ", "No result from pc-2 (not reported, or a name not written as its agent writes it; PC-2 has results here: names are matched as written).",
+			"No result from PC-9 (not reported, or a name not written as its agent writes it)."} {
+			if !strings.Contains(got, want) {
+				t.Errorf("partial view: no %q in\n%s", want, got)
+			}
+		}
+		if got := table("pc-1"); !strings.Contains(got, "No result from pc-1 (not reported, or a name not written as its agent writes it; PC-1 has results here") {
+			t.Errorf("empty view:\n%s", got)
+		}
+		if got := table("PC-1", "PC-2"); strings.Contains(got, "No result") {
+			t.Errorf("every --pc has a row:\n%s", got)
+		}
+	})
+}
+
 // --since selects deployments with a result in the window; it does not cut
 // their counts to the results inside it.
 func TestListWindowSelectsWholeGroups(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -105,6 +106,14 @@ type Result struct {
 type View struct {
 	Summary Summary  `json:"summary"`
 	Results []Result `json:"results"`
+	// absent lists the --pc names with no row in the view, each with the
+	// selection's PCs whose names differ from it only in case.
+	absent []absentPC
+}
+
+type absentPC struct {
+	name        string
+	sameButCase []string
 }
 
 // ErrNotFound is returned when the selector matches nothing at all.
@@ -131,7 +140,9 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 			return nil, err
 		}
 		if len(all) > 0 || wexec != nil {
-			return Build(nil, wexec, o), nil
+			v := Build(nil, wexec, o)
+			v.absent = absentPCs(o.PCs, v.Results, all)
+			return v, nil
 		}
 	}
 	if len(rows) == 0 && exec == nil {
@@ -149,7 +160,42 @@ func Show(ctx context.Context, q store.ResultQueries, o ShowOptions) (*View, err
 		}
 		return nil, err
 	}
-	return Build(rows, exec, o), nil
+	v := Build(rows, exec, o)
+	if len(o.PCs) > len(v.Results) {
+		// Some --pc names have no row: name them, and the PCs they
+		// differ from only in case (Windows names are typed either way).
+		whole := o
+		whole.PCs = nil
+		all, _, err := Load(ctx, q, whole)
+		if err != nil {
+			return nil, err
+		}
+		v.absent = absentPCs(o.PCs, v.Results, all)
+	}
+	return v, nil
+}
+
+// absentPCs returns the names of pcs that have no result in shown, each with
+// the PCs of all whose names differ from it only in case.
+func absentPCs(pcs []string, shown []Result, all []store.ResultRow) []absentPC {
+	have := map[string]bool{}
+	for _, r := range shown {
+		have[r.PCID] = true
+	}
+	var out []absentPC
+	for _, pc := range pcs {
+		if have[pc] {
+			continue
+		}
+		a := absentPC{name: pc}
+		for _, r := range all {
+			if r.PCID != pc && strings.EqualFold(r.PCID, pc) && !slices.Contains(a.sameButCase, r.PCID) {
+				a.sameButCase = append(a.sameButCase, r.PCID)
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // LowerCaseMatch returns the selection's id in lower case when that one
