@@ -37,6 +37,7 @@ func failing(t *testing.T) runners {
 		audit:    func(context.Context, *AuditOptions) error { ran("results audit"); return nil },
 		migrate:  func(context.Context, *DBOptions) error { ran("db migrate"); return nil },
 		status:   func(context.Context, *DBOptions) error { ran("db status"); return nil },
+		dropOld:  func(context.Context, *DropOldOptions) error { ran("db drop-old"); return nil },
 		demo:     func(context.Context, *DemoOptions) error { ran("demo"); return nil },
 	}
 }
@@ -54,6 +55,7 @@ func capture(got map[string]any) runners {
 		audit:    func(_ context.Context, o *AuditOptions) error { keep("audit")(o); return nil },
 		migrate:  func(_ context.Context, o *DBOptions) error { keep("migrate")(o); return nil },
 		status:   func(_ context.Context, o *DBOptions) error { keep("status")(o); return nil },
+		dropOld:  func(_ context.Context, o *DropOldOptions) error { keep("drop-old")(o); return nil },
 		demo:     func(_ context.Context, o *DemoOptions) error { keep("demo")(o); return nil },
 	}
 }
@@ -101,6 +103,10 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 		{[]string{"stream", "verify", "--from-seq", "2", "--limit", "5", "--batch", "10", "--batch-bytes", "64MB"}, "verify", func(o any) bool {
 			v := o.(*VerifyOptions)
 			return v.Replay.FromSeq == 2 && v.Checks.Limit == 5 && v.Checks.Only == nil && v.Replay.Batch == 10 && v.Replay.BatchBytes == 64_000_000 && v.Replay.Stream == "RESULTS"
+		}},
+		{[]string{"db", "drop-old", "--keep", "2", "--yes"}, "drop-old", func(o any) bool {
+			d := o.(*DropOldOptions)
+			return d.Keep == 2 && d.Yes && d.Prefix == ""
 		}},
 		{[]string{"stream", "verify", "--only", "missing_row, derived_row_behind"}, "verify", func(o any) bool {
 			return reflect.DeepEqual(o.(*VerifyOptions).Checks.Only, []string{"missing_row", "derived_row_behind"})

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,8 +38,140 @@ func newDBCmd(g *Globals, r runners) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return pick(r.status, runStatus)(cmd.Context(), &DBOptions{Env: g.env()})
 		},
-	})
+	}, newDropOldCmd(g, r.dropOld))
 	return cmd
+}
+
+// DropOldOptions is what `db drop-old` runs with.
+type DropOldOptions struct {
+	Env
+	Keep   int    // the newest sets left in place
+	Prefix string // only this set ("" = every set but the kept ones)
+	Yes    bool
+}
+
+func newDropOldCmd(g *Globals, runF func(context.Context, *DropOldOptions) error) *cobra.Command {
+	o := &DropOldOptions{}
+	cmd := &cobra.Command{
+		Use:   "drop-old",
+		Short: "Drop the tables a rebuild swap kept (kanade_old_<time>_*)",
+		Long: `stream replay --rebuild --yes swaps the rebuilt tables in and keeps the
+replaced ones as kanade_old_<unix time>_<table>, so that nothing is lost until
+you are satisfied. drop-old lists those sets and drops them, each in one
+transaction: all of them, the newest --keep N left in place, or the one
+--prefix names. The live tables are never touched. On a terminal it asks
+first; elsewhere it needs --yes. On SQLite the file keeps the freed pages for
+reuse; it shrinks only with VACUUM.`,
+		Example: `  kanade db status
+  kanade db drop-old --keep 1
+  kanade db drop-old --prefix kanade_old_1764316800_ --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Keep < 0 {
+				return usageErrorf(cmd, "--keep must be 0 or more")
+			}
+			if o.Prefix != "" && (!strings.HasPrefix(o.Prefix, "kanade_old_") || !strings.HasSuffix(o.Prefix, "_")) {
+				return usageErrorf(cmd, "--prefix %q: give a set's prefix as db status prints it, such as kanade_old_1764316800_", o.Prefix)
+			}
+			if o.Prefix != "" && cmd.Flags().Changed("keep") {
+				return usageErrorf(cmd, "--prefix names one set to drop: it does not combine with --keep")
+			}
+			if !o.Yes && !g.streams.InTTY {
+				return usageErrorf(cmd, "drop-old drops tables: pass --yes to run it without a terminal")
+			}
+			o.Env = g.env()
+			return pick(runF, runDropOld)(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&o.Keep, "keep", 0, "leave the newest N sets in place")
+	fl.StringVar(&o.Prefix, "prefix", "", "drop only this set, such as kanade_old_1764316800_")
+	fl.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+// DropOldReport is `db drop-old`'s machine output.
+type DropOldReport struct {
+	Location string              `json:"location"`
+	Dropped  []store.OldTableSet `json:"dropped"`
+	Kept     []store.OldTableSet `json:"kept"`
+}
+
+func runDropOld(ctx context.Context, opts *DropOldOptions) error {
+	st, err := opts.Deps.open(ctx, bare)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sets, err := st.OldTables(ctx)
+	if err != nil {
+		return err
+	}
+	rep := DropOldReport{Location: st.Location(), Dropped: []store.OldTableSet{}, Kept: []store.OldTableSet{}}
+	var drop []store.OldTableSet
+	switch {
+	case opts.Prefix != "":
+		i := slices.IndexFunc(sets, func(o store.OldTableSet) bool { return o.Prefix == opts.Prefix })
+		if i < 0 {
+			return fmt.Errorf("no tables kept under %s* in %s; `kanade db status` lists the kept sets", opts.Prefix, st.Location())
+		}
+		drop = sets[i : i+1]
+		rep.Kept = append(append(rep.Kept, sets[:i]...), sets[i+1:]...)
+	default:
+		n := max(len(sets)-opts.Keep, 0) // sets are oldest first
+		drop, rep.Kept = sets[:n], append(rep.Kept, sets[n:]...)
+	}
+	s := opts.IO
+	if len(drop) > 0 && !opts.Yes {
+		fmt.Fprintf(s.Err, "Drop these tables kept by rebuild swaps in %s?\n", st.Location())
+		for _, d := range drop {
+			fmt.Fprintf(s.Err, "  %s* (swapped %s): %d tables, %d rows\n", d.Prefix, d.SwappedAt.Format(time.RFC3339), len(d.Tables), d.Rows)
+		}
+		fmt.Fprint(s.Err, "[y/N] ")
+		answer, _ := bufio.NewReader(s.In).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return &ExitErr{Code: ExitError, Err: errors.New("not confirmed; nothing was dropped")}
+		}
+	}
+	for _, d := range drop {
+		if _, err := st.DropOldTables(ctx, d.Prefix); err != nil {
+			// What was dropped before stays dropped; the report says so.
+			_ = printDropOld(s, opts.Format, rep)
+			return err
+		}
+		rep.Dropped = append(rep.Dropped, d)
+	}
+	return printDropOld(s, opts.Format, rep)
+}
+
+func printDropOld(s *output.Streams, f output.Format, rep DropOldReport) error {
+	prefix := func(o store.OldTableSet) string { return o.Prefix }
+	at := func(o store.OldTableSet) string { return o.SwappedAt.Format(time.RFC3339) }
+	tables := func(o store.OldTableSet) string { return strconv.Itoa(len(o.Tables)) }
+	rows := func(o store.OldTableSet) string { return strconv.FormatInt(o.Rows, 10) }
+	type c = output.Column[store.OldTableSet]
+	empty := "Nothing to drop: no tables kept by a rebuild swap in " + rep.Location + "."
+	if len(rep.Kept) > 0 {
+		empty = fmt.Sprintf("Nothing dropped; %d set(s) kept (db status lists them).", len(rep.Kept))
+	}
+	return output.PrintList(s, f, output.List[store.OldTableSet]{
+		Columns: []c{
+			{Name: "prefix", Title: "DROPPED", Cell: prefix, CSV: prefix},
+			{Name: "swapped_at", Title: "SWAPPED AT", Cell: at, CSV: at},
+			{Name: "tables", Title: "TABLES", Cell: tables, CSV: tables},
+			{Name: "rows", Title: "ROWS", Cell: rows, CSV: rows},
+		},
+		Doc:   rep,
+		Items: rep.Dropped,
+		Empty: empty,
+		Footer: func(w io.Writer) error {
+			if len(rep.Dropped) == 0 || len(rep.Kept) == 0 {
+				return nil
+			}
+			_, err := fmt.Fprintf(w, "\n%d set(s) kept (db status lists them).\n", len(rep.Kept))
+			return err
+		},
+	})
 }
 
 // MigrateReport is `db migrate`'s machine output.
@@ -114,6 +250,16 @@ func printStatus(s *output.Streams, f output.Format, status *store.Status) error
 		Doc:     status,
 		Items:   status.Tables,
 		OneLine: true,
+		Footer: func(w io.Writer) error {
+			if len(status.OldTables) == 0 {
+				return nil
+			}
+			fmt.Fprintln(w, "\nKept by rebuild swaps (`kanade db drop-old` drops them):")
+			for _, o := range status.OldTables {
+				fmt.Fprintf(w, "  %s* (swapped %s): %d tables, %d rows\n", o.Prefix, o.SwappedAt.Format(time.RFC3339), len(o.Tables), o.Rows)
+			}
+			return nil
+		},
 		Header: func(w io.Writer) error {
 			fmt.Fprintf(w, "Database: %s (%s)\n", status.Location, status.Kind)
 			fmt.Fprintf(w, "Owner:    %s\n", owner(status))

@@ -39,6 +39,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"--db", "postgres://u:secret@host:5x/db", "db", "status"}, "not a valid URL"},
 		{[]string{"--db", "mysql://db", "db", "status"}, "not supported"},
 		{[]string{"stream", "verify", "--only", "missing_row,bogus"}, `--only "bogus": unknown kind; use missing_row, content_differs`},
+		{[]string{"db", "drop-old"}, "pass --yes"},
+		{[]string{"db", "drop-old", "--keep", "-1", "--yes"}, "--keep must be 0 or more"},
+		{[]string{"db", "drop-old", "--prefix", "execution_results", "--yes"}, "give a set's prefix"},
+		{[]string{"db", "drop-old", "--prefix", "kanade_old_1_", "--keep", "1", "--yes"}, "does not combine"},
 	} {
 		code, stderr := execute(t, context.Background(), c.args...)
 		if code != cli.ExitUsage {

@@ -70,7 +70,9 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 	same := &replay.VerifyReport{Plan: plan, Checked: 1200, Differences: []replay.Difference{}, Counts: map[string]int64{
 		replay.DiffMissing: 0, replay.DiffContent: 0, replay.DiffInFlight: 0, replay.DiffQuarantined: 0, replay.DiffDerived: 0}}
 	status := &store.Status{Kind: store.SQLite, Location: "/data/backend.db", Upstream: true, SchemaVersion: 5, LatestVersion: 6,
-		Tables: []store.TableStatus{{Name: "execution_results", Exists: true, Rows: 1200}, {Name: "feeds", Exists: false}}}
+		Tables: []store.TableStatus{{Name: "execution_results", Exists: true, Rows: 1200}, {Name: "feeds", Exists: false}},
+		OldTables: []store.OldTableSet{{Prefix: "kanade_old_1763629200_", SwappedAt: time.Unix(1763629200, 0).UTC(),
+			Tables: []string{"kanade_old_1763629200_execution_results", "kanade_old_1763629200_executions"}, Rows: 1190}}}
 	version := versionInfo{Version: "v1.2.3", Commit: "abc1234", Date: "2026-11-20T09:00:00Z", GoVersion: "go1.25.0", Platform: "linux/amd64"}
 	return map[string]func(*output.Streams, output.Format) error{
 		"plan":          func(s *output.Streams, f output.Format) error { return printPlan(s, plan, f) },
@@ -86,6 +88,12 @@ func printers() map[string]func(*output.Streams, output.Format) error {
 		"verify":        func(s *output.Streams, f output.Format) error { return printVerify(s, f, diffs) },
 		"verify_clean":  func(s *output.Streams, f output.Format) error { return printVerify(s, f, same) },
 		"status":        func(s *output.Streams, f output.Format) error { return printStatus(s, f, status) },
+		"drop_old": func(s *output.Streams, f output.Format) error {
+			return printDropOld(s, f, DropOldReport{Location: "/data/backend.db", Dropped: status.OldTables, Kept: []store.OldTableSet{}})
+		},
+		"drop_old_none": func(s *output.Streams, f output.Format) error {
+			return printDropOld(s, f, DropOldReport{Location: "/data/backend.db", Dropped: []store.OldTableSet{}, Kept: []store.OldTableSet{}})
+		},
 		"migrate": func(s *output.Streams, f output.Format) error {
 			return printMigrate(s, f, MigrateReport{Location: "/data/k.db", Applied: []string{"0001_core", "0002_bookkeeping"}, SchemaVersion: 2})
 		},

@@ -600,7 +600,7 @@ func printRebuild(s *output.Streams, f output.Format, rep *replay.RebuildReport)
 			}
 			var err error
 			if rep.Swapped {
-				_, err = fmt.Fprintf(w, "\nSwapped: the rebuilt tables are live. The replaced ones are kept as %s*; drop them when satisfied.\n", rep.OldPrefix)
+				_, err = fmt.Fprintf(w, "\nSwapped: the rebuilt tables are live. The replaced ones are kept as %s*; `kanade db drop-old` drops them when you are satisfied.\n", rep.OldPrefix)
 			} else {
 				_, err = fmt.Fprintln(w, "\nNothing was changed. Run again with --yes to swap the rebuilt tables in (the current ones are kept).")
 			}

@@ -366,6 +366,7 @@ type runners struct {
 	audit    func(context.Context, *AuditOptions) error
 	migrate  func(context.Context, *DBOptions) error
 	status   func(context.Context, *DBOptions) error
+	dropOld  func(context.Context, *DropOldOptions) error
 	demo     func(context.Context, *DemoOptions) error
 }
 

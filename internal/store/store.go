@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -352,6 +354,8 @@ type Status struct {
 	SchemaVersion int           `json:"schema_version"`
 	LatestVersion int           `json:"latest_version"`
 	Tables        []TableStatus `json:"tables"`
+	// OldTables are the table sets rebuild swaps kept ([] when none).
+	OldTables []OldTableSet `json:"old_tables"`
 }
 
 // TableStatus is one table's presence and size.
@@ -709,6 +713,12 @@ type Rebuilder interface {
 	// tables stand under it exactly then, since each swap's prefix is new.
 	Swapped(ctx context.Context, prefix string) (bool, error)
 	DropShadow(ctx context.Context) error
+	// OldTables lists the table sets swaps kept, oldest first.
+	OldTables(ctx context.Context) ([]OldTableSet, error)
+	// DropOldTables drops the tables a swap kept under prefix, in one
+	// transaction, and returns their names; a prefix that names no kept
+	// table is an error.
+	DropOldTables(ctx context.Context, prefix string) ([]string, error)
 }
 
 // ShadowPrefix names a rebuild's shadow table: kanade_shadow_<table>.
@@ -722,6 +732,57 @@ var ShadowNames = func() *strings.Replacer {
 	}
 	return strings.NewReplacer(pairs...)
 }()
+
+// OldTableSet is the tables one rebuild swap replaced, kept under one
+// prefix (kanade_old_<unix time>_) until an operator drops them.
+type OldTableSet struct {
+	Prefix    string    `json:"prefix"`
+	SwappedAt time.Time `json:"swapped_at"`
+	Tables    []string  `json:"tables"`
+	Rows      int64     `json:"rows"`
+}
+
+// GroupOldTables groups the names of kept tables by their swap's prefix,
+// oldest swap first, with count's row counts; other names are skipped.
+func GroupOldTables(names []string, count func(table string) (int64, error)) ([]OldTableSet, error) {
+	names = slices.Sorted(slices.Values(names))
+	out := []OldTableSet{}
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, "kanade_old_")
+		digits, table, found := strings.Cut(rest, "_")
+		if !ok || !found || table == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		sec, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			continue
+		}
+		rows, err := count(n)
+		if err != nil {
+			return nil, fmt.Errorf("count %s: %w", n, err)
+		}
+		prefix := "kanade_old_" + digits + "_"
+		if len(out) == 0 || out[len(out)-1].Prefix != prefix {
+			out = append(out, OldTableSet{Prefix: prefix, SwappedAt: time.Unix(sec, 0).UTC(), Tables: []string{}})
+		}
+		set := &out[len(out)-1]
+		set.Tables = append(set.Tables, n)
+		set.Rows += rows
+	}
+	slices.SortStableFunc(out, func(a, b OldTableSet) int { return a.SwappedAt.Compare(b.SwappedAt) })
+	return out, nil
+}
+
+// OldTablesOf returns the tables of the set kept under prefix; where
+// names the database for the error when there is none.
+func OldTablesOf(sets []OldTableSet, prefix, where string) ([]string, error) {
+	for _, o := range sets {
+		if o.Prefix == prefix {
+			return o.Tables, nil
+		}
+	}
+	return nil, fmt.Errorf("no tables kept under %s* in %s", prefix, where)
+}
 
 // OldTablesPrefix is the prefix a swap keeps the replaced tables under:
 // kanade_old_<unix time>_, a second later when that name is taken (two

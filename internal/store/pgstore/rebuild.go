@@ -393,3 +393,40 @@ func (s *Store) DropShadow(ctx context.Context) error {
 	}
 	return nil
 }
+
+func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+		AND left(c.relname, 11) = 'kanade_old_'`)
+	if err != nil {
+		return nil, fmt.Errorf("list the tables rebuilds kept: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the tables rebuilds kept: %w", err)
+	}
+	return store.GroupOldTables(names, func(t string) (int64, error) {
+		var n int64
+		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t}.Sanitize()).Scan(&n)
+		return n, err
+	})
+}
+
+func (s *Store) DropOldTables(ctx context.Context, prefix string) ([]string, error) {
+	sets, err := s.OldTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := store.OldTablesOf(sets, prefix, s.location)
+	if err != nil {
+		return nil, err
+	}
+	idents := make([]string, len(tables))
+	for j, t := range tables {
+		idents[j] = pgx.Identifier{t}.Sanitize()
+	}
+	// One statement drops them all or none.
+	if _, err := s.pool.Exec(ctx, "DROP TABLE "+strings.Join(idents, ", ")); err != nil {
+		return nil, fmt.Errorf("drop %s*: %w", prefix, err)
+	}
+	return tables, nil
+}

@@ -371,3 +371,53 @@ func (s *Store) Swapped(ctx context.Context, prefix string) (bool, error) {
 	}
 	return false, nil
 }
+
+func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 11) = 'kanade_old_'`)
+	if err != nil {
+		return nil, fmt.Errorf("list the tables rebuilds kept in %s: %w", s.path, err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list the tables rebuilds kept in %s: %w", s.path, err)
+	}
+	return store.GroupOldTables(names, func(t string) (int64, error) {
+		var n int64
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+t+`"`).Scan(&n)
+		return n, err
+	})
+}
+
+func (s *Store) DropOldTables(ctx context.Context, prefix string) ([]string, error) {
+	sets, err := s.OldTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := store.OldTablesOf(sets, prefix, s.path)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("drop %s*: %w", prefix, err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	for _, t := range tables {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE "`+t+`"`); err != nil {
+			return nil, fmt.Errorf("drop %s: %w", t, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("drop %s*: %w", prefix, err)
+	}
+	return tables, nil
+}

@@ -367,6 +367,9 @@ func (s *Store) Status(ctx context.Context) (*store.Status, error) {
 		}
 		st.Tables = append(st.Tables, ts)
 	}
+	if st.OldTables, err = s.OldTables(ctx); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

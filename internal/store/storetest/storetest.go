@@ -664,6 +664,30 @@ func rebuild(t *testing.T, st testutil.Store) {
 		t.Fatalf("Swapped(%q) after the swap: %v %v", prefix, ok, err)
 	}
 	after := dump(t, st)
+	defer func() {
+		// The kept set is listed, by Status too, and dropped whole; the
+		// live tables stay.
+		sets, err := st.OldTables(ctx)
+		if err != nil || len(sets) != 1 || sets[0].Prefix != prefix || !slices.Contains(sets[0].Tables, prefix+"execution_results") || sets[0].Rows < 2 {
+			t.Fatalf("OldTables after a swap: %+v %v", sets, err)
+		}
+		if status, err := st.Status(ctx); err != nil || len(status.OldTables) != 1 {
+			t.Errorf("Status lists the kept set: %+v %v", status, err)
+		}
+		dropped, err := st.DropOldTables(ctx, prefix)
+		if err != nil || !slices.Equal(dropped, sets[0].Tables) {
+			t.Fatalf("DropOldTables: %v %v", dropped, err)
+		}
+		if sets, err := st.OldTables(ctx); err != nil || len(sets) != 0 {
+			t.Errorf("OldTables after the drop: %+v %v", sets, err)
+		}
+		if _, err := st.DropOldTables(ctx, prefix); err == nil {
+			t.Error("dropping a set twice must be an error")
+		}
+		if !reflect.DeepEqual(after, dump(t, st)) {
+			t.Error("dropping the kept tables changed the live ones")
+		}
+	}()
 	var ids []string
 	for _, r := range after.Results {
 		ids = append(ids, r.ResultID)
