@@ -98,7 +98,7 @@ type DropOldReport struct {
 }
 
 func runDropOld(ctx context.Context, opts *DropOldOptions) error {
-	st, err := opts.Deps.open(ctx, bare)
+	st, err := opts.Deps.open(ctx, existing)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func runDropOld(ctx context.Context, opts *DropOldOptions) error {
 	if len(drop) > 0 && !opts.Yes {
 		fmt.Fprintf(s.Err, "Drop these tables kept by rebuild swaps in %s?\n", st.Location())
 		for _, d := range drop {
-			fmt.Fprintf(s.Err, "  %s* (swapped %s): %d tables, %d rows\n", d.Prefix, d.SwappedAt.Format(time.RFC3339), len(d.Tables), d.Rows)
+			fmt.Fprintf(s.Err, "  %s\n", describeOldSet(d))
 		}
 		fmt.Fprint(s.Err, "[y/N] ")
 		answer, _ := bufio.NewReader(s.In).ReadString('\n')
@@ -133,15 +133,23 @@ func runDropOld(ctx context.Context, opts *DropOldOptions) error {
 			return &ExitErr{Code: ExitError, Err: errors.New("not confirmed; nothing was dropped")}
 		}
 	}
-	for _, d := range drop {
+	for k, d := range drop {
 		if _, err := st.DropOldTables(ctx, d.Prefix); err != nil {
-			// What was dropped before stays dropped; the report says so.
+			// What was dropped before stays dropped, and the rest is
+			// still there: the report says which is which.
+			rep.Kept = append(rep.Kept, drop[k:]...)
 			_ = printDropOld(s, opts.Format, rep)
 			return err
 		}
 		rep.Dropped = append(rep.Dropped, d)
 	}
 	return printDropOld(s, opts.Format, rep)
+}
+
+// describeOldSet is a kept set in one line, as db status and drop-old's
+// question print it.
+func describeOldSet(o store.OldTableSet) string {
+	return fmt.Sprintf("%s* (swapped %s): %d tables, %d rows", o.Prefix, o.SwappedAt.Format(time.RFC3339), len(o.Tables), o.Rows)
 }
 
 func printDropOld(s *output.Streams, f output.Format, rep DropOldReport) error {
@@ -256,7 +264,7 @@ func printStatus(s *output.Streams, f output.Format, status *store.Status) error
 			}
 			fmt.Fprintln(w, "\nKept by rebuild swaps (`kanade db drop-old` drops them):")
 			for _, o := range status.OldTables {
-				fmt.Fprintf(w, "  %s* (swapped %s): %d tables, %d rows\n", o.Prefix, o.SwappedAt.Format(time.RFC3339), len(o.Tables), o.Rows)
+				fmt.Fprintf(w, "  %s\n", describeOldSet(o))
 			}
 			return nil
 		},
