@@ -40,6 +40,10 @@ type Item struct {
 	Reaped      int64      `json:"reaped"`
 	Missing     *int64     `json:"missing"`
 	InitiatedAt *time.Time `json:"initiated_at"`
+	// Untagged counts a deployment's PCs that answered without its exec_id
+	// (agents older than v0.29): upstream's counters and status leave them
+	// out, so "running" can stand beside every PC reported. 0 for ad-hoc.
+	Untagged int64 `json:"untagged"`
 }
 
 // Page is one page of the list and the cursor of the next ("" at the end).
@@ -128,6 +132,9 @@ func toItem(r store.ListRow) Item {
 		it.Missing = &m
 	} else if store.HasExec(r.ExecID) {
 		it.Kind = "deployment"
+	}
+	if it.Kind == "deployment" {
+		it.Untagged = r.Untagged
 	}
 	return it
 }

@@ -3,6 +3,7 @@ package results
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -260,7 +261,10 @@ func RenderList(s *output.Streams, p *Page, f output.Format) error {
 		Doc:     p,
 		Items:   p.Items,
 		Empty:   "No executions or requests match.",
-		Footer: func(io.Writer) error {
+		Footer: func(w io.Writer) error {
+			if slices.ContainsFunc(p.Items, func(it Item) bool { return it.Untagged > 0 }) {
+				fmt.Fprintln(w, "\n*: some PCs answered without the exec_id (agents older than v0.29); upstream's counters and status leave them out.")
+			}
 			if p.NextAfter == "" {
 				return nil
 			}
@@ -317,8 +321,12 @@ func listColumns() []output.Column[Item] {
 			}
 			return nano(*it.InitiatedAt)
 		}},
-		{Name: "status", Title: "STATUS", Cell: func(it Item) string { return it.Status }, CSV: func(it Item) string { return it.Status },
-			Color: func(it Item) string { return listStatusColor[it.Status] }},
+		{Name: "status", Title: "STATUS", Cell: func(it Item) string {
+			if it.Untagged > 0 {
+				return it.Status + "*" // the footer says why
+			}
+			return it.Status
+		}, CSV: func(it Item) string { return it.Status }, Color: func(it Item) string { return listStatusColor[it.Status] }},
 		{Name: "started_at", Title: "STARTED", Cell: func(it Item) string { return it.StartedAt.Format(time.RFC3339) },
 			CSV: func(it Item) string { return nano(it.StartedAt) }},
 		{Name: "last_recorded_at", CSV: func(it Item) string { return nano(it.LastAt) }},
@@ -330,6 +338,7 @@ func listColumns() []output.Column[Item] {
 		count("in_flight", "RUNNING", func(it Item) int64 { return it.InFlight }),
 		count("reaped", "REAPED", func(it Item) int64 { return it.Reaped }),
 		{Name: "missing", Title: "MISSING", Cell: func(it Item) string { return dash(it.Missing) }, CSV: func(it Item) string { return cell(it.Missing) }},
+		{Name: "untagged", CSV: func(it Item) string { return n(it.Untagged) }},
 		{Title: "REQUEST ID", Wide: true, Cell: func(it Item) string { return it.RequestID }},
 		{Title: "LAST RESULT", Wide: true, Cell: func(it Item) string { return it.LastAt.Format(time.RFC3339) }},
 		{Title: "BY", Wide: true, Cell: str(func(it Item) *string { return it.InitiatedBy })},

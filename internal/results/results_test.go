@@ -341,6 +341,31 @@ func TestShowNamesTheLowerCaseID(t *testing.T) {
 	})
 }
 
+// The list marks a deployment whose PCs include pre-v0.29 answers: its
+// stored "running" can stand beside every PC reported.
+func TestListMarksUntaggedAnswers(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		seedDeployment(t, ctx, st, finishedRow{"tagged", "req-1", "PC-NEW", true}, finishedRow{"legacy", "req-1", "PC-OLD", false})
+		if err := st.Seed(ctx, nil, []store.ResultRow{{ResultID: "adhoc-1", RequestID: "req-adhoc", PCID: "PC-1", StartedAt: t0, RecordedAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		page, err := results.List(ctx, st, results.ListOptions{Filter: store.ListFilter{Limit: 10}})
+		if err != nil || len(page.Items) != 2 {
+			t.Fatalf("list: %+v %v", page, err)
+		}
+		for _, it := range page.Items {
+			if want := map[string]int64{"deployment": 1, "adhoc": 0}[it.Kind]; it.Untagged != want {
+				t.Errorf("%s %s: untagged %d, want %d", it.Kind, it.RequestID, it.Untagged, want)
+			}
+		}
+		out := string(render(t, false, func(s *output.Streams) error { return results.RenderList(s, page, output.Table) }))
+		if !strings.Contains(out, "running*") || !strings.Contains(out, "*: some PCs answered without the exec_id") {
+			t.Errorf("table:\n%s", out)
+		}
+	})
+}
+
 // A --pc that has no row in a selection that has rows is an answer (the
 // PC has not reported), not the "not found" of an id that matches
 // nothing: the view is empty, with the selection's execution, for a

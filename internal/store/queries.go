@@ -51,6 +51,7 @@ type ListRow struct {
 	Skipped      int64
 	InFlight     int64
 	Reaped       int64
+	Untagged     int64 // PCs with a row that carries no exec_id
 	PCs          int64
 	Execution    *Execution
 }

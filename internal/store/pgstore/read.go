@@ -192,6 +192,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND NOT reaped AND skipped),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NULL AND NOT reaped),
 		count(DISTINCT pc_id) FILTER (WHERE reaped),
+		count(DISTINCT pc_id) FILTER (WHERE exec_id IS NULL OR exec_id = ''),
 		count(DISTINCT pc_id)
 	FROM execution_results`
 	if len(where) > 0 {
@@ -209,7 +210,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ListRow, error) {
 		var l store.ListRow
 		err := r.Scan(&l.Key, &l.ExecID, &l.RequestID, &l.JobID, &l.FirstStarted, &l.LastRecorded, &l.Reported,
-			&l.Succeeded, &l.Failed, &l.Skipped, &l.InFlight, &l.Reaped, &l.PCs)
+			&l.Succeeded, &l.Failed, &l.Skipped, &l.InFlight, &l.Reaped, &l.Untagged, &l.PCs)
 		return l, err
 	})
 	if err != nil {

@@ -290,6 +290,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NOT NULL AND reaped = 0 AND skipped <> 0),
 		count(DISTINCT pc_id) FILTER (WHERE finished_at IS NULL AND reaped = 0),
 		count(DISTINCT pc_id) FILTER (WHERE reaped <> 0),
+		count(DISTINCT pc_id) FILTER (WHERE exec_id IS NULL OR exec_id = ''),
 		count(DISTINCT pc_id)
 	FROM execution_results`
 	if len(where) > 0 {
@@ -313,7 +314,7 @@ func (s *Store) ListGroups(ctx context.Context, f store.ListFilter) ([]store.Lis
 		var l store.ListRow
 		var first, last string
 		if err := rows.Scan(&l.Key, &l.ExecID, &l.RequestID, &l.JobID, &first, &last, &l.Reported, &l.Succeeded, &l.Failed,
-			&l.Skipped, &l.InFlight, &l.Reaped, &l.PCs); err != nil {
+			&l.Skipped, &l.InFlight, &l.Reaped, &l.Untagged, &l.PCs); err != nil {
 			rows.Close()
 			return nil, err
 		}
