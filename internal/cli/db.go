@@ -23,7 +23,7 @@ type DBOptions struct {
 }
 
 func newDBCmd(g *Globals, r runners) *cobra.Command {
-	cmd := &cobra.Command{Use: "db", Short: "Create and inspect the database"}
+	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and tidy the database"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the tables (never alters an upstream backend.db's own tables)",
