@@ -109,9 +109,16 @@ func Run(ctx context.Context, st store.Auditor, o Options) (*Report, error) {
 			}
 			if want(StaleRunning) && f.Status == "running" && f.ReportedPCs >= f.TargetCount && f.LastFinished != nil &&
 				o.Now.Sub(*f.LastFinished) > o.StaleAfter {
-				add(Finding{Kind: StaleRunning, ExecID: f.ExecID,
+				finding := Finding{Kind: StaleRunning, ExecID: f.ExecID,
 					Detail: fmt.Sprintf("running, but all %d targets reported by %s", f.TargetCount, f.LastFinished.UTC().Format(time.RFC3339)),
-					Fix:    "kanade results audit --fix counters --yes; if it stays running, check the counters' source rows"})
+					Fix:    "kanade results audit --fix counters --yes; if it stays running, check the counters' source rows"}
+				if n := f.UntaggedPCs(); n > 0 && counted+n >= f.TargetCount {
+					// No repair of the counters can complete it: upstream's
+					// rules never count these answers.
+					finding.Detail += fmt.Sprintf("; %d of them answered without the exec_id (agents older than v0.29), which upstream's counters never count, so it stays running", n)
+					finding.Fix = fmt.Sprintf("none in the counters (upstream counts only answers with the exec_id); kanade results show --exec-id %s lists every PC's answer", f.ExecID)
+				}
+				add(finding)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,41 @@ func TestAuditFindsEachKind(t *testing.T) {
 		after, _ := audit.Run(ctx, st, audit.Options{Now: now, Only: []string{audit.CounterDrift, audit.StatusMismatch, audit.StaleRunning}})
 		if after.Total != 0 {
 			t.Errorf("after --fix: %+v", after)
+		}
+	})
+}
+
+// A deployment whose every PC answered, some as pre-v0.29 agents without
+// the exec_id, stays "running" for ever: upstream's counters never count
+// those answers. It is stale, and the finding says no repair of the
+// counters ends it; one with a PC still to answer is not stale.
+func TestStaleRunningWithUntaggedAnswers(t *testing.T) {
+	ctx := context.Background()
+	testutil.EachStore(t, func(t *testing.T, st testutil.Store) {
+		done := ptr(now.Add(-47 * time.Hour))
+		execs := []store.Execution{
+			{ExecID: "exec-old", JobID: "m", Version: "1", InitiatedBy: "ops", InitiatedAt: now.Add(-48 * time.Hour), TargetCount: 2, SuccessCount: 1, Status: "running"},
+			{ExecID: "exec-waiting", JobID: "m", Version: "1", InitiatedBy: "ops", InitiatedAt: now.Add(-48 * time.Hour), TargetCount: 3, SuccessCount: 1, Status: "running"},
+		}
+		rows := []store.ResultRow{
+			row("t1", "r-old", "PC-1", ptr("exec-old"), ptr[int32](0), done),
+			row("u1", "r-old", "PC-2", nil, ptr[int32](0), done),
+			row("t2", "r-wait", "PC-1", ptr("exec-waiting"), ptr[int32](0), done),
+			row("u2", "r-wait", "PC-2", nil, ptr[int32](0), done),
+		}
+		if err := st.Seed(ctx, execs, rows); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Run(ctx, st, audit.Options{Now: now, Only: []string{audit.StaleRunning, audit.CounterDrift, audit.StatusMismatch}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Total != 1 || len(rep.Findings) != 1 || rep.Findings[0].ExecID != "exec-old" {
+			t.Fatalf("findings: %+v", rep.Findings)
+		}
+		f := rep.Findings[0]
+		if !strings.Contains(f.Detail, "1 of them answered without the exec_id") || !strings.HasPrefix(f.Fix, "none in the counters") {
+			t.Errorf("finding: %+v", f)
 		}
 	})
 }

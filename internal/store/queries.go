@@ -69,9 +69,14 @@ type ExecutionFacts struct {
 	Execution
 	RowsSuccess  int64      // finished, not reaped, exit 0
 	RowsFailure  int64      // finished, not reaped, exit != 0; plus reaped rows (the reaper counts them)
-	ReportedPCs  int64      // distinct PCs with a finished row
-	LastFinished *time.Time // newest finished_at
+	TaggedPCs    int64      // distinct PCs with a finished row under the exec_id
+	ReportedPCs  int64      // those and the PCs that answered its requests without the exec_id
+	LastFinished *time.Time // newest finished_at of those answers
 }
+
+// UntaggedPCs are the PCs that answered only without the exec_id (agents
+// older than v0.29): upstream's counters never count them.
+func (f ExecutionFacts) UntaggedPCs() int64 { return max(f.ReportedPCs-f.TaggedPCs, 0) }
 
 // ResultRef names one row for a finding.
 type ResultRef struct {

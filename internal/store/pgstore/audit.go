@@ -15,7 +15,7 @@ var factsQuery = store.ExecutionFactsSQL("e.initiated_at", "max(finished_at)", s
 func scanFacts(r pgx.CollectableRow) (store.ExecutionFacts, error) {
 	var f store.ExecutionFacts
 	err := r.Scan(&f.ExecID, &f.JobID, &f.Version, &f.InitiatedBy, &f.InitiatedAt, &f.TargetCount, &f.SuccessCount, &f.FailureCount, &f.Status,
-		&f.RowsSuccess, &f.RowsFailure, &f.ReportedPCs, &f.LastFinished)
+		&f.RowsSuccess, &f.RowsFailure, &f.TaggedPCs, &f.ReportedPCs, &f.LastFinished)
 	return f, err
 }
 

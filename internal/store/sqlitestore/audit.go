@@ -30,7 +30,7 @@ func readFacts(ctx context.Context, q querier, query string) ([]store.ExecutionF
 		var at string
 		var last sql.NullString
 		if err := rows.Scan(&f.ExecID, &f.JobID, &f.Version, &f.InitiatedBy, &at, &f.TargetCount, &f.SuccessCount, &f.FailureCount, &f.Status,
-			&f.RowsSuccess, &f.RowsFailure, &f.ReportedPCs, &last); err != nil {
+			&f.RowsSuccess, &f.RowsFailure, &f.TaggedPCs, &f.ReportedPCs, &last); err != nil {
 			return nil, err
 		}
 		if f.InitiatedAt, err = storedTime("executions", f.ExecID, "initiated_at", at); err != nil {
