@@ -85,18 +85,21 @@ func countsByExec(results string, has func(string) bool) string {
 // (store.ExecutionFacts, in that column order). initiatedAt and lastFinished
 // are the dialect's expressions for e.initiated_at and max(finished_at).
 func ExecutionFactsSQL(initiatedAt, lastFinished string, has func(string) bool) string {
-	// a: the PCs that answered each deployment, also those (agents older
-	// than v0.29) that answered its requests without the exec_id, which
-	// upstream's counters never count.
+	// a: the PCs that answered a running deployment, also those (agents
+	// older than v0.29) that answered its requests without the exec_id,
+	// which upstream's counters never count. Only running ones: a finished
+	// deployment needs no more, and most are finished, so the join stays
+	// small (it doubled a full audit's time when it covered all).
 	answered := fmt.Sprintf(`SELECT t.exec_id, count(DISTINCT u.pc_id) AS pcs, %s AS last
-	FROM (SELECT DISTINCT exec_id, request_id FROM execution_results WHERE exec_id IS NOT NULL AND exec_id <> '') t
+	FROM (SELECT DISTINCT exec_id, request_id FROM execution_results
+		WHERE exec_id IN (SELECT exec_id FROM executions WHERE status = 'running')) t
 	JOIN execution_results u ON u.request_id = t.request_id AND u.finished_at IS NOT NULL
 		AND (u.exec_id IS NULL OR u.exec_id = '' OR u.exec_id = t.exec_id)
 	GROUP BY t.exec_id`, lastFinished)
 	return fmt.Sprintf(`SELECT e.exec_id, e.job_id, e.version, e.initiated_by, %s, e.target_count, e.success_count, e.failure_count, e.status,
-	COALESCE(r.s, 0), COALESCE(r.f, 0), COALESCE(r.pcs, 0), COALESCE(a.pcs, 0), a.last
+	COALESCE(r.s, 0), COALESCE(r.f, 0), COALESCE(r.pcs, 0), COALESCE(a.pcs, r.pcs, 0), COALESCE(a.last, r.last)
 FROM executions e LEFT JOIN (%s) r ON r.exec_id = e.exec_id LEFT JOIN (%s) a ON a.exec_id = e.exec_id
-ORDER BY e.exec_id`, initiatedAt, fmt.Sprintf(countsByExec("execution_results", has), "NULL"), answered)
+ORDER BY e.exec_id`, initiatedAt, fmt.Sprintf(countsByExec("execution_results", has), lastFinished), answered)
 }
 
 // CountedExecutionsSQL fills into (a copy of executions' shape) every

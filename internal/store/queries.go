@@ -67,11 +67,14 @@ type ResultQueries interface {
 // ExecutionFacts is an execution with what its rows say, for the audit.
 type ExecutionFacts struct {
 	Execution
-	RowsSuccess  int64      // finished, not reaped, exit 0
-	RowsFailure  int64      // finished, not reaped, exit != 0; plus reaped rows (the reaper counts them)
-	TaggedPCs    int64      // distinct PCs with a finished row under the exec_id
-	ReportedPCs  int64      // those and the PCs that answered its requests without the exec_id
-	LastFinished *time.Time // newest finished_at of those answers
+	RowsSuccess int64 // finished, not reaped, exit 0
+	RowsFailure int64 // finished, not reaped, exit != 0; plus reaped rows (the reaper counts them)
+	TaggedPCs   int64 // distinct PCs with a finished row under the exec_id
+	// ReportedPCs and LastFinished: for a running execution, those PCs and
+	// the ones that answered its requests without the exec_id; for the
+	// others, TaggedPCs and their newest finished_at.
+	ReportedPCs  int64
+	LastFinished *time.Time
 }
 
 // UntaggedPCs are the PCs that answered only without the exec_id (agents
