@@ -773,9 +773,14 @@ func GroupOldTables(names []string, count func(table string) (int64, error)) ([]
 	return out, nil
 }
 
-// OldTablesOf returns the tables of the set kept under prefix; where
+// OldTablesOf returns, of the table names a schema holds, those of the set
+// kept under prefix, without counting any rows (a drop needs none); where
 // names the database for the error when there is none.
-func OldTablesOf(sets []OldTableSet, prefix, where string) ([]string, error) {
+func OldTablesOf(names []string, prefix, where string) ([]string, error) {
+	sets, err := GroupOldTables(names, func(string) (int64, error) { return 0, nil })
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range sets {
 		if o.Prefix == prefix {
 			return o.Tables, nil

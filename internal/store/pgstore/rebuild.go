@@ -394,7 +394,8 @@ func (s *Store) DropShadow(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+// oldTableNames lists the schema's tables named kanade_old_*.
+func (s *Store) oldTableNames(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
 		AND left(c.relname, 11) = 'kanade_old_'`)
 	if err != nil {
@@ -404,6 +405,14 @@ func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list the tables rebuilds kept: %w", err)
 	}
+	return names, nil
+}
+
+func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+	names, err := s.oldTableNames(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return store.GroupOldTables(names, func(t string) (int64, error) {
 		var n int64
 		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t}.Sanitize()).Scan(&n)
@@ -412,11 +421,11 @@ func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
 }
 
 func (s *Store) DropOldTables(ctx context.Context, prefix string) ([]string, error) {
-	sets, err := s.OldTables(ctx)
+	names, err := s.oldTableNames(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tables, err := store.OldTablesOf(sets, prefix, s.location)
+	tables, err := store.OldTablesOf(names, prefix, s.location)
 	if err != nil {
 		return nil, err
 	}

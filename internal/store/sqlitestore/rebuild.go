@@ -372,7 +372,8 @@ func (s *Store) Swapped(ctx context.Context, prefix string) (bool, error) {
 	return false, nil
 }
 
-func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+// oldTableNames lists the file's tables named kanade_old_*.
+func (s *Store) oldTableNames(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 11) = 'kanade_old_'`)
 	if err != nil {
 		return nil, fmt.Errorf("list the tables rebuilds kept in %s: %w", s.path, err)
@@ -390,6 +391,14 @@ func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list the tables rebuilds kept in %s: %w", s.path, err)
 	}
+	return names, nil
+}
+
+func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
+	names, err := s.oldTableNames(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return store.GroupOldTables(names, func(t string) (int64, error) {
 		var n int64
 		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+t+`"`).Scan(&n)
@@ -398,11 +407,11 @@ func (s *Store) OldTables(ctx context.Context) ([]store.OldTableSet, error) {
 }
 
 func (s *Store) DropOldTables(ctx context.Context, prefix string) ([]string, error) {
-	sets, err := s.OldTables(ctx)
+	names, err := s.oldTableNames(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tables, err := store.OldTablesOf(sets, prefix, s.path)
+	tables, err := store.OldTablesOf(names, prefix, s.path)
 	if err != nil {
 		return nil, err
 	}
