@@ -29,6 +29,7 @@ var migrationFS embed.FS
 type Store struct {
 	pool     *pgxpool.Pool
 	location string
+	schema   *string  // current_schema(), read once at open
 	direct   copyGate // shared by this store's projection batches
 
 	lockMu sync.Mutex
@@ -75,11 +76,15 @@ func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
+	// The ping reads the session's current schema, which the advisory
+	// locks are scoped to (lockKey); a DSN's search_path fixes it for every
+	// connection. It is nil when search_path names no schema that exists.
+	var schema *string
+	if err := pool.QueryRow(pctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %s (%s)", loc, secret.Scrub(err.Error(), dsn, cfg.ConnConfig.Password), connectHint(err, cfg.ConnConfig.Database))
 	}
-	return &Store{pool: pool, location: loc}, nil
+	return &Store{pool: pool, location: loc, schema: schema}, nil
 }
 
 // connectHint says what to check when the server could not be reached or
@@ -117,7 +122,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
-	key, err := s.lockKey(ctx, "migrate")
+	key, err := s.lockKey("migrate")
 	if err != nil {
 		return nil, err
 	}
@@ -182,13 +187,12 @@ func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
 
 // lockKey scopes advisory locks to the current schema, so databases that
 // hold several schemas (tests, staging copies) do not block each other.
-func (s *Store) lockKey(ctx context.Context, name string) (int64, error) {
-	var schema string
-	if err := s.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		return 0, fmt.Errorf("read current schema: %w", err)
+func (s *Store) lockKey(name string) (int64, error) {
+	if s.schema == nil {
+		return 0, errors.New("no current schema: the DSN's search_path names no schema that exists in this database; create it (CREATE SCHEMA) or fix search_path in --db")
 	}
 	h := fnv.New64a()
-	h.Write([]byte("kanade:" + name + ":" + schema))
+	h.Write([]byte("kanade:" + name + ":" + *s.schema))
 	return int64(h.Sum64()), nil
 }
 
@@ -229,7 +233,7 @@ func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
 	if err := s.requireSchema(ctx); err != nil {
 		return nil, err
 	}
-	key, err := s.lockKey(ctx, "writer")
+	key, err := s.lockKey("writer")
 	if err != nil {
 		return nil, err
 	}
