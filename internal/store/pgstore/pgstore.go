@@ -29,7 +29,7 @@ var migrationFS embed.FS
 type Store struct {
 	pool     *pgxpool.Pool
 	location string
-	schema   *string  // current_schema(), read once at open
+	schema   string   // current_schema(), read once at open
 	direct   copyGate // shared by this store's projection batches
 
 	lockMu sync.Mutex
@@ -78,13 +78,18 @@ func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	defer cancel()
 	// The ping reads the session's current schema, which the advisory
 	// locks are scoped to (lockKey); a DSN's search_path fixes it for every
-	// connection. It is nil when search_path names no schema that exists.
+	// connection. It is NULL when search_path names no schema that exists,
+	// where no table can be read or created: said here, by its cause.
 	var schema *string
 	if err := pool.QueryRow(pctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %s (%s)", loc, secret.Scrub(err.Error(), dsn, cfg.ConnConfig.Password), connectHint(err, cfg.ConnConfig.Database))
 	}
-	return &Store{pool: pool, location: loc, schema: schema}, nil
+	if schema == nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s: search_path names no schema that exists in database %s: create it (CREATE SCHEMA) or fix search_path in --db", loc, cfg.ConnConfig.Database)
+	}
+	return &Store{pool: pool, location: loc, schema: *schema}, nil
 }
 
 // connectHint says what to check when the server could not be reached or
@@ -122,10 +127,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
-	key, err := s.lockKey("migrate")
-	if err != nil {
-		return nil, err
-	}
+	key := s.lockKey("migrate")
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
 	}
@@ -187,13 +189,10 @@ func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
 
 // lockKey scopes advisory locks to the current schema, so databases that
 // hold several schemas (tests, staging copies) do not block each other.
-func (s *Store) lockKey(name string) (int64, error) {
-	if s.schema == nil {
-		return 0, errors.New("no current schema: the DSN's search_path names no schema that exists in this database; create it (CREATE SCHEMA) or fix search_path in --db")
-	}
+func (s *Store) lockKey(name string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("kanade:" + name + ":" + *s.schema))
-	return int64(h.Sum64()), nil
+	h.Write([]byte("kanade:" + name + ":" + s.schema))
+	return int64(h.Sum64())
 }
 
 // Status reports the schema version, tables and row counts.
@@ -233,10 +232,7 @@ func (s *Store) Lock(ctx context.Context, holder string) (func(), error) {
 	if err := s.requireSchema(ctx); err != nil {
 		return nil, err
 	}
-	key, err := s.lockKey("writer")
-	if err != nil {
-		return nil, err
-	}
+	key := s.lockKey("writer")
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("take writer lock: %w", err)
