@@ -94,3 +94,25 @@ func walMB(t *testing.T, ctx context.Context, conn *pgx.Conn) float64 {
 	}
 	return b / (1 << 20)
 }
+
+// checkpoint makes PostgreSQL write out what earlier measurements left
+// dirty before the next one starts its clock. At this server's
+// max_wal_size (1 GB) the benchmarks' WAL, a few hundred MB a run, set off
+// a checkpoint every 12 to 13 s, each spread over about 11 s: one was
+// nearly always running, at a random phase, and its writes went to
+// whichever run it overlapped. That moved a plain COPY's server CPU for
+// the same rows between 3.6 and 6.5 s, and ratios of two runs by a fifth
+// (docs/performance.md, "The replay's start and end"). After a CHECKPOINT
+// each run starts from the same clean state and pays only for the
+// checkpoints its own WAL sets off.
+func checkpoint(t *testing.T, ctx context.Context, dsn string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		t.Fatalf("CHECKPOINT before a measurement (it needs a superuser or pg_checkpoint): %v", err)
+	}
+}

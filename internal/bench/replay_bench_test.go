@@ -286,6 +286,7 @@ func pgValues(rows []store.ResultRow) [][]any {
 func timedPostgres(t *testing.T, ctx context.Context, dsn string, fleet *sim.Fleet, load func(conn *pgx.Conn) error) (float64, float64) {
 	st := openSeeded(t, ctx, dsn, fleet)
 	st.Close()
+	checkpoint(t, ctx, dsn)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -524,6 +525,7 @@ func replayBinary(t *testing.T, ctx context.Context, bin, dsn, natsURL string, f
 	var walConn *pgx.Conn
 	var wal float64
 	if postgres {
+		checkpoint(t, ctx, dsn)
 		var err error
 		if walConn, err = pgx.Connect(ctx, dsn); err != nil {
 			t.Fatal(err)
